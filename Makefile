@@ -1,0 +1,33 @@
+# Two entry points on a fresh Debian machine:
+#   make run   installs what is missing, then serves the Locklock API (locklock dev)
+#   make test  installs what is missing, then runs every test against real redis-server processes
+SHELL := /bin/bash
+APT_PACKAGES := libhiredis-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4
+SWIFT ?= swift
+
+.PHONY: run test deps build bench clean-test-servers
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test
+
+run: deps
+	$(SWIFT) build -c release --product locklock
+	$$($(SWIFT) build -c release --show-bin-path)/locklock dev
+
+# Test servers are killed by the tests themselves; this catches any left by a crashed run.
+clean-test-servers:
+	@pkill -9 -f 'locklock-test-redis' 2>/dev/null || true

@@ -1,0 +1,17 @@
+#ifndef CHIREDIS_SHIM_H
+#define CHIREDIS_SHIM_H
+
+// Debian's libhiredis-dev (hiredis 0.14) installs its headers under /usr/include/hiredis.
+#include <hiredis/hiredis.h>
+
+/// The reader's error text; `redisReaderGetError` is a macro Swift cannot call.
+static inline const char *CHiredis_readerError(const redisReader *reader) {
+    return reader->errstr;
+}
+
+/// Whether the reader has hit a protocol error and must be discarded.
+static inline int CHiredis_readerFailed(const redisReader *reader) {
+    return reader->err != 0;
+}
+
+#endif

@@ -1,0 +1,130 @@
+import CHiredis
+import NIOCore
+
+/// Owns one hiredis `redisReader`: bytes go in, decoded replies come out.
+///
+/// Not thread-safe; each connection's channel handler owns one and uses it on its event loop.
+final class HiredisReader {
+    private let reader: UnsafeMutablePointer<redisReader>
+
+    init() {
+        guard let reader = redisReaderCreate() else {
+            fatalError("hiredis could not allocate a reader (out of memory)")
+        }
+        self.reader = reader
+    }
+
+    deinit {
+        redisReaderFree(reader)
+    }
+
+    /// Hands bytes read from the socket to the parser.
+    func feed(_ buffer: ByteBuffer) throws(RedisWireError) {
+        let status = buffer.withUnsafeReadableBytes { bytes -> Int32 in
+            guard let base = bytes.baseAddress, bytes.count > 0 else { return REDIS_OK }
+            return redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), bytes.count)
+        }
+        if status != REDIS_OK { throw readerError() }
+    }
+
+    /// The next complete reply, or nil when more bytes are needed.
+    func next() throws(RedisWireError) -> Result<RESPValue, RedisWireError>? {
+        var raw: UnsafeMutableRawPointer?
+        if redisReaderGetReply(reader, &raw) != REDIS_OK { throw readerError() }
+        guard let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        let reply = raw.assumingMemoryBound(to: redisReply.self)
+        if reply.pointee.type == REDIS_REPLY_ERROR {
+            return .failure(RedisWireError(.serverError, Self.text(reply.pointee)))
+        }
+        return .success(Self.value(reply.pointee))
+    }
+
+    private func readerError() -> RedisWireError {
+        RedisWireError(.protocolError, "hiredis: " + String(cString: CHiredis_readerError(reader)))
+    }
+
+    private static func text(_ reply: redisReply) -> String {
+        guard let str = reply.str, reply.len > 0 else { return "" }
+        return str.withMemoryRebound(to: UInt8.self, capacity: reply.len) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: reply.len), as: UTF8.self)
+        }
+    }
+
+    private static func value(_ reply: redisReply) -> RESPValue {
+        switch reply.type {
+        case REDIS_REPLY_STRING:
+            guard let str = reply.str, reply.len > 0 else { return .bulkString([]) }
+            return str.withMemoryRebound(to: UInt8.self, capacity: reply.len) {
+                .bulkString(Array(UnsafeBufferPointer(start: $0, count: reply.len)))
+            }
+        case REDIS_REPLY_STATUS:
+            return .simpleString(text(reply))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(reply.integer))
+        case REDIS_REPLY_NIL:
+            return .null
+        case REDIS_REPLY_ERROR:
+            return .error(text(reply))
+        case REDIS_REPLY_ARRAY:
+            guard let elements = reply.element else { return .array([]) }
+            var values: [RESPValue] = []
+            values.reserveCapacity(reply.elements)
+            for index in 0..<reply.elements {
+                if let element = elements[index] {
+                    values.append(value(element.pointee))
+                } else {
+                    values.append(.null)
+                }
+            }
+            return .array(values)
+        default:
+            return .null
+        }
+    }
+}
+
+/// Encodes commands with hiredis's binary-safe `redisFormatCommandArgv`.
+enum HiredisEncoder {
+    /// Appends the RESP encoding of `arguments` to `buffer`.
+    static func encode(_ arguments: [[UInt8]], into buffer: inout ByteBuffer) throws(RedisWireError) {
+        guard !arguments.isEmpty else { throw RedisWireError(.invalidArgument, "a command needs at least one argument") }
+        // hiredis wants one pointer per argument: lay all arguments out in one array and
+        // point into it, so there is one allocation however many arguments there are.
+        var total = 0
+        for argument in arguments { total += argument.count }
+        var flat = [UInt8]()
+        flat.reserveCapacity(max(total, 1))
+        var lengths = [Int]()
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            flat.append(contentsOf: argument)
+            lengths.append(argument.count)
+        }
+        if flat.isEmpty { flat.append(0) }
+        let length: Int32 = flat.withUnsafeBufferPointer { bytes in
+            let base = UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var pointers = [UnsafePointer<CChar>?]()
+            pointers.reserveCapacity(arguments.count)
+            var offset = 0
+            for count in lengths {
+                pointers.append(base + offset)
+                offset += count
+            }
+            var target: UnsafeMutablePointer<CChar>?
+            let length = pointers.withUnsafeMutableBufferPointer { argv in
+                lengths.withUnsafeBufferPointer { argvlen in
+                    redisFormatCommandArgv(&target, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+                }
+            }
+            if let target {
+                if length > 0 {
+                    buffer.writeBytes(UnsafeRawBufferPointer(start: target, count: Int(length)))
+                }
+                redisFreeCommand(target)
+            }
+            return length
+        }
+        if length < 0 { throw RedisWireError(.invalidArgument, "hiredis could not format the command (out of memory)") }
+    }
+}

@@ -1,0 +1,131 @@
+import NIOCore
+
+/// The NIO side of one connection: writes encoded commands, feeds replies through hiredis
+/// and completes callers strictly in FIFO order, and enforces per-command deadlines.
+///
+/// Lives on its channel's event loop and is touched only there.
+final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: every method runs on the channel's event loop (NIO calls the handler there,
+    // and RedisConnection calls `send` only from that loop), so the state is never shared.
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        let promise: EventLoopPromise<RESPValue>
+        let deadline: NIODeadline
+    }
+
+    private var pending = CircularBuffer<Pending>(initialCapacity: 32)
+    private let reader = HiredisReader()
+    private var context: ChannelHandlerContext?
+    private var flushScheduled = false
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline = .distantFuture
+    private var failure: RedisWireError?
+
+    /// Number of commands written and not yet answered.
+    var inFlight: Int { pending.count }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        failAll(RedisWireError(.connectionClosed, "connection closed with the command in flight"))
+        self.context = nil
+    }
+
+    /// Queues one encoded command; the write is flushed once at the end of this event-loop
+    /// tick so that commands issued together share one syscall.
+    func send(_ encoded: ByteBuffer, deadline: NIODeadline, promise: EventLoopPromise<RESPValue>) {
+        guard let context, failure == nil else {
+            promise.fail(failure ?? RedisWireError(.connectionClosed, "connection is closed"))
+            return
+        }
+        pending.append(Pending(promise: promise, deadline: deadline))
+        context.write(wrapOutboundOut(encoded), promise: nil)
+        if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.execute { [self] in
+                flushScheduled = false
+                self.context?.flush()
+            }
+        }
+        if deadline < timerDeadline { armTimer(at: deadline) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try reader.feed(buffer)
+            while let reply = try reader.next() {
+                guard let head = pending.popFirst() else {
+                    throw RedisWireError(.protocolError, "reply received with no command in flight")
+                }
+                head.promise.completeWith(reply.mapError { $0 as any Error })
+            }
+        } catch {
+            drop(error, context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(failure ?? RedisWireError(.connectionClosed, "connection closed with the command in flight"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        drop(RedisWireError(.connectionClosed, "connection error: \(error)", underlying: nil), context: context)
+    }
+
+    private func armTimer(at deadline: NIODeadline) {
+        guard let context else { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in
+            self.timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerDeadline = .distantFuture
+        guard let context, !pending.isEmpty else { return }
+        let now = NIODeadline.now()
+        var earliest = NIODeadline.distantFuture
+        var expired = false
+        for entry in pending {
+            if entry.deadline <= now { expired = true; break }
+            earliest = min(earliest, entry.deadline)
+        }
+        if expired {
+            // A late reply would be taken as the answer to the next command: fail the
+            // expired commands, then drop the connection (which fails the rest).
+            let timeout = RedisWireError(.timeout, "command deadline passed before the reply arrived")
+            var survivors = CircularBuffer<Pending>()
+            while let entry = pending.popFirst() {
+                if entry.deadline <= now { entry.promise.fail(timeout) } else { survivors.append(entry) }
+            }
+            pending = survivors
+            drop(RedisWireError(.connectionClosed, "connection dropped after another command timed out"), context: context)
+        } else {
+            armTimer(at: earliest)
+        }
+    }
+
+    private func drop(_ error: any Error, context: ChannelHandlerContext) {
+        let wireError = error as? RedisWireError ?? RedisWireError(.protocolError, "\(error)")
+        if failure == nil { failure = wireError }
+        failAll(wireError)
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RedisWireError) {
+        timer?.cancel()
+        timer = nil
+        timerDeadline = .distantFuture
+        while let entry = pending.popFirst() {
+            entry.promise.fail(error)
+        }
+    }
+}

@@ -1,0 +1,359 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One long-lived connection to one Redis server.
+///
+/// SwiftNIO owns the socket; hiredis encodes and decodes. Many tasks may call
+/// ``send(_:timeout:)`` at once: their commands pipeline on the one socket and each reply
+/// goes to its own caller, in order. A command whose deadline passes fails with
+/// ``RedisWireError/Code/timeout`` and the connection is dropped and re-dialled, so a late
+/// reply can never be taken as the answer to a later command. While the server is down,
+/// commands fail at once with ``RedisWireError/Code/unavailable`` and the connection re-dials
+/// in the background with capped exponential backoff.
+///
+/// The connection dials lazily on first use, or when ``connect()`` is called.
+public final class RedisConnection: @unchecked Sendable {
+    // @unchecked: every stored `var` below is read and written only on `eventLoop`
+    // (each entry point hops there first); the `let`s are immutable.
+
+    /// The server this connection talks to.
+    public let address: RedisServerAddress
+    /// The event loop that owns the socket; Redlock fans out on it without extra hops.
+    public let eventLoop: any EventLoop
+    private let configuration: RedisConnectionConfiguration
+    private let transport: any RedisTransport
+    private let logger: Logger
+
+    private enum State {
+        case idle
+        case connecting(waiters: [Waiter])
+        case connected(any Channel, RedisChannelHandler)
+        case down(since: NIODeadline, lastError: RedisWireError)
+        case closed
+    }
+
+    private struct Waiter {
+        let encoded: ByteBuffer
+        let deadline: NIODeadline
+        let promise: EventLoopPromise<RESPValue>
+    }
+
+    private var state: State = .idle
+    private var failedAttempts = 0
+    private var redial: Scheduled<Void>?
+    private var connectedWaiters: [EventLoopPromise<Void>] = []
+
+    /// Creates a connection; it does not dial until first used or ``connect()`` is called.
+    public init(
+        address: RedisServerAddress,
+        configuration: RedisConnectionConfiguration = .init(),
+        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
+        transport: any RedisTransport = PlainRedisTransport(),
+        logger: Logger = Logger(label: "redis-wire")
+    ) {
+        self.address = address
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.transport = transport
+        var logger = logger
+        logger[metadataKey: "redis.address"] = "\(address)"
+        self.logger = logger
+    }
+
+    // MARK: - Public API
+
+    /// Sends one command and waits for its reply.
+    ///
+    /// - Parameters:
+    ///   - arguments: the command and its arguments, each sent as one binary-safe bulk string.
+    ///   - timeout: the command's deadline from now; the configuration's `commandTimeout` if nil.
+    /// - Throws: ``RedisWireError``; an error reply is ``RedisWireError/Code/serverError``
+    ///   with the server's message.
+    public func send(_ arguments: [[UInt8]], timeout: Duration? = nil) async throws(RedisWireError) -> RESPValue {
+        let deadline = NIODeadline.now() + .nanoseconds((timeout ?? configuration.commandTimeout).nanoseconds)
+        let future = eventLoop.flatSubmit { self.send(arguments, deadline: deadline) }
+        do {
+            return try await future.get()
+        } catch {
+            throw Self.wireError(error)
+        }
+    }
+
+    /// Sends one command given as text arguments (UTF-8).
+    public func send(_ arguments: String..., timeout: Duration? = nil) async throws(RedisWireError) -> RESPValue {
+        try await send(arguments.map { Array($0.utf8) }, timeout: timeout)
+    }
+
+    /// Runs a Lua script with `EVALSHA`, falling back to `EVAL` when the server answers
+    /// `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
+    public func evaluate(
+        _ script: RedisScript,
+        keys: [[UInt8]],
+        arguments: [[UInt8]],
+        timeout: Duration? = nil
+    ) async throws(RedisWireError) -> RESPValue {
+        let deadline = NIODeadline.now() + .nanoseconds((timeout ?? configuration.commandTimeout).nanoseconds)
+        let future = eventLoop.flatSubmit { self.evaluate(script, keys: keys, arguments: arguments, deadline: deadline) }
+        do {
+            return try await future.get()
+        } catch {
+            throw Self.wireError(error)
+        }
+    }
+
+    /// Dials now (if not connected) and waits until the connection is usable.
+    public func connect() async throws(RedisWireError) {
+        let future: EventLoopFuture<Void> = eventLoop.flatSubmit {
+            switch self.state {
+            case .connected: return self.eventLoop.makeSucceededVoidFuture()
+            case .closed: return self.eventLoop.makeFailedFuture(RedisWireError(.closed, "connection was closed"))
+            case .down:
+                // The caller asked for a dial: do it now rather than wait for the backoff.
+                self.redial?.cancel()
+                self.redial = nil
+                self.dial()
+            case .idle:
+                self.dial()
+            case .connecting:
+                break
+            }
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            self.connectedWaiters.append(promise)
+            return promise.futureResult
+        }
+        do {
+            try await future.get()
+        } catch {
+            throw Self.wireError(error)
+        }
+    }
+
+    /// Whether the connection is currently usable (connected), as seen on its event loop.
+    public var isConnected: Bool {
+        get async {
+            (try? await eventLoop.submit {
+                if case .connected = self.state { return true }
+                return false
+            }.get()) ?? false
+        }
+    }
+
+    /// Closes the connection and stops re-dialling. Commands in flight fail with
+    /// ``RedisWireError/Code/closed`` or ``RedisWireError/Code/connectionClosed``.
+    public func close() async {
+        let future: EventLoopFuture<Void> = eventLoop.flatSubmit {
+            let previous = self.state
+            self.state = .closed
+            self.redial?.cancel()
+            self.redial = nil
+            let closed = RedisWireError(.closed, "connection was closed")
+            for promise in self.connectedWaiters { promise.fail(closed) }
+            self.connectedWaiters = []
+            switch previous {
+            case .connected(let channel, _):
+                return channel.close().recover { _ in }
+            case .connecting(let waiters):
+                for waiter in waiters { waiter.promise.fail(closed) }
+                return self.eventLoop.makeSucceededVoidFuture()
+            default:
+                return self.eventLoop.makeSucceededVoidFuture()
+            }
+        }
+        try? await future.get()
+    }
+
+    // MARK: - On the event loop (used by Redlock's fan-out without extra hops)
+
+    /// Sends one command; must be called on ``eventLoop``. The future completes on it.
+    public func send(_ arguments: [[UInt8]], deadline: NIODeadline) -> EventLoopFuture<RESPValue> {
+        eventLoop.preconditionInEventLoop()
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        do {
+            try HiredisEncoder.encode(arguments, into: &buffer)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        return send(encoded: buffer, deadline: deadline)
+    }
+
+    /// Runs a script with `EVALSHA`, falling back to `EVAL` on `NOSCRIPT`; must be called on
+    /// ``eventLoop``.
+    public func evaluate(
+        _ script: RedisScript,
+        keys: [[UInt8]],
+        arguments: [[UInt8]],
+        deadline: NIODeadline
+    ) -> EventLoopFuture<RESPValue> {
+        let tail: [[UInt8]] = [Array(String(keys.count).utf8)] + keys + arguments
+        return send([Self.evalsha, script.sha1Bytes] + tail, deadline: deadline).flatMapError { error in
+            guard let wire = error as? RedisWireError, wire.serverErrorPrefix == "NOSCRIPT" else {
+                return self.eventLoop.makeFailedFuture(error)
+            }
+            self.logger.debug("script not cached on server, sending EVAL", metadata: ["redis.script": "\(script.sha1)"])
+            return self.send([Self.eval, script.sourceBytes] + tail, deadline: deadline)
+        }
+    }
+
+    private static let evalsha = Array("EVALSHA".utf8)
+    private static let eval = Array("EVAL".utf8)
+
+    private func send(encoded: ByteBuffer, deadline: NIODeadline) -> EventLoopFuture<RESPValue> {
+        switch state {
+        case .connected(_, let handler):
+            let promise = eventLoop.makePromise(of: RESPValue.self)
+            handler.send(encoded, deadline: deadline, promise: promise)
+            return promise.futureResult
+        case .idle:
+            dial()
+            return send(encoded: encoded, deadline: deadline)
+        case .connecting(var waiters):
+            let promise = eventLoop.makePromise(of: RESPValue.self)
+            state = .idle  // avoid a copy-on-write of the array while we append
+            waiters.append(Waiter(encoded: encoded, deadline: deadline, promise: promise))
+            state = .connecting(waiters: waiters)
+            eventLoop.scheduleTask(deadline: deadline) { [self] in self.expireWaiters() }
+            return promise.futureResult
+        case .down(_, let error):
+            return eventLoop.makeFailedFuture(
+                RedisWireError(.unavailable, "server is down, re-dialling in the background: \(error.message)")
+            )
+        case .closed:
+            return eventLoop.makeFailedFuture(RedisWireError(.closed, "connection was closed"))
+        }
+    }
+
+    private func expireWaiters() {
+        guard case .connecting(let waiters) = state else { return }
+        let now = NIODeadline.now()
+        var kept: [Waiter] = []
+        for waiter in waiters {
+            if waiter.deadline <= now {
+                waiter.promise.fail(RedisWireError(.timeout, "command deadline passed while connecting"))
+            } else {
+                kept.append(waiter)
+            }
+        }
+        state = .connecting(waiters: kept)
+    }
+
+    private func dial() {
+        switch state {
+        case .idle, .down: break
+        default: return
+        }
+        state = .connecting(waiters: [])
+        let handler = RedisChannelHandler()
+        let connectTimeout = configuration.connectTimeout
+        let setupDeadline = NIODeadline.now() + .nanoseconds(connectTimeout.nanoseconds)
+        transport.connect(to: address, on: eventLoop, timeout: connectTimeout) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
+        .flatMap { channel in
+            self.handshake(handler: handler, deadline: setupDeadline).map { channel }
+                .flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }
+        }
+        .whenComplete { result in
+            switch result {
+            case .success(let channel): self.didConnect(channel, handler: handler)
+            case .failure(let error): self.didFailToConnect(Self.wireError(error))
+            }
+        }
+    }
+
+    private func handshake(handler: RedisChannelHandler, deadline: NIODeadline) -> EventLoopFuture<Void> {
+        var commands: [[[UInt8]]] = []
+        if let auth = configuration.authentication {
+            if let user = auth.username {
+                commands.append(["AUTH", user, auth.password].map { Array($0.utf8) })
+            } else {
+                commands.append(["AUTH", auth.password].map { Array($0.utf8) })
+            }
+        }
+        if configuration.database != 0 {
+            commands.append(["SELECT", String(configuration.database)].map { Array($0.utf8) })
+        }
+        let replies = commands.map { command -> EventLoopFuture<RESPValue> in
+            var buffer = ByteBufferAllocator().buffer(capacity: 64)
+            try? HiredisEncoder.encode(command, into: &buffer)
+            let promise = eventLoop.makePromise(of: RESPValue.self)
+            handler.send(buffer, deadline: deadline, promise: promise)
+            return promise.futureResult
+        }
+        return EventLoopFuture.andAllSucceed(replies, on: eventLoop)
+    }
+
+    private func didConnect(_ channel: any Channel, handler: RedisChannelHandler) {
+        guard case .connecting(let waiters) = state else {
+            channel.close(promise: nil)  // closed while dialling
+            return
+        }
+        if failedAttempts > 0 {
+            logger.info("reconnected", metadata: ["redis.failed_attempts": "\(failedAttempts)"])
+        } else {
+            logger.debug("connected")
+        }
+        failedAttempts = 0
+        state = .connected(channel, handler)
+        let now = NIODeadline.now()
+        for waiter in waiters {
+            if waiter.deadline <= now {
+                waiter.promise.fail(RedisWireError(.timeout, "command deadline passed while connecting"))
+            } else {
+                handler.send(waiter.encoded, deadline: waiter.deadline, promise: waiter.promise)
+            }
+        }
+        for promise in connectedWaiters { promise.succeed() }
+        connectedWaiters = []
+        channel.closeFuture.whenComplete { _ in self.channelClosed(channel) }
+    }
+
+    private func channelClosed(_ channel: any Channel) {
+        guard case .connected(let current, _) = state, current === channel else { return }
+        logger.debug("connection closed, re-dialling")
+        state = .idle
+        dial()
+    }
+
+    private func didFailToConnect(_ error: RedisWireError) {
+        guard case .connecting(let waiters) = state else { return }
+        let unavailable = RedisWireError(.unavailable, "cannot connect: \(error.message)", underlying: error)
+        for waiter in waiters { waiter.promise.fail(unavailable) }
+        for promise in connectedWaiters { promise.fail(unavailable) }
+        connectedWaiters = []
+        if failedAttempts == 0 {
+            logger.warning("server unreachable, re-dialling in the background", metadata: ["error": "\(error.message)"])
+        }
+        failedAttempts += 1
+        state = .down(since: .now(), lastError: error)
+        let delay = backoff(attempt: failedAttempts)
+        redial = eventLoop.scheduleTask(in: delay) { [self] in
+            self.redial = nil
+            if case .down = self.state { self.dial() }
+        }
+    }
+
+    private func backoff(attempt: Int) -> TimeAmount {
+        let initial = max(configuration.reconnect.initialDelay.nanoseconds, 1_000_000)
+        let maximum = max(configuration.reconnect.maximumDelay.nanoseconds, initial)
+        let shift = min(attempt - 1, 30)
+        let (scaled, overflow) = initial.multipliedReportingOverflow(by: Int64(1) << shift)
+        let base = overflow ? maximum : min(scaled, maximum)
+        // Up to 20% jitter so that many clients do not re-dial in lockstep.
+        let jitter = Int64.random(in: 0...(base / 5))
+        return .nanoseconds(base - jitter)
+    }
+
+    static func wireError(_ error: any Error) -> RedisWireError {
+        if let wire = error as? RedisWireError { return wire }
+        if error is ChannelError || error is IOError {
+            return RedisWireError(.unavailable, "\(error)")
+        }
+        return RedisWireError(.connectionClosed, "\(error)")
+    }
+}

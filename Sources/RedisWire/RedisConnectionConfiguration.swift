@@ -1,0 +1,64 @@
+/// How a ``RedisConnection`` dials, authenticates, times out and re-dials.
+public struct RedisConnectionConfiguration: Sendable {
+    /// Backoff for re-dialling a server that is down.
+    public struct Reconnect: Sendable {
+        /// Delay before the first re-dial after a failed attempt.
+        public var initialDelay: Duration
+        /// The longest delay between two re-dials.
+        public var maximumDelay: Duration
+        /// Creates a backoff policy; the delay doubles after each failure up to `maximumDelay`.
+        public init(initialDelay: Duration = .milliseconds(25), maximumDelay: Duration = .seconds(1)) {
+            self.initialDelay = initialDelay
+            self.maximumDelay = maximumDelay
+        }
+    }
+
+    /// Credentials sent with `AUTH` right after connecting. Never logged.
+    public struct Authentication: Sendable {
+        /// The ACL user name; nil for the `default` user (`requirepass`).
+        public var username: String?
+        /// The password.
+        public var password: String
+        /// Creates credentials.
+        public init(username: String? = nil, password: String) {
+            self.username = username
+            self.password = password
+        }
+    }
+
+    /// How long one TCP connect (plus `AUTH`/`SELECT`) may take.
+    public var connectTimeout: Duration
+    /// The deadline of a command when the caller gives none.
+    public var commandTimeout: Duration
+    /// Re-dial backoff while the server is down.
+    public var reconnect: Reconnect
+    /// Optional credentials.
+    public var authentication: Authentication?
+    /// The logical database selected after connecting (0 sends no `SELECT`).
+    public var database: Int
+
+    /// Creates a configuration; every value has a production default.
+    public init(
+        connectTimeout: Duration = .seconds(1),
+        commandTimeout: Duration = .seconds(1),
+        reconnect: Reconnect = .init(),
+        authentication: Authentication? = nil,
+        database: Int = 0
+    ) {
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+        self.reconnect = reconnect
+        self.authentication = authentication
+        self.database = database
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds, saturating.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return whole &+ attoseconds / 1_000_000_000
+    }
+}

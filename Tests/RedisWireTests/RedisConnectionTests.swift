@@ -1,0 +1,160 @@
+import NIOCore
+import RedisWire
+import RedlockTestSupport
+import Testing
+
+@Suite("RedisConnection against a real redis-server", .serialized)
+struct RedisConnectionTests {
+    @Test func roundTripsSetAndGet() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            defer { Task { await connection.close() } }
+            #expect(try await connection.send("PING") == .simpleString("PONG"))
+            #expect(try await connection.send("SET", "greeting", "hello") == .simpleString("OK"))
+            #expect(try await connection.send("GET", "greeting") == .bulkString(Array("hello".utf8)))
+            #expect(try await connection.send("GET", "missing") == .null)
+            #expect(try await connection.send("INCRBY", "counter", "41") == .integer(41))
+            let list = try await connection.send("MGET", "greeting", "missing")
+            #expect(list == .array([.bulkString(Array("hello".utf8)), .null]))
+            await connection.close()
+        }
+    }
+
+    @Test func pipelinesAThousandConcurrentCommandsToTheirOwnCallers() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            try await connection.connect()
+            let mismatches = try await withThrowingTaskGroup(of: Int.self) { tasks in
+                for index in 0..<1_000 {
+                    tasks.addTask {
+                        let value = "value-\(index)-" + String(repeating: "x", count: index % 37)
+                        let set = try await connection.send("SET", "key:\(index)", value)
+                        let echoed = try await connection.send("ECHO", value)
+                        let got = try await connection.send("GET", "key:\(index)")
+                        let ok = set == .simpleString("OK") && echoed.string == value && got.string == value
+                        return ok ? 0 : 1
+                    }
+                }
+                return try await tasks.reduce(0, +)
+            }
+            #expect(mismatches == 0)
+            #expect(try await connection.send("DBSIZE") == .integer(1_000))
+            await connection.close()
+        }
+    }
+
+    @Test func keepsBinaryValuesWithNulAndCRLFIntact() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            let key: [UInt8] = [0x6B, 0x00, 0x0D, 0x0A, 0xFF]
+            let value: [UInt8] = [0x00, 0x0D, 0x0A, 0x24, 0x2D, 0x31, 0x0D, 0x0A, 0xFE, 0x00] + Array(0...255)
+            #expect(try await connection.send([Array("SET".utf8), key, value]) == .simpleString("OK"))
+            #expect(try await connection.send([Array("GET".utf8), key]) == .bulkString(value))
+            #expect(try await connection.send([Array("STRLEN".utf8), key]) == .integer(Int64(value.count)))
+            #expect(try await connection.send([Array("SET".utf8), Array("empty".utf8), []]) == .simpleString("OK"))
+            #expect(try await connection.send("GET", "empty") == .bulkString([]))
+            await connection.close()
+        }
+    }
+
+    @Test func aPausedServerTimesOutWithinTheDeadlineAndTheNextCommandSucceedsAfterResume() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            try await connection.connect()
+            group[0].pause()
+            let clock = ContinuousClock()
+            let start = clock.now
+            let error = await #expect(throws: RedisWireError.self) {
+                try await connection.send("PING", timeout: .milliseconds(100))
+            }
+            let elapsed = clock.now - start
+            #expect(error?.code == .timeout)
+            #expect(elapsed >= .milliseconds(100))
+            #expect(elapsed < .milliseconds(600), "timed out after \(elapsed), deadline was 100 ms")
+            group[0].resume()
+            #expect(try await connection.send("PING", timeout: .seconds(2)) == .simpleString("PONG"))
+            await connection.close()
+        }
+    }
+
+    @Test func aKilledServerFailsFastAndIsReconnectedAfterRestart() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(
+                address: group[0].address,
+                configuration: .init(commandTimeout: .seconds(2), reconnect: .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200)))
+            )
+            try await connection.connect()
+            await group[0].kill9()
+            // The first command may see the connection close; after that every call fails fast.
+            _ = try? await connection.send("PING")
+            let clock = ContinuousClock()
+            for _ in 0..<20 {
+                let start = clock.now
+                let error = await #expect(throws: RedisWireError.self) { try await connection.send("PING") }
+                #expect(error?.code == .unavailable || error?.code == .connectionClosed)
+                #expect(clock.now - start < .milliseconds(200), "a down server must not cost the full 2 s timeout")
+            }
+            try await group[0].restart()
+            var answered = false
+            for _ in 0..<100 where !answered {  // bounded: about 5 s
+                if (try? await connection.send("PING")) == .simpleString("PONG") { answered = true } else {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+            #expect(answered, "the connection re-dialled the restarted server")
+            await connection.close()
+        }
+    }
+
+    @Test func evaluateFallsBackToEvalOnNoscript() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            let script = RedisScript("return {KEYS[1], ARGV[1], redis.call('incr', KEYS[1])}")
+            _ = try await connection.send("SCRIPT", "FLUSH")
+            let exists = try await connection.send("SCRIPT", "EXISTS", script.sha1)
+            #expect(exists == .array([.integer(0)]))
+            let first = try await connection.evaluate(script, keys: [Array("n".utf8)], arguments: [Array("a".utf8)])
+            #expect(first == .array([.bulkString(Array("n".utf8)), .bulkString(Array("a".utf8)), .integer(1)]))
+            // EVAL cached it: EVALSHA now works directly.
+            let direct = try await connection.send("EVALSHA", script.sha1, "1", "n", "b")
+            #expect(direct.array?.last == .integer(2))
+            await connection.close()
+        }
+    }
+
+    @Test func errorRepliesSurfaceAsTypedErrorsWithTheServersMessage() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            let unknown = await #expect(throws: RedisWireError.self) { try await connection.send("NOSUCHCOMMAND", "x") }
+            #expect(unknown?.code == .serverError)
+            #expect(unknown?.serverErrorPrefix == "ERR")
+            #expect(unknown?.message.contains("unknown command") == true)
+            _ = try await connection.send("SET", "s", "text")
+            let wrongType = await #expect(throws: RedisWireError.self) { try await connection.send("LPUSH", "s", "x") }
+            #expect(wrongType?.serverErrorPrefix == "WRONGTYPE")
+            // The connection stays usable after error replies.
+            #expect(try await connection.send("GET", "s") == .bulkString(Array("text".utf8)))
+            let empty = await #expect(throws: RedisWireError.self) { try await connection.send([]) }
+            #expect(empty?.code == .invalidArgument)
+            await connection.close()
+        }
+    }
+
+    @Test func aServerThatNeverListenedIsReportedUnavailable() async throws {
+        let port = try FreePort.pick()
+        let connection = RedisConnection(address: .hostname("127.0.0.1", port: port))
+        let error = await #expect(throws: RedisWireError.self) { try await connection.send("PING") }
+        #expect(error?.code == .unavailable)
+        await connection.close()
+    }
+
+    @Test func closeFailsLaterCommands() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            #expect(try await connection.send("PING") == .simpleString("PONG"))
+            await connection.close()
+            let error = await #expect(throws: RedisWireError.self) { try await connection.send("PING") }
+            #expect(error?.code == .closed)
+        }
+    }
+}
