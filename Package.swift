@@ -8,7 +8,7 @@ let strictSwift: [SwiftSetting] = [
 
 let package = Package(
     name: "locklock",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "RedisWire", targets: ["RedisWire"]),
         .library(name: "Redlock", targets: ["Redlock"]),

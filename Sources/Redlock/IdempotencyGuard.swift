@@ -1,0 +1,76 @@
+/// Runs an operation once per idempotency key across every process that shares the masters.
+///
+/// - ``Mode/atMostOnce(retention:releaseOnFailure:)``: the first caller for a key runs the
+///   operation; the lock is never released, so every later caller (until `retention` passes)
+///   gets ``Outcome/alreadyPerformed``. Use it to handle an at-least-once event at most once.
+/// - ``Mode/exclusive(ttl:)``: one caller per key at a time; a concurrent retry with the same
+///   key gets ``Outcome/inProgress``. The lock is released when the operation ends, so a later
+///   retry runs again (pair it with a stored result to replay, as the Idempotency-Key
+///   middleware does).
+public struct IdempotencyGuard: Sendable {
+    /// How keys are guarded.
+    public enum Mode: Sendable {
+        /// Never released; `releaseOnFailure` lets a retry run again when the operation threw.
+        case atMostOnce(retention: Duration, releaseOnFailure: Bool = false)
+        /// Held (and auto-extended) only while the operation runs.
+        case exclusive(ttl: Duration)
+    }
+
+    /// What happened to one call.
+    public enum Outcome<Value: Sendable>: Sendable {
+        /// This call ran the operation.
+        case performed(Value)
+        /// At-most-once: another call already ran (or is running) the operation for this key.
+        case alreadyPerformed
+        /// Exclusive: another call holds the key right now; retry after `retryAfter` if known.
+        case inProgress(retryAfter: Duration?)
+    }
+
+    /// The lock client.
+    public let redlock: Redlock
+    /// The guarding mode.
+    public let mode: Mode
+    /// Prefix added to every key so guards do not collide with other locks.
+    public let namespace: String
+
+    /// Creates a guard.
+    public init(redlock: Redlock, mode: Mode, namespace: String = "idempotency:") {
+        self.redlock = redlock
+        self.mode = mode
+        self.namespace = namespace
+    }
+
+    /// Runs `operation` under the guard for `key`.
+    ///
+    /// - Throws: ``RedlockError`` when the masters cannot be reached (the operation did not
+    ///   run), ``RedlockError/Code/lockLost`` if an exclusive lock was lost mid-operation, or
+    ///   what the operation throws.
+    public func run<Value: Sendable>(
+        key: String,
+        _ operation: @escaping @Sendable () async throws -> Value
+    ) async throws -> Outcome<Value> {
+        let resource = namespace + key
+        switch mode {
+        case .atMostOnce(let retention, let releaseOnFailure):
+            let lock: Lock
+            do {
+                lock = try await redlock.acquire(resource, ttl: retention, retry: RedlockConfiguration.Retry.none)
+            } catch where error.code == .lockHeld {
+                return .alreadyPerformed
+            }
+            do {
+                return .performed(try await operation())
+            } catch {
+                if releaseOnFailure { _ = try? await redlock.release(lock) }
+                throw error
+            }
+        case .exclusive(let ttl):
+            do {
+                return .performed(try await redlock.withLock(resource, ttl: ttl, retry: RedlockConfiguration.Retry.none) { _ in try await operation() })
+            } catch let error as RedlockError where error.code == .lockHeld {
+                let state = try? await redlock.inspect(resource)
+                return .inProgress(retryAfter: state?.remaining)
+            }
+        }
+    }
+}

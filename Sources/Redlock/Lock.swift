@@ -1,0 +1,107 @@
+/// A lock held on a quorum of masters.
+///
+/// Its ``description`` never shows the lock value: the value is the only proof of ownership.
+public struct Lock: Sendable, CustomStringConvertible {
+    /// The resources this lock covers (one, or several for a multi-resource lock).
+    public let resources: [String]
+    /// One fencing token per resource, in the order of ``resources``; empty for an unfenced
+    /// lock.
+    public let fencingTokens: [Int64]
+    /// The TTL the lock was last set with.
+    public let ttl: Duration
+    /// The validity computed when the lock was acquired or last extended:
+    /// ttl - elapsed - drift.
+    public let validity: Duration
+    /// When the validity runs out, on this process's monotonic clock.
+    public let validUntil: ContinuousClock.Instant
+    /// The random (or caller-supplied) value stored on the masters.
+    let value: [UInt8]
+
+    init(resources: [String], fencingTokens: [Int64], ttl: Duration, validity: Duration, validUntil: ContinuousClock.Instant, value: [UInt8]) {
+        self.resources = resources
+        self.fencingTokens = fencingTokens
+        self.ttl = ttl
+        self.validity = validity
+        self.validUntil = validUntil
+        self.value = value
+    }
+
+    /// The first (for a single-resource lock: the only) resource.
+    public var resource: String { resources[0] }
+
+    /// The fencing token of the first resource (nil for an unfenced lock). Pass it to the
+    /// protected resource and have it reject any write whose token is not higher than the
+    /// last one it accepted.
+    public var fencingToken: Int64? { fencingTokens.first }
+
+    /// Validity left now; zero or negative once it ran out.
+    public var remainingValidity: Duration { validUntil - ContinuousClock.now }
+
+    public var description: String {
+        "Lock(\(resources.joined(separator: ",")), token \(fencingTokens.map(String.init).joined(separator: ",")), valid for \(remainingValidity))"
+    }
+
+    func with(validity: Duration, validUntil: ContinuousClock.Instant, ttl: Duration) -> Lock {
+        Lock(resources: resources, fencingTokens: fencingTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
+    }
+}
+
+/// What a quorum of masters says about a resource.
+public struct LockState: Sendable, CustomStringConvertible {
+    /// Whether a quorum of masters holds the same value for the resource.
+    public let isHeld: Bool
+    /// The smallest remaining TTL among the quorum that holds it, minus the drift allowance.
+    public let remaining: Duration?
+    let holder: [UInt8]?
+
+    init(isHeld: Bool, remaining: Duration?, holder: [UInt8]?) {
+        self.isHeld = isHeld
+        self.remaining = remaining
+        self.holder = holder
+    }
+
+    /// Whether the quorum's value is exactly `value` (for callers that supply their own
+    /// values, such as the HTTP adapter's secrets).
+    public func isHeld(by value: [UInt8]) -> Bool { isHeld && holder == value }
+
+    public var description: String {
+        isHeld ? "LockState(held, \(remaining.map { "\($0)" } ?? "?") left)" : "LockState(free)"
+    }
+}
+
+/// The result of ``Redlock/release(_:)``.
+public enum ReleaseOutcome: Sendable, Hashable {
+    /// A quorum of masters held our value and deleted it.
+    case released
+    /// A quorum of masters no longer held our value: the lock had expired (or was never
+    /// ours). Work done after the validity ran out was not protected.
+    case notHeld
+}
+
+/// Redlock's timing rule, kept apart so that it can be tested on its own.
+public enum Validity {
+    /// The clock drift allowance for a TTL: ttl * driftFactor + 2 ms.
+    public static func drift(ttl: Duration, driftFactor: Double) -> Duration {
+        .nanoseconds(Int64((Double(ttl.nanosecondsCount) * driftFactor).rounded(.up))) + .milliseconds(2)
+    }
+
+    /// ttl - elapsed - drift; the lock is usable only while this is positive.
+    public static func remaining(ttl: Duration, elapsed: Duration, driftFactor: Double) -> Duration {
+        ttl - elapsed - drift(ttl: ttl, driftFactor: driftFactor)
+    }
+}
+
+extension Duration {
+    var nanosecondsCount: Int64 {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return whole &+ attoseconds / 1_000_000_000
+    }
+
+    /// Whole milliseconds, rounded up (PX takes milliseconds).
+    var millisecondsRoundedUp: Int64 {
+        let nanos = nanosecondsCount
+        return nanos / 1_000_000 + (nanos % 1_000_000 > 0 ? 1 : 0)
+    }
+}

@@ -1,0 +1,500 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import NIOCore
+import NIOPosix
+import RedisWire
+import ServiceLifecycle
+
+/// A distributed lock over N independent Redis masters (the Redlock algorithm).
+///
+/// A lock is granted when a quorum (N/2 + 1) of masters accepted it and time is left after
+/// subtracting the time the acquisition took and a clock-drift allowance. Every master's
+/// connection lives on one event loop, so a lock operation fans out and in there.
+///
+/// Use it directly, or add it to a `ServiceGroup` (it conforms to `Service`): ``run()``
+/// dials the masters and closes them on graceful shutdown.
+///
+/// ```swift
+/// let redlock = Redlock(masters: [.hostname("10.0.0.1"), .hostname("10.0.0.2"), .hostname("10.0.0.3")])
+/// try await redlock.withLock("invoice:42", ttl: .seconds(10)) { lock in
+///     try await charge(invoice: 42, fencingToken: lock.fencingToken)
+/// }
+/// ```
+public final class Redlock: Service, Sendable {
+    /// The configuration the client was created with.
+    public let configuration: RedlockConfiguration
+    /// The masters, in the order given.
+    public let masters: [RedisServerAddress]
+    let group: MasterGroup
+    let logger: Logger
+    let metrics: RedlockMetrics
+    private let lockPrefix: [UInt8]
+    private let fencePrefix: [UInt8]
+
+    /// Creates a client. It dials lazily, or in ``run()`` / ``connect()``.
+    /// - Parameters:
+    ///   - masters: the independent masters; use an odd number (3 or 5).
+    ///   - eventLoopGroup: where to pick the one event loop the connections live on.
+    public init(
+        masters: [RedisServerAddress],
+        configuration: RedlockConfiguration = .init(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "redlock")
+    ) {
+        precondition(!masters.isEmpty, "Redlock needs at least one master")
+        let eventLoop = eventLoopGroup.next()
+        self.configuration = configuration
+        self.masters = masters
+        self.logger = logger
+        self.group = MasterGroup(
+            connections: masters.map {
+                RedisConnection(address: $0, configuration: configuration.connection, eventLoop: eventLoop, logger: logger)
+            },
+            eventLoop: eventLoop
+        )
+        self.metrics = RedlockMetrics(masters: masters.map(\.description))
+        self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
+        self.fencePrefix = Array((configuration.keyPrefix + "fence:").utf8)
+    }
+
+    /// How many masters must agree: N/2 + 1.
+    public var quorum: Int { group.quorum }
+
+    /// Dials every master and waits until each is connected or has failed once; masters that
+    /// failed keep re-dialling in the background. Returns how many are connected.
+    @discardableResult
+    public func connect() async -> Int {
+        await withTaskGroup(of: Bool.self) { tasks in
+            for connection in group.connections {
+                tasks.addTask { (try? await connection.connect()) != nil }
+            }
+            return await tasks.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+    }
+
+    /// How many masters are connected right now.
+    public func reachableMasters() async -> Int {
+        var count = 0
+        for connection in group.connections where await connection.isConnected { count += 1 }
+        return count
+    }
+
+    /// Runs until graceful shutdown or cancellation, then closes every connection.
+    public func run() async throws {
+        await connect()
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Closes every connection. Later calls fail with ``RedlockError/Code/quorumUnreachable``.
+    public func shutdown() async {
+        for connection in group.connections { await connection.close() }
+    }
+
+    // MARK: - Acquire
+
+    /// Acquires a lock on one resource.
+    ///
+    /// - Parameters:
+    ///   - resource: any non-empty name; it reaches Redis only as one key argument.
+    ///   - ttl: how long the masters keep the lock if it is never released (>= 1 ms).
+    ///   - value: the value stored on the masters; by default 128 random bits from the
+    ///     system CSPRNG. Supply your own only if it is unique per acquisition.
+    ///   - wait: overall deadline for this acquisition, overriding the retry policy's.
+    ///   - retry: the retry policy for this call; the configuration's when nil
+    ///     (``RedlockConfiguration/Retry/none`` tries once).
+    ///   - fencing: whether to hand out fencing tokens; the configuration's when nil.
+    /// - Throws: ``RedlockError`` with code ``RedlockError/Code/lockHeld``,
+    ///   ``RedlockError/Code/quorumUnreachable``, ``RedlockError/Code/validityExhausted``,
+    ///   ``RedlockError/Code/invalidArgument`` or ``RedlockError/Code/cancelled``.
+    public func acquire(
+        _ resource: String, ttl: Duration, value: [UInt8]? = nil, wait: Duration? = nil, retry: RedlockConfiguration.Retry? = nil,
+        fencing: Bool? = nil
+    ) async throws(RedlockError) -> Lock {
+        try await acquire([resource], ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing)
+    }
+
+    /// Acquires one lock over several resources, all or nothing on each master: either every
+    /// resource is locked on a master or none is. Two multi-resource locks that share any
+    /// resource never both succeed.
+    public func acquire(
+        _ resources: [String], ttl: Duration, value: [UInt8]? = nil, wait: Duration? = nil, retry: RedlockConfiguration.Retry? = nil,
+        fencing: Bool? = nil
+    ) async throws(RedlockError) -> Lock {
+        let retry = retry ?? configuration.retry
+        let fenced = fencing ?? configuration.fencing
+        try validate(resources: resources, ttl: ttl)
+        let value = value ?? Self.randomValue()
+        guard !value.isEmpty else { throw RedlockError(.invalidArgument, "lock value must not be empty") }
+        let clock = ContinuousClock()
+        let maximumWait = wait ?? retry.maximumWait
+        let deadline = maximumWait.map { clock.now + $0 }
+        let lockKeys = resources.map(lockKey)
+        let fenceKeys = fenced ? resources.map(fenceKey) : []
+        var attempt = 0
+        while true {
+            attempt += 1
+            metrics.attempts.increment()
+            let started = clock.now
+            let outcome = await onLoop { self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl) }
+            metrics.acquireLatency.recordNanoseconds((clock.now - started).nanosecondsCount)
+            switch outcome {
+            case .success(let lock):
+                metrics.acquired.increment()
+                logger.debug("lock acquired", metadata: ["redlock.resource": "\(resources.joined(separator: ","))", "redlock.attempt": "\(attempt)"])
+                return lock
+            case .failure(let error):
+                record(error)
+                let retriesLeft = deadline == nil ? attempt <= retry.count : true
+                guard retriesLeft else { throw error }
+                let delay = retryDelay(retry)
+                if let deadline, clock.now + delay >= deadline { throw error }
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
+                }
+            }
+        }
+    }
+
+    /// One attempt, entirely on the event loop: SET-with-fence on every master, raise lagging
+    /// fencing counters, compute the validity, and on failure release everywhere.
+    private func attempt(resources: [String], lockKeys: [[UInt8]], fenceKeys: [[UInt8]], value: [UInt8], ttl: Duration) -> EventLoopFuture<Result<Lock, RedlockError>> {
+        let start = ContinuousClock.now
+        let quorum = group.quorum
+        let count = group.count
+        let retention = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
+        let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
+        let deadline = instanceDeadline()
+        let command: (RedisConnection) -> EventLoopFuture<RESPValue>
+        if !fenceKeys.isEmpty {
+            let arguments = [value, ttlArgument, retention, Array(String(Self.fencingSeed()).utf8)]
+            let keys = lockKeys + fenceKeys
+            command = { $0.evaluate(Scripts.acquireFenced, keys: keys, arguments: arguments, deadline: deadline) }
+        } else if lockKeys.count == 1 {
+            let set = [Self.set, lockKeys[0], value, Self.nx, Self.px, ttlArgument]
+            command = { $0.send(set, deadline: deadline) }
+        } else {
+            command = { $0.evaluate(Scripts.acquireMany, keys: lockKeys, arguments: [value, ttlArgument], deadline: deadline) }
+        }
+        return group.fanOut(command, until: { replies in
+            var granted = 0
+            var pending = 0
+            for reply in replies {
+                switch reply {
+                case .success(let value)?: if !value.isNull { granted += 1 }
+                case nil: pending += 1
+                default: break
+                }
+            }
+            return granted >= quorum || granted + pending < quorum
+        })
+        .flatMap { replies in
+            var granted: [(index: Int, tokens: [Int64])] = []
+            var answered = 0
+            for (index, reply) in replies.enumerated() {
+                switch reply {
+                case .success(.null)?:
+                    answered += 1
+                case .success(let value)?:
+                    granted.append((index, value.array?.map { $0.integer ?? 0 } ?? []))
+                    answered += 1
+                case .failure(let error)?:
+                    self.metrics.masterError(index, code: error.code.description)
+                case nil:
+                    break
+                }
+            }
+            guard granted.count >= quorum else {
+                let error = answered >= quorum
+                    ? RedlockError(.lockHeld, "resource is held by another owner")
+                    : RedlockError(.quorumUnreachable, "only \(answered) of \(count) masters answered; \(quorum) needed")
+                return self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies).map { .failure(error) }
+            }
+            var tokens = [Int64](repeating: 0, count: fenceKeys.count)
+            for entry in granted {
+                for (slot, token) in entry.tokens.enumerated() where slot < tokens.count { tokens[slot] = max(tokens[slot], token) }
+            }
+            let finalTokens = tokens
+            let grantedCount = granted.count
+            let lagging = granted.filter { $0.tokens != finalTokens }.map(\.index)
+            let raised: EventLoopFuture<Int>
+            if lagging.isEmpty {
+                raised = self.group.eventLoop.makeSucceededFuture(grantedCount)
+            } else {
+                // Masters of the quorum whose counters are behind the token we hand out must
+                // catch up, or a later quorum that overlaps only them could hand out a lower one.
+                let raiseArguments = tokens.map { Array(String($0).utf8) } + [retention]
+                let raiseDeadline = self.instanceDeadline()
+                raised = self.group.fanOut(to: lagging) {
+                    $0.evaluate(Scripts.raiseCounters, keys: fenceKeys, arguments: raiseArguments, deadline: raiseDeadline)
+                }.map { raiseReplies in
+                    grantedCount - lagging.count + lagging.filter { if case .success? = raiseReplies[$0] { true } else { false } }.count
+                }
+            }
+            return raised.flatMap { confirmed in
+                let elapsed = ContinuousClock.now - start
+                let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
+                if confirmed < quorum {
+                    let error = RedlockError(.quorumUnreachable, "fencing counters could not be raised on a quorum")
+                    return self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies).map { .failure(error) }
+                }
+                guard validity > .zero else {
+                    let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL")
+                    return self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies).map { .failure(error) }
+                }
+                let lock = Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), value: value)
+                return self.group.eventLoop.makeSucceededFuture(.success(lock))
+            }
+        }
+    }
+
+    /// Releases on every master that may hold our value: those that granted it, and those
+    /// that timed out or have not answered yet (the SET may have landed). A master that
+    /// answered nil provably did not set it. Waits only for the masters that answered the
+    /// acquisition, which are responsive.
+    private func releaseAfterFailure(lockKeys: [[UInt8]], value: [UInt8], answered: Replies) -> EventLoopFuture<Void> {
+        var targets: [Int] = []
+        var responsive: [Int] = []
+        for (index, reply) in answered.enumerated() {
+            switch reply {
+            case .success(.null)?: continue
+            case .success?: targets.append(index); responsive.append(index)
+            default: targets.append(index)
+            }
+        }
+        guard !targets.isEmpty else { return group.eventLoop.makeSucceededVoidFuture() }
+        let deadline = instanceDeadline()
+        let releases = targets.map { index in
+            group.connections[index].evaluate(Scripts.release, keys: lockKeys, arguments: [value], deadline: deadline)
+        }
+        let awaited = zip(targets, releases).filter { responsive.contains($0.0) }.map { $0.1.map { _ in }.recover { _ in } }
+        return EventLoopFuture.andAllComplete(awaited, on: group.eventLoop)
+    }
+
+    // MARK: - Extend
+
+    /// Extends a lock to a new TTL from now, on a quorum of masters. Masters that lost the key
+    /// (restarted) are re-seeded only when the quorum still holds our value.
+    ///
+    /// - Throws: ``RedlockError/Code/lockLost`` when a quorum no longer holds our value or no
+    ///   validity would be left; ``RedlockError/Code/quorumUnreachable`` when too few masters
+    ///   answered to tell.
+    public func extend(_ lock: Lock, ttl: Duration) async throws(RedlockError) -> Lock {
+        try validate(resources: lock.resources, ttl: ttl)
+        let result = await onLoop { self.extendOnLoop(lock, ttl: ttl) }
+        switch result {
+        case .success(let lock):
+            metrics.extended.increment()
+            return lock
+        case .failure(let error):
+            if error.code == .lockLost { metrics.extendLost.increment() }
+            throw error
+        }
+    }
+
+    private func extendOnLoop(_ lock: Lock, ttl: Duration) -> EventLoopFuture<Result<Lock, RedlockError>> {
+        let start = ContinuousClock.now
+        let quorum = group.quorum
+        let keys = lock.resources.map(lockKey)
+        let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
+        let deadline = instanceDeadline()
+        return group.fanOut { $0.evaluate(Scripts.extend, keys: keys, arguments: [lock.value, ttlArgument], deadline: deadline) }
+            .flatMap { replies in
+                var extended = 0
+                var answered = 0
+                var missing: [Int] = []
+                for (index, reply) in replies.enumerated() {
+                    guard case .success(let value)? = reply else {
+                        if case .failure(let error)? = reply { self.metrics.masterError(index, code: error.code.description) }
+                        continue
+                    }
+                    answered += 1
+                    switch value.integer {
+                    case .some(1): extended += 1
+                    case .some(-1): missing.append(index)
+                    default: break
+                    }
+                }
+                let elapsed = ContinuousClock.now - start
+                let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
+                guard extended >= quorum else {
+                    let error = answered >= quorum
+                        ? RedlockError(.lockLost, "only \(extended) of \(replies.count) masters still hold the lock")
+                        : RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the extension")
+                    return self.group.eventLoop.makeSucceededFuture(.failure(error))
+                }
+                guard validity > .zero else {
+                    return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.lockLost, "extension took \(elapsed), no validity left")))
+                }
+                let extendedLock = lock.with(validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), ttl: ttl)
+                guard !missing.isEmpty else { return self.group.eventLoop.makeSucceededFuture(.success(extendedLock)) }
+                let reseedDeadline = self.instanceDeadline()
+                return self.group.fanOut(to: missing) {
+                    $0.evaluate(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument], deadline: reseedDeadline)
+                }.map { _ in .success(extendedLock) }
+            }
+    }
+
+    // MARK: - Release
+
+    /// Releases a lock: compare-and-delete on every master, so a key holding another owner's
+    /// value is never deleted.
+    ///
+    /// - Returns: ``ReleaseOutcome/released``, or ``ReleaseOutcome/notHeld`` when the lock had
+    ///   already expired: whatever ran after its validity was not protected.
+    /// - Throws: ``RedlockError/Code/quorumUnreachable`` when too few masters answered to tell.
+    @discardableResult
+    public func release(_ lock: Lock) async throws(RedlockError) -> ReleaseOutcome {
+        try await release(lock.resources, value: lock.value)
+    }
+
+    /// Releases the lock on `resources` if it holds `value` (for callers that supply their own
+    /// values, such as the HTTP adapter).
+    @discardableResult
+    public func release(_ resources: [String], value: [UInt8]) async throws(RedlockError) -> ReleaseOutcome {
+        guard !resources.isEmpty, !resources.contains(where: \.isEmpty) else {
+            throw RedlockError(.invalidArgument, "resource names must not be empty")
+        }
+        let keys = resources.map(lockKey)
+        let quorum = group.quorum
+        let result: Result<ReleaseOutcome, RedlockError> = await onLoop {
+            let deadline = self.instanceDeadline()
+            return self.group.fanOut { $0.evaluate(Scripts.release, keys: keys, arguments: [value], deadline: deadline) }.map { replies in
+                var deleted = 0
+                var answered = 0
+                for reply in replies {
+                    guard case .success(let value)? = reply else { continue }
+                    answered += 1
+                    if (value.integer ?? 0) > 0 { deleted += 1 }
+                }
+                if deleted >= quorum { return .success(.released) }
+                if answered >= quorum { return .success(.notHeld) }
+                return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the release"))
+            }
+        }
+        switch result {
+        case .success(let outcome):
+            (outcome == .released ? metrics.released : metrics.releaseNotHeld).increment()
+            return outcome
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    // MARK: - Inspect
+
+    /// Asks every master who holds `resource`; held only if a quorum agrees on one value.
+    public func inspect(_ resource: String) async throws(RedlockError) -> LockState {
+        guard !resource.isEmpty else { throw RedlockError(.invalidArgument, "resource name must not be empty") }
+        let key = lockKey(resource)
+        let quorum = group.quorum
+        let driftFactor = configuration.driftFactor
+        let result: Result<LockState, RedlockError> = await onLoop {
+            let deadline = self.instanceDeadline()
+            return self.group.fanOut { $0.evaluate(Scripts.inspect, keys: [key], arguments: [], deadline: deadline) }.map { replies in
+                var answered = 0
+                var holders: [[UInt8]: [Int64]] = [:]
+                for reply in replies {
+                    guard case .success(let value)? = reply, let pair = value.array, pair.count == 2 else { continue }
+                    answered += 1
+                    if let holder = pair[0].bytes, let ttl = pair[1].integer, ttl > 0 { holders[holder, default: []].append(ttl) }
+                }
+                guard answered >= quorum else {
+                    return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
+                }
+                guard let (holder, ttls) = holders.first(where: { $0.value.count >= quorum }) else {
+                    return .success(LockState(isHeld: false, remaining: nil, holder: nil))
+                }
+                // The quorum-th largest TTL: the lock is held on a quorum at least that long.
+                let sorted = ttls.sorted(by: >)
+                let ttl = Duration.milliseconds(sorted[quorum - 1])
+                let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
+                return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder))
+            }
+        }
+        return try result.get()
+    }
+
+    // MARK: - Helpers
+
+    func lockKey(_ resource: String) -> [UInt8] { lockPrefix + Array(resource.utf8) }
+    func fenceKey(_ resource: String) -> [UInt8] { fencePrefix + Array(resource.utf8) }
+
+    private func instanceDeadline() -> NIODeadline {
+        .now() + .nanoseconds(configuration.instanceTimeout.nanosecondsCount)
+    }
+
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> EventLoopFuture<Result<T, RedlockError>>) async -> Result<T, RedlockError> {
+        do {
+            return try await group.eventLoop.flatSubmit(body).get()
+        } catch {
+            return .failure(RedlockError(.shutdown, "event loop unavailable: \(error)"))
+        }
+    }
+
+    private func validate(resources: [String], ttl: Duration) throws(RedlockError) {
+        guard !resources.isEmpty else { throw RedlockError(.invalidArgument, "at least one resource is needed") }
+        guard !resources.contains(where: \.isEmpty) else { throw RedlockError(.invalidArgument, "resource names must not be empty") }
+        guard Set(resources).count == resources.count else { throw RedlockError(.invalidArgument, "resources must be distinct") }
+        guard ttl >= .milliseconds(1) else { throw RedlockError(.invalidArgument, "ttl must be at least 1 ms") }
+        guard Validity.drift(ttl: ttl, driftFactor: configuration.driftFactor) < ttl else {
+            throw RedlockError(.invalidArgument, "ttl \(ttl) is shorter than its drift allowance")
+        }
+    }
+
+    private func record(_ error: RedlockError) {
+        switch error.code {
+        case .lockHeld: metrics.held.increment()
+        case .quorumUnreachable: metrics.unreachable.increment()
+        case .validityExhausted: metrics.validityExhausted.increment()
+        default: break
+        }
+        if error.code != .lockHeld {
+            logger.debug("acquisition attempt failed", metadata: ["redlock.reason": "\(error.code)"])
+        }
+    }
+
+    private func retryDelay(_ retry: RedlockConfiguration.Retry) -> Duration {
+        let base = retry.delay.nanosecondsCount
+        let jitter = max(retry.jitter.nanosecondsCount, 0)
+        let delay = base + (jitter > 0 ? Int64.random(in: -jitter...jitter) : 0)
+        return .nanoseconds(max(delay, 1_000_000))
+    }
+
+    private static let set = Array("SET".utf8)
+    private static let nx = Array("NX".utf8)
+    private static let px = Array("PX".utf8)
+
+    /// The wall clock in microseconds: where a new fencing counter starts.
+    static func fencingSeed() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1_000 - 1
+    }
+
+    /// 128 bits from the system CSPRNG (getrandom on Linux), as 32 hex characters.
+    static func randomValue() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef".utf8)
+        var value = [UInt8]()
+        value.reserveCapacity(32)
+        for _ in 0..<2 {
+            let word = generator.next() as UInt64
+            for shift in stride(from: 60, through: 0, by: -4) { value.append(digits[Int((word >> UInt64(shift)) & 0xF)]) }
+        }
+        return value
+    }
+}
+
+extension Redlock {
+    /// An executor on the event loop that owns every master connection. Run latency-critical
+    /// callers under `withTaskExecutorPreference(redlock.taskExecutor) { ... }` and a lock
+    /// operation costs no thread hop at all (see `EventLoopTaskExecutor`).
+    public var taskExecutor: EventLoopTaskExecutor { EventLoopTaskExecutor(group.eventLoop) }
+}

@@ -1,0 +1,73 @@
+import RedisWire
+
+/// Tunables of a ``Redlock`` client. Every value has a default that follows the Redlock
+/// specification.
+public struct RedlockConfiguration: Sendable {
+    /// How failed acquisitions are retried.
+    public struct Retry: Sendable {
+        /// Retries after the first attempt when no wait deadline is set.
+        public var count: Int
+        /// Mean delay between attempts.
+        public var delay: Duration
+        /// Uniform random jitter added to or taken from `delay`, so contenders desynchronise.
+        public var jitter: Duration
+        /// Overall deadline for one acquisition ("wait up to 5 s"); when set, attempts go on
+        /// until it passes, whatever `count` says.
+        public var maximumWait: Duration?
+
+        /// Creates a retry policy; defaults: 3 retries, 200 ms ± 100 ms, no overall deadline.
+        public init(count: Int = 3, delay: Duration = .milliseconds(200), jitter: Duration = .milliseconds(100), maximumWait: Duration? = nil) {
+            self.count = count
+            self.delay = delay
+            self.jitter = jitter
+            self.maximumWait = maximumWait
+        }
+
+        /// Try once, never retry.
+        public static let none = Retry(count: 0)
+    }
+
+    /// Per-master timeout of one command, much smaller than any TTL (default 50 ms).
+    public var instanceTimeout: Duration
+    /// Clock drift allowance as a fraction of the TTL (default 0.01); 2 ms are always added.
+    public var driftFactor: Double
+    /// Default retry policy of ``Redlock/acquire(_:ttl:value:wait:retry:)``.
+    public var retry: Retry
+    /// How often ``Redlock/withLock(_:ttl:wait:retry:_:)`` extends its lock; nil means ttl / 3.
+    public var autoExtendInterval: Duration?
+    /// Prefix of every key this client writes (`<prefix>lock:<resource>`,
+    /// `<prefix>fence:<resource>`).
+    public var keyPrefix: String
+    /// Whether acquisitions hand out fencing tokens (default true). A fenced acquisition is
+    /// one Lua script per master; an unfenced one a plain `SET NX PX`, about half the server
+    /// work. Per call, `acquire(..., fencing:)` overrides it.
+    public var fencing: Bool
+    /// How long a resource's fencing counter lives after it was created. An expired counter
+    /// restarts from the acquiring client's wall clock in microseconds, which is higher than
+    /// any token it handed out unless that client's clock is behind the one that created it
+    /// by more than this retention. Bounds the memory fencing costs per resource.
+    public var fencingCounterRetention: Duration
+    /// Connection settings used for every master (connect timeout, reconnect backoff, AUTH).
+    public var connection: RedisConnectionConfiguration
+
+    /// Creates a configuration.
+    public init(
+        instanceTimeout: Duration = .milliseconds(50),
+        driftFactor: Double = 0.01,
+        retry: Retry = .init(),
+        autoExtendInterval: Duration? = nil,
+        keyPrefix: String = "redlock:",
+        fencing: Bool = true,
+        fencingCounterRetention: Duration = .seconds(24 * 3600),
+        connection: RedisConnectionConfiguration = .init(connectTimeout: .milliseconds(500), reconnect: .init(initialDelay: .milliseconds(25), maximumDelay: .seconds(1)))
+    ) {
+        self.instanceTimeout = instanceTimeout
+        self.driftFactor = driftFactor
+        self.retry = retry
+        self.autoExtendInterval = autoExtendInterval
+        self.keyPrefix = keyPrefix
+        self.fencing = fencing
+        self.fencingCounterRetention = fencingCounterRetention
+        self.connection = connection
+    }
+}

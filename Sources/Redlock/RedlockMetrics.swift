@@ -1,0 +1,38 @@
+import Metrics
+
+/// The client's swift-metrics instruments, created once so the hot path only records.
+struct RedlockMetrics: Sendable {
+    let attempts: Counter
+    let acquired: Counter
+    let held: Counter
+    let unreachable: Counter
+    let validityExhausted: Counter
+    let extended: Counter
+    let extendLost: Counter
+    let released: Counter
+    let releaseNotHeld: Counter
+    let acquireLatency: Timer
+    let masterLabels: [String]
+
+    init(masters: [String]) {
+        attempts = Counter(label: "redlock_acquire_attempts_total")
+        func outcome(_ operation: String, _ outcome: String) -> Counter {
+            Counter(label: "redlock_outcomes_total", dimensions: [("operation", operation), ("outcome", outcome)])
+        }
+        acquired = outcome("acquire", "acquired")
+        held = outcome("acquire", "held")
+        unreachable = outcome("acquire", "unreachable")
+        validityExhausted = outcome("acquire", "validity_exhausted")
+        extended = outcome("extend", "extended")
+        extendLost = outcome("extend", "lost")
+        released = outcome("release", "released")
+        releaseNotHeld = outcome("release", "not_held")
+        acquireLatency = Timer(label: "redlock_acquire_duration_seconds", preferredDisplayUnit: .seconds)
+        masterLabels = masters
+    }
+
+    /// Counts one failed command on one master (rare path: the counter is looked up here).
+    func masterError(_ index: Int, code: String) {
+        Counter(label: "redlock_master_errors_total", dimensions: [("master", masterLabels[index]), ("code", code)]).increment()
+    }
+}

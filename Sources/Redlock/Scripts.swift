@@ -1,0 +1,104 @@
+import RedisWire
+
+/// The Lua scripts Redlock runs on each master. Every one takes its lock keys as KEYS, so no
+/// resource name is ever interpreted as anything but a key.
+enum Scripts {
+    /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters; ARGV: value, ttl ms, counter
+    /// retention ms, seed. All-or-nothing: nil if any lock key exists; otherwise sets every key
+    /// and returns the incremented counters. A missing counter starts at the seed (the
+    /// client's wall clock in microseconds, the same for every master of one attempt, so fresh
+    /// counters agree across masters) and expires after the retention; a later seed is again
+    /// higher than any token the expired counter handed out.
+    static let acquireFenced = RedisScript("""
+        local n = #KEYS / 2
+        if n == 1 then
+          if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+        else
+          for i = 1, n do
+            if redis.call('exists', KEYS[i]) == 1 then return false end
+          end
+          for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        end
+        local tokens = {}
+        for i = 1, n do
+          local counter = KEYS[n + i]
+          local token = redis.call('incr', counter)
+          if token == 1 then
+            token = redis.call('incrby', counter, ARGV[4])
+            redis.call('pexpire', counter, ARGV[3])
+          end
+          tokens[i] = token
+        end
+        return tokens
+        """)
+
+    /// KEYS lock keys; ARGV value, ttl ms. All-or-nothing SET of several keys, without
+    /// fencing: 1 if set, nil if any key exists. (One unfenced key is a plain SET NX PX.)
+    static let acquireMany = RedisScript("""
+        for i = 1, #KEYS do
+          if redis.call('exists', KEYS[i]) == 1 then return false end
+        end
+        for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        return 1
+        """)
+
+    /// KEYS fencing counters; ARGV[1..n] tokens, ARGV[n+1] retention ms. Raises each counter to
+    /// at least its token so that every master of the winning quorum has seen it (needed only
+    /// when the quorum's counters disagreed).
+    static let raiseCounters = RedisScript("""
+        local n = #KEYS
+        for i = 1, n do
+          local current = tonumber(redis.call('get', KEYS[i]) or '0')
+          if current < tonumber(ARGV[i]) then
+            redis.call('set', KEYS[i], ARGV[i], 'PX', ARGV[n + 1])
+          end
+        end
+        return 1
+        """)
+
+    /// KEYS lock keys; ARGV[1] value. Compare-and-delete: deletes only keys holding our value,
+    /// returns how many it deleted.
+    static let release = RedisScript("""
+        local deleted = 0
+        for i = 1, #KEYS do
+          if redis.call('get', KEYS[i]) == ARGV[1] then
+            redis.call('del', KEYS[i])
+            deleted = deleted + 1
+          end
+        end
+        return deleted
+        """)
+
+    /// KEYS lock keys; ARGV value, ttl ms. Compare-and-pexpire, all-or-nothing: 1 extended,
+    /// -1 every key is missing (the master lost it: candidate for re-seeding), 0 otherwise.
+    static let extend = RedisScript("""
+        local missing = 0
+        for i = 1, #KEYS do
+          local current = redis.call('get', KEYS[i])
+          if current == false then
+            missing = missing + 1
+          elseif current ~= ARGV[1] then
+            return 0
+          end
+        end
+        if missing == #KEYS then return -1 end
+        if missing > 0 then return 0 end
+        for i = 1, #KEYS do redis.call('pexpire', KEYS[i], ARGV[2]) end
+        return 1
+        """)
+
+    /// KEYS lock keys; ARGV value, ttl ms. Writes our value back on a master that lost every
+    /// key (restarted), only if none of them exists now.
+    static let reseed = RedisScript("""
+        for i = 1, #KEYS do
+          if redis.call('exists', KEYS[i]) == 1 then return 0 end
+        end
+        for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        return 1
+        """)
+
+    /// KEYS[1] lock key: its value and remaining time to live in ms.
+    static let inspect = RedisScript("""
+        return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}
+        """)
+}

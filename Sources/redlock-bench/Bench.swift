@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import RedisWire
+import Redlock
+
+@main
+struct RedlockBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redlock-bench",
+        abstract: "Measures RedisWire and Redlock against real masters; prints one JSON line last.",
+        subcommands: [Wire.self, LockCycles.self]
+    )
+}
+
+enum Mode: String, ExpressibleByArgument, CaseIterable {
+    case latency, throughput
+}
+
+enum Toggle: String, ExpressibleByArgument, CaseIterable {
+    case on, off
+}
+
+enum Placement: String, ExpressibleByArgument, CaseIterable {
+    /// Callers run on the global task pool (two thread hops per operation).
+    case global
+    /// Callers prefer the client's event loop as their task executor (no hops).
+    case loop
+}
+
+struct Wire: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "SET key value NX PX 10000 on distinct keys over one connection.")
+
+    @Option(help: "host:port of the master") var master: String
+    @Option(help: "latency: one caller, one command at a time; throughput: C concurrent tasks") var mode: Mode = .latency
+    @Option(help: "concurrent tasks in throughput mode") var concurrency: Int = 64
+    @Option(help: "number of commands") var ops: Int = 100_000
+    @Option(help: "where callers run: global (task pool) or loop (the connection's event loop)") var executor: Placement = .global
+
+    func run() async throws {
+        guard let address = RedisServerAddress(parsing: master) else { throw ValidationError("bad --master \(master)") }
+        let connection = RedisConnection(address: address, configuration: .init(commandTimeout: .seconds(5)))
+        try await connection.connect()
+        let prefix = "bench:wire:\(UUID().uuidString.prefix(8)):"
+        let tasks = mode == .latency ? 1 : max(concurrency, 1)
+        let warmup = min(ops / 10, 2_000)
+        _ = try await runWorkers(tasks: tasks, total: warmup, executor: executor == .loop ? connection.taskExecutor : nil) { index in
+            _ = try await connection.send(["SET", "\(prefix)w\(index)", "v", "NX", "PX", "10000"].map { Array($0.utf8) })
+        }
+        let result = try await runWorkers(tasks: tasks, total: ops, executor: executor == .loop ? connection.taskExecutor : nil) { index in
+            _ = try await connection.send(["SET", "\(prefix)\(index)", "v", "NX", "PX", "10000"].map { Array($0.utf8) })
+        }
+        await connection.close()
+        result.print(mode: mode.rawValue, rateKey: "ops_per_s", extra: ["concurrency": tasks, "executor": executor.rawValue])
+    }
+}
+
+struct LockCycles: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lock", abstract: "acquire + release cycles on distinct keys over N masters.")
+
+    @Option(help: "comma-separated host:port of the masters") var masters: String
+    @Option(help: "latency: one caller, one cycle at a time; throughput: C concurrent tasks") var mode: Mode = .latency
+    @Option(help: "concurrent tasks in throughput mode") var concurrency: Int = 64
+    @Option(help: "number of acquire+release cycles") var cycles: Int = 20_000
+    @Option(help: "where callers run: global (task pool) or loop (the client's event loop)") var executor: Placement = .global
+    @Option(help: "hand out fencing tokens (one Lua script per acquisition) or not (plain SET NX PX)") var fencing: Toggle = .on
+
+    func run() async throws {
+        let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
+        guard !addresses.isEmpty, addresses.count == masters.split(separator: ",").count else { throw ValidationError("bad --masters \(masters)") }
+        let redlock = Redlock(masters: addresses, configuration: .init(instanceTimeout: .milliseconds(500), retry: .none, fencing: fencing == .on))
+        await redlock.connect()
+        let prefix = "bench:lock:\(UUID().uuidString.prefix(8)):"
+        let tasks = mode == .latency ? 1 : max(concurrency, 1)
+        let preferred = executor == .loop ? redlock.taskExecutor : nil
+        let cycle: @Sendable (Int) async throws -> Void = { index in
+            let lock = try await redlock.acquire("\(prefix)\(index)", ttl: .seconds(10))
+            try await redlock.release(lock)
+        }
+        _ = try await runWorkers(tasks: tasks, total: min(cycles / 10, 2_000), executor: preferred) { try await cycle(-1 - $0) }
+        let result = try await runWorkers(tasks: tasks, total: cycles, executor: preferred, cycle)
+        await redlock.shutdown()
+        result.print(mode: mode.rawValue, rateKey: "cycles_per_s", extra: ["concurrency": tasks, "masters": addresses.count, "executor": executor.rawValue, "fencing": fencing.rawValue])
+    }
+}
+
+struct BenchResult {
+    var latenciesNanoseconds: [Int64]
+    var elapsed: Duration
+
+    func print(mode: String, rateKey: String, extra: [String: any Sendable]) {
+        let sorted = latenciesNanoseconds.sorted()
+        func percentile(_ p: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1_000
+        }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var object: [String: Any] = [
+            "mode": mode,
+            rateKey: (Double(sorted.count) / seconds).rounded(),
+            "p50_us": (percentile(0.50) * 10).rounded() / 10,
+            "p90_us": (percentile(0.90) * 10).rounded() / 10,
+            "p99_us": (percentile(0.99) * 10).rounded() / 10,
+            "count": sorted.count,
+        ]
+        for (key, value) in extra { object[key] = value }
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        Swift.print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Runs `total` operations split over `tasks` workers, timing each one.
+func runWorkers(
+    tasks: Int,
+    total: Int,
+    executor: EventLoopTaskExecutor?,
+    _ operation: @escaping @Sendable (Int) async throws -> Void
+) async throws -> BenchResult {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let latencies = try await withThrowingTaskGroup(of: [Int64].self) { group in
+        for worker in 0..<tasks {
+            let share = total / tasks + (worker < total % tasks ? 1 : 0)
+            let base = worker * (total / tasks + 1)
+            group.addTask(executorPreference: executor) {
+                var samples = [Int64]()
+                samples.reserveCapacity(share)
+                for offset in 0..<share {
+                    let begin = clock.now
+                    try await operation(base + offset)
+                    let (seconds, attoseconds) = (clock.now - begin).components
+                    samples.append(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+                }
+                return samples
+            }
+        }
+        var all = [Int64]()
+        for try await samples in group { all.append(contentsOf: samples) }
+        return all
+    }
+    return BenchResult(latenciesNanoseconds: latencies, elapsed: clock.now - start)
+}

@@ -1,0 +1,243 @@
+import NIOCore
+import RedisWire
+import Redlock
+import RedlockTestSupport
+import Synchronization
+import Testing
+
+@Suite("Redlock against 5 real masters", .serialized)
+struct RedlockTests {
+    @Test func sixtyFourContendersIncrementAPlainCounterWithoutLostUpdatesAndWithIncreasingTokens() async throws {
+        try await withRedlock(configuration: .init(retry: fastRetry)) { redlock, _ in
+            try await withRedisServers(count: 1) { witness throws in
+                let counter = direct(witness[0])
+                _ = try await counter.send("SET", "counter", "0")
+                let tokens = Recorder<Int64>()
+                let total = 2_000
+                let contenders = 64
+                try await withThrowingTaskGroup(of: Void.self) { tasks in
+                    for contender in 0..<contenders {
+                        let share = total / contenders + (contender < total % contenders ? 1 : 0)
+                        tasks.addTask {
+                            for _ in 0..<share {
+                                try await redlock.withLock("shared-counter", ttl: .seconds(5)) { lock in
+                                    tokens.append(lock.fencingToken ?? -1)
+                                    // Deliberately non-atomic read-modify-write.
+                                    let current = Int(try await counter.send("GET", "counter").string ?? "") ?? -1
+                                    _ = try await counter.send("SET", "counter", String(current + 1))
+                                }
+                            }
+                        }
+                    }
+                    try await tasks.waitForAll()
+                }
+                #expect(try await counter.send("GET", "counter").string == String(total))
+                let seen = tokens.all
+                #expect(seen.count == total)
+                #expect(zip(seen, seen.dropFirst()).allSatisfy { $0 < $1 }, "fencing tokens must strictly increase")
+                await counter.close()
+            }
+        }
+    }
+
+    @Test func aForeignValueOnTwoOfFiveStillAcquiresAndOnThreeFailsAsHeld() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+            try await withDirect(group) { masters in
+                for master in masters.prefix(2) { _ = try await master.send("SET", "redlock:lock:two", "foreign", "PX", "60000") }
+                let lock = try await redlock.acquire("two", ttl: .seconds(10))
+                #expect(lock.validity > .seconds(9))
+                #expect(try await redlock.release(lock) == .released)
+
+                for master in masters.prefix(3) { _ = try await master.send("SET", "redlock:lock:three", "foreign", "PX", "60000") }
+                let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("three", ttl: .seconds(10)) }
+                #expect(error?.code == .lockHeld)
+                // A failed acquisition leaves no key of ours anywhere, and foreign values intact.
+                for master in masters.prefix(3) { #expect(try await master.send("GET", "redlock:lock:three").string == "foreign") }
+                for master in masters.suffix(2) { #expect(try await master.send("EXISTS", "redlock:lock:three") == .integer(0)) }
+            }
+        }
+    }
+
+    @Test func threeOfFiveMastersKilledFailsAsUnreachableAndTwoKilledStillAcquires() async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .none)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            let clock = ContinuousClock()
+            await group[0].kill9()
+            await group[1].kill9()
+            _ = try? await redlock.acquire("warm-up", ttl: .seconds(1))  // let the clients notice
+            for attempt in 0..<5 {
+                let start = clock.now
+                let lock = try await redlock.acquire("two-down-\(attempt)", ttl: .seconds(10))
+                #expect(clock.now - start < .milliseconds(50), "one attempt took \(clock.now - start)")
+                try await redlock.release(lock)
+            }
+            await group[2].kill9()
+            _ = try? await redlock.acquire("warm-up-2", ttl: .seconds(1))
+            for attempt in 0..<5 {
+                let start = clock.now
+                let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("three-down-\(attempt)", ttl: .seconds(10)) }
+                #expect(error?.code == .quorumUnreachable)
+                #expect(clock.now - start < .milliseconds(50), "one attempt took \(clock.now - start)")
+            }
+        }
+    }
+
+    @Test func aPausedMinorityCostsAtMostOneInstanceTimeout() async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .none)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            group[3].pause()
+            group[4].pause()
+            defer { group[3].resume(); group[4].resume() }
+            let clock = ContinuousClock()
+            for attempt in 0..<3 {
+                let start = clock.now
+                let lock = try await redlock.acquire("paused-\(attempt)", ttl: .seconds(10))
+                #expect(clock.now - start < .milliseconds(60))
+                try await redlock.release(lock)
+            }
+            group[2].pause()
+            let start = clock.now
+            let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("paused-majority", ttl: .seconds(10)) }
+            #expect(error?.code == .quorumUnreachable)
+            // One instance timeout for the SETs; the release does not wait on unresponsive masters.
+            #expect(clock.now - start < .milliseconds(150), "took \(clock.now - start)")
+            group[2].resume()
+        }
+    }
+
+    @Test func releaseNeverDeletesAForeignValueAndReportsNotHeldAfterExpiry() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+            try await withDirect(group) { masters in
+                let lock = try await redlock.acquire("expiring", ttl: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await redlock.release(lock) == .notHeld)
+                // Someone else takes it; our stale release must not touch their value.
+                let other = try await redlock.acquire("expiring", ttl: .seconds(10))
+                #expect(try await redlock.release(lock) == .notHeld)
+                for master in masters { #expect(try await master.send("EXISTS", "redlock:lock:expiring") == .integer(1)) }
+                #expect(try await redlock.inspect("expiring").isHeld)
+                #expect(try await redlock.release(other) == .released)
+                for master in masters { #expect(try await master.send("EXISTS", "redlock:lock:expiring") == .integer(0)) }
+            }
+        }
+    }
+
+    @Test func reportedValidityIsTTLMinusElapsedMinusDriftUnderAnInjectedDelay() async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .none)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            try await withDirect(group) { masters in
+                let clock = ContinuousClock()
+                // DEBUG SLEEP blocks 3 of 5 masters for 150 ms: the quorum cannot answer sooner.
+                let ttl = Duration.seconds(2)
+                let start = clock.now
+                async let sleep0 = masters[0].send("DEBUG", "SLEEP", "0.15")
+                async let sleep1 = masters[1].send("DEBUG", "SLEEP", "0.15")
+                async let sleep2 = masters[2].send("DEBUG", "SLEEP", "0.15")
+                try await Task.sleep(for: .milliseconds(10))
+                let lock = try await redlock.acquire("slow", ttl: ttl)
+                let outer = clock.now - start
+                _ = try await (sleep0, sleep1, sleep2)
+                let drift = Validity.drift(ttl: ttl, driftFactor: 0.01)
+                // validity = ttl - elapsed - drift, where 140 ms <= elapsed <= what we measured outside.
+                #expect(lock.validity <= ttl - .milliseconds(140) - drift)
+                #expect(lock.validity >= ttl - outer - drift)
+                try await redlock.release(lock)
+            }
+        }
+    }
+
+    @Test func anAcquisitionSlowerThanTTLMinusDriftFailsAndLeavesNoKey() async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .none)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            try await withDirect(group) { masters in
+                async let sleep0 = masters[0].send("DEBUG", "SLEEP", "0.12")
+                async let sleep1 = masters[1].send("DEBUG", "SLEEP", "0.12")
+                async let sleep2 = masters[2].send("DEBUG", "SLEEP", "0.12")
+                try await Task.sleep(for: .milliseconds(10))
+                let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("too-slow", ttl: .milliseconds(100)) }
+                #expect(error?.code == .validityExhausted)
+                _ = try await (sleep0, sleep1, sleep2)
+                for master in masters { #expect(try await master.send("EXISTS", "redlock:lock:too-slow") == .integer(0)) }
+            }
+        }
+    }
+
+    @Test func fencingTokensIncreaseEvenWhenTheQuorumsCountersDisagree() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+            try await withDirect(group) { masters in
+                let first = try await redlock.acquire("fenced", ttl: .seconds(10))
+                try await redlock.release(first)
+                // Master 4's counter ran far ahead (as minority wins of failed attempts do).
+                _ = try await masters[4].send("INCRBY", "redlock:fence:fenced", "1000000")
+                // Pause 0 and 1 so that the quorum must be {2, 3, 4} and include master 4.
+                group[0].pause()
+                group[1].pause()
+                let second = try await redlock.acquire("fenced", ttl: .seconds(10))
+                #expect(second.fencingToken! > first.fencingToken! + 1_000_000)
+                try await redlock.release(second)
+                group[0].resume()
+                group[1].resume()
+                // Without master 4, any quorum of {0, 1, 2, 3} holds 2 or 3, whose counters were
+                // raised to the token handed out: the next token is still higher.
+                await group[4].kill9()
+                for _ in 0..<3 {
+                    let next = try await redlock.acquire("fenced", ttl: .seconds(10), retry: .init(count: 20, delay: .milliseconds(20), jitter: .zero))
+                    #expect(next.fencingToken! > second.fencingToken!)
+                    try await redlock.release(next)
+                }
+            }
+        }
+    }
+
+    @Test func extendKeepsTheLockAndFailsAsLostAfterExpiry() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+            let lock = try await redlock.acquire("extend-me", ttl: .milliseconds(300))
+            let extended = try await redlock.extend(lock, ttl: .seconds(5))
+            #expect(extended.validity > .seconds(4))
+            #expect(extended.fencingToken == lock.fencingToken)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await redlock.inspect("extend-me").isHeld, "the extension outlived the first TTL")
+            try await redlock.release(extended)
+
+            let short = try await redlock.acquire("expire-me", ttl: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(100))
+            let error = await #expect(throws: RedlockError.self) { try await redlock.extend(short, ttl: .seconds(5)) }
+            #expect(error?.code == .lockLost)
+        }
+    }
+
+    @Test func extendReseedsARestartedMasterOnlyWhileTheQuorumHoldsOurValue() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+            try await withDirect(group) { masters in
+                let lock = try await redlock.acquire("reseed", ttl: .seconds(10))
+                try await group[0].restart()  // no persistence: the key is gone there
+                #expect(try await masters[0].send("EXISTS", "redlock:lock:reseed") == .integer(0))
+                // The client's connection to master 0 re-dials in the background.
+                var extended: Lock?
+                for _ in 0..<50 where extended == nil {
+                    extended = try await redlock.extend(lock, ttl: .seconds(10))
+                    if try await masters[0].send("EXISTS", "redlock:lock:reseed") == .integer(0) {
+                        extended = nil
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                #expect(extended != nil)
+                #expect(try await masters[0].send("EXISTS", "redlock:lock:reseed") == .integer(1))
+                #expect(try await redlock.release(lock) == .released)
+            }
+        }
+    }
+
+    @Test func inspectReportsHolderAndRemainingTTL() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+            #expect(try await redlock.inspect("inspected").isHeld == false)
+            let lock = try await redlock.acquire("inspected", ttl: .seconds(10))
+            let state = try await redlock.inspect("inspected")
+            #expect(state.isHeld)
+            #expect(state.remaining.map { $0 > .seconds(9) && $0 <= .seconds(10) } == true)
+            #expect(state.isHeld(by: Array("someone-else".utf8)) == false)
+            try await redlock.release(lock)
+            #expect(try await redlock.inspect("inspected").isHeld == false)
+        }
+    }
+}
