@@ -10,8 +10,12 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    /// Completion of one command. A plain callback (not a promise) keeps the per-command
+    /// cost to one closure; the async API wraps a promise in it.
+    typealias Completion = (Result<RESPValue, RedisWireError>) -> Void
+
     private struct Pending {
-        let promise: EventLoopPromise<RESPValue>
+        let completion: Completion
         let deadline: NIODeadline
     }
 
@@ -19,6 +23,8 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private let reader = HiredisReader()
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
+    /// Commands written during this tick, sent as one write and one flush at its end.
+    private var outbound = ByteBuffer()
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline = .distantFuture
     private var failure: RedisWireError?
@@ -35,23 +41,37 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         self.context = nil
     }
 
-    /// Queues one encoded command; the write is flushed once at the end of this event-loop
-    /// tick so that commands issued together share one syscall.
-    func send(_ encoded: ByteBuffer, deadline: NIODeadline, promise: EventLoopPromise<RESPValue>) {
+    /// Queues one encoded command; everything queued during this event-loop tick goes out as
+    /// one write and one flush at its end, so concurrent callers share syscalls.
+    func send(_ encoded: ByteBuffer, deadline: NIODeadline, completion: @escaping Completion) {
         guard let context, failure == nil else {
-            promise.fail(failure ?? RedisWireError(.connectionClosed, "connection is closed"))
+            completion(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
             return
         }
-        pending.append(Pending(promise: promise, deadline: deadline))
-        context.write(wrapOutboundOut(encoded), promise: nil)
+        pending.append(Pending(completion: completion, deadline: deadline))
+        var encoded = encoded
+        outbound.writeBuffer(&encoded)
         if !flushScheduled {
             flushScheduled = true
             context.eventLoop.execute { [self] in
                 flushScheduled = false
-                self.context?.flush()
+                guard let context = self.context, self.outbound.readableBytes > 0 else { return }
+                let batch = self.outbound
+                self.outbound = context.channel.allocator.buffer(capacity: max(batch.readableBytes, 256))
+                context.writeAndFlush(wrapOutboundOut(batch), promise: nil)
             }
         }
         if deadline < timerDeadline { armTimer(at: deadline) }
+    }
+
+    /// Promise-based form of ``send(_:deadline:completion:)``.
+    func send(_ encoded: ByteBuffer, deadline: NIODeadline, promise: EventLoopPromise<RESPValue>) {
+        send(encoded, deadline: deadline) { result in
+            switch result {
+            case .success(let value): promise.succeed(value)
+            case .failure(let error): promise.fail(error)
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -62,7 +82,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
                 guard let head = pending.popFirst() else {
                     throw RedisWireError(.protocolError, "reply received with no command in flight")
                 }
-                head.promise.completeWith(reply.mapError { $0 as any Error })
+                head.completion(reply)
             }
         } catch {
             drop(error, context: context)
@@ -104,7 +124,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             let timeout = RedisWireError(.timeout, "command deadline passed before the reply arrived")
             var survivors = CircularBuffer<Pending>()
             while let entry = pending.popFirst() {
-                if entry.deadline <= now { entry.promise.fail(timeout) } else { survivors.append(entry) }
+                if entry.deadline <= now { entry.completion(.failure(timeout)) } else { survivors.append(entry) }
             }
             pending = survivors
             drop(RedisWireError(.connectionClosed, "connection dropped after another command timed out"), context: context)
@@ -125,7 +145,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         timer = nil
         timerDeadline = .distantFuture
         while let entry = pending.popFirst() {
-            entry.promise.fail(error)
+            entry.completion(.failure(error))
         }
     }
 }

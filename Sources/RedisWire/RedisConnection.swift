@@ -36,7 +36,7 @@ public final class RedisConnection: @unchecked Sendable {
     private struct Waiter {
         let encoded: ByteBuffer
         let deadline: NIODeadline
-        let promise: EventLoopPromise<RESPValue>
+        let completion: RedisChannelHandler.Completion
     }
 
     private var state: State = .idle
@@ -72,12 +72,23 @@ public final class RedisConnection: @unchecked Sendable {
     ///   with the server's message.
     public func send(_ arguments: [[UInt8]], timeout: Duration? = nil) async throws(RedisWireError) -> RESPValue {
         let deadline = NIODeadline.now() + .nanoseconds((timeout ?? configuration.commandTimeout).nanoseconds)
-        let future = eventLoop.flatSubmit { self.send(arguments, deadline: deadline) }
-        do {
-            return try await future.get()
-        } catch {
-            throw Self.wireError(error)
+        // Encode on the caller's thread, then hop once; no promise or future on this path.
+        let command = try RedisCommand(arguments)
+        return try await send(command, deadline: deadline)
+    }
+
+    /// Sends a pre-encoded command and waits for its reply.
+    public func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
+        let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
+            if eventLoop.inEventLoop {
+                send(encoded: command.encoded, deadline: deadline) { continuation.resume(returning: $0) }
+            } else {
+                eventLoop.execute {
+                    self.send(encoded: command.encoded, deadline: deadline) { continuation.resume(returning: $0) }
+                }
+            }
         }
+        return try result.get()
     }
 
     /// Sends one command given as text arguments (UTF-8).
@@ -94,12 +105,13 @@ public final class RedisConnection: @unchecked Sendable {
         timeout: Duration? = nil
     ) async throws(RedisWireError) -> RESPValue {
         let deadline = NIODeadline.now() + .nanoseconds((timeout ?? configuration.commandTimeout).nanoseconds)
-        let future = eventLoop.flatSubmit { self.evaluate(script, keys: keys, arguments: arguments, deadline: deadline) }
-        do {
-            return try await future.get()
-        } catch {
-            throw Self.wireError(error)
+        let call = try RedisScriptCall(script, keys: keys, arguments: arguments)
+        let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
+            eventLoop.execute {
+                self.evaluate(call, deadline: deadline) { continuation.resume(returning: $0) }
+            }
         }
+        return try result.get()
     }
 
     /// Dials now (if not connected) and waits until the connection is usable.
@@ -154,7 +166,7 @@ public final class RedisConnection: @unchecked Sendable {
             case .connected(let channel, _):
                 return channel.close().recover { _ in }
             case .connecting(let waiters):
-                for waiter in waiters { waiter.promise.fail(closed) }
+                for waiter in waiters { waiter.completion(.failure(closed)) }
                 return self.eventLoop.makeSucceededVoidFuture()
             default:
                 return self.eventLoop.makeSucceededVoidFuture()
@@ -185,41 +197,64 @@ public final class RedisConnection: @unchecked Sendable {
         arguments: [[UInt8]],
         deadline: NIODeadline
     ) -> EventLoopFuture<RESPValue> {
-        let tail: [[UInt8]] = [Array(String(keys.count).utf8)] + keys + arguments
-        return send([Self.evalsha, script.sha1Bytes] + tail, deadline: deadline).flatMapError { error in
-            guard let wire = error as? RedisWireError, wire.serverErrorPrefix == "NOSCRIPT" else {
-                return self.eventLoop.makeFailedFuture(error)
-            }
-            self.logger.debug("script not cached on server, sending EVAL", metadata: ["redis.script": "\(script.sha1)"])
-            return self.send([Self.eval, script.sourceBytes] + tail, deadline: deadline)
+        do {
+            let call = try RedisScriptCall(script, keys: keys, arguments: arguments)
+            let promise = eventLoop.makePromise(of: RESPValue.self)
+            evaluate(call, deadline: deadline) { promise.completeWith($0.mapError { $0 as any Error }) }
+            return promise.futureResult
+        } catch {
+            return eventLoop.makeFailedFuture(error)
         }
     }
 
-    private static let evalsha = Array("EVALSHA".utf8)
-    private static let eval = Array("EVAL".utf8)
+    /// Sends a pre-encoded command; must be called on ``eventLoop``. `completion` runs on it.
+    /// This is the cheapest way to send: no promise, no future, no encoding.
+    public func send(_ command: RedisCommand, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
+        eventLoop.preconditionInEventLoop()
+        send(encoded: command.encoded, deadline: deadline, completion: completion)
+    }
+
+    /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`; must be called
+    /// on ``eventLoop``. `completion` runs on it.
+    public func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
+        eventLoop.preconditionInEventLoop()
+        send(encoded: call.evalsha.encoded, deadline: deadline) { result in
+            guard case .failure(let error) = result, error.serverErrorPrefix == "NOSCRIPT" else {
+                completion(result)
+                return
+            }
+            self.logger.debug("script not cached on server, sending EVAL", metadata: ["redis.script": "\(call.script.sha1)"])
+            do throws(RedisWireError) {
+                let eval = try RedisCommand.eval(call.script, keys: call.keys, arguments: call.arguments)
+                self.send(encoded: eval.encoded, deadline: deadline, completion: completion)
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
 
     private func send(encoded: ByteBuffer, deadline: NIODeadline) -> EventLoopFuture<RESPValue> {
+        let promise = eventLoop.makePromise(of: RESPValue.self)
+        send(encoded: encoded, deadline: deadline) { promise.completeWith($0.mapError { $0 as any Error }) }
+        return promise.futureResult
+    }
+
+    private func send(encoded: ByteBuffer, deadline: NIODeadline, completion: @escaping RedisChannelHandler.Completion) {
         switch state {
         case .connected(_, let handler):
-            let promise = eventLoop.makePromise(of: RESPValue.self)
-            handler.send(encoded, deadline: deadline, promise: promise)
-            return promise.futureResult
+            handler.send(encoded, deadline: deadline, completion: completion)
         case .idle:
             dial()
-            return send(encoded: encoded, deadline: deadline)
+            send(encoded: encoded, deadline: deadline, completion: completion)
         case .connecting(var waiters):
-            let promise = eventLoop.makePromise(of: RESPValue.self)
             state = .idle  // avoid a copy-on-write of the array while we append
-            waiters.append(Waiter(encoded: encoded, deadline: deadline, promise: promise))
+            waiters.append(Waiter(encoded: encoded, deadline: deadline, completion: completion))
             state = .connecting(waiters: waiters)
             eventLoop.scheduleTask(deadline: deadline) { [self] in self.expireWaiters() }
-            return promise.futureResult
         case .down(_, let error):
-            return eventLoop.makeFailedFuture(
-                RedisWireError(.unavailable, "server is down, re-dialling in the background: \(error.message)")
-            )
+            completion(.failure(RedisWireError(.unavailable, "server is down, re-dialling in the background: \(error.message)")))
         case .closed:
-            return eventLoop.makeFailedFuture(RedisWireError(.closed, "connection was closed"))
+            completion(.failure(RedisWireError(.closed, "connection was closed")))
         }
     }
 
@@ -229,7 +264,7 @@ public final class RedisConnection: @unchecked Sendable {
         var kept: [Waiter] = []
         for waiter in waiters {
             if waiter.deadline <= now {
-                waiter.promise.fail(RedisWireError(.timeout, "command deadline passed while connecting"))
+                waiter.completion(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
             } else {
                 kept.append(waiter)
             }
@@ -303,9 +338,9 @@ public final class RedisConnection: @unchecked Sendable {
         let now = NIODeadline.now()
         for waiter in waiters {
             if waiter.deadline <= now {
-                waiter.promise.fail(RedisWireError(.timeout, "command deadline passed while connecting"))
+                waiter.completion(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
             } else {
-                handler.send(waiter.encoded, deadline: waiter.deadline, promise: waiter.promise)
+                handler.send(waiter.encoded, deadline: waiter.deadline, completion: waiter.completion)
             }
         }
         for promise in connectedWaiters { promise.succeed() }
@@ -323,7 +358,7 @@ public final class RedisConnection: @unchecked Sendable {
     private func didFailToConnect(_ error: RedisWireError) {
         guard case .connecting(let waiters) = state else { return }
         let unavailable = RedisWireError(.unavailable, "cannot connect: \(error.message)", underlying: error)
-        for waiter in waiters { waiter.promise.fail(unavailable) }
+        for waiter in waiters { waiter.completion(.failure(unavailable)) }
         for promise in connectedWaiters { promise.fail(unavailable) }
         connectedWaiters = []
         if failedAttempts == 0 {

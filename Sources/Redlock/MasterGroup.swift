@@ -13,34 +13,49 @@ struct MasterGroup: Sendable {
     var count: Int { connections.count }
     var quorum: Int { connections.count / 2 + 1 }
 
-    /// Sends one command to every master at once and completes when `decided` says the
-    /// replies so far settle the question, or when every master has answered or failed.
-    /// Must be called on ``eventLoop``.
+    /// Sends one command, encoded once, to every master (or to `indices`) at once and
+    /// completes when `decided` says the replies so far settle the question, or when every
+    /// addressed master has answered or failed. Must be called on ``eventLoop``.
     func fanOut(
-        _ command: (RedisConnection) -> EventLoopFuture<RESPValue>,
+        _ command: FanOutCommand,
+        to indices: [Int]? = nil,
+        deadline: NIODeadline,
         until decided: (@Sendable (Replies) -> Bool)? = nil
     ) -> EventLoopFuture<Replies> {
         eventLoop.preconditionInEventLoop()
-        let collector = FanIn(count: connections.count, promise: eventLoop.makePromise(), decided: decided)
-        for (index, connection) in connections.enumerated() {
-            command(connection).whenComplete { result in
-                collector.record(index, result.mapError { RedisConnection.wireErrorPublic($0) })
+        let targets = indices ?? Array(connections.indices)
+        let collector = FanIn(count: connections.count, expected: targets.count, promise: eventLoop.makePromise(), decided: decided)
+        if targets.isEmpty { collector.promise.succeed(collector.replies) }
+        for index in targets {
+            let completion: @Sendable (Result<RESPValue, RedisWireError>) -> Void = { collector.record(index, $0) }
+            switch command {
+            case .plain(let plain): connections[index].send(plain, deadline: deadline, completion: completion)
+            case .script(let call): connections[index].evaluate(call, deadline: deadline, completion: completion)
             }
         }
         return collector.promise.futureResult
     }
+}
 
-    /// Like ``fanOut(_:until:)`` over a subset of the masters; replies for the others stay nil.
-    func fanOut(to indices: [Int], _ command: (RedisConnection) -> EventLoopFuture<RESPValue>) -> EventLoopFuture<Replies> {
-        eventLoop.preconditionInEventLoop()
-        let collector = FanIn(count: connections.count, promise: eventLoop.makePromise(), decided: nil, expected: indices.count)
-        if indices.isEmpty { collector.promise.succeed(collector.replies) }
-        for index in indices {
-            command(connections[index]).whenComplete { result in
-                collector.record(index, result.mapError { RedisConnection.wireErrorPublic($0) })
-            }
+/// What a fan-out sends: a plain command or a script call, encoded once for all masters.
+enum FanOutCommand: Sendable {
+    case plain(RedisCommand)
+    case script(RedisScriptCall)
+
+    static func script(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) throws(RedlockError) -> FanOutCommand {
+        do {
+            return .script(try RedisScriptCall(script, keys: keys, arguments: arguments))
+        } catch {
+            throw RedlockError(.invalidArgument, "cannot encode command: \(error.message)")
         }
-        return collector.promise.futureResult
+    }
+
+    static func plain(_ arguments: [[UInt8]]) throws(RedlockError) -> FanOutCommand {
+        do {
+            return .plain(try RedisCommand(arguments))
+        } catch {
+            throw RedlockError(.invalidArgument, "cannot encode command: \(error.message)")
+        }
     }
 }
 
@@ -53,9 +68,9 @@ private final class FanIn: @unchecked Sendable {
     let promise: EventLoopPromise<Replies>
     let decided: (@Sendable (Replies) -> Bool)?
 
-    init(count: Int, promise: EventLoopPromise<Replies>, decided: (@Sendable (Replies) -> Bool)?, expected: Int? = nil) {
+    init(count: Int, expected: Int, promise: EventLoopPromise<Replies>, decided: (@Sendable (Replies) -> Bool)?) {
         self.replies = Replies(repeating: nil, count: count)
-        self.outstanding = expected ?? count
+        self.outstanding = expected
         self.promise = promise
         self.decided = decided
     }
@@ -68,12 +83,5 @@ private final class FanIn: @unchecked Sendable {
             done = true
             promise.succeed(replies)
         }
-    }
-}
-
-extension RedisConnection {
-    static func wireErrorPublic(_ error: any Error) -> RedisWireError {
-        if let wire = error as? RedisWireError { return wire }
-        return RedisWireError(.connectionClosed, "\(error)")
     }
 }

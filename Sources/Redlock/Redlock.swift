@@ -171,18 +171,20 @@ public final class Redlock: Service, Sendable {
         let retention = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
         let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
         let deadline = instanceDeadline()
-        let command: (RedisConnection) -> EventLoopFuture<RESPValue>
-        if !fenceKeys.isEmpty {
-            let arguments = [value, ttlArgument, retention, Array(String(Self.fencingSeed()).utf8)]
-            let keys = lockKeys + fenceKeys
-            command = { $0.evaluate(Scripts.acquireFenced, keys: keys, arguments: arguments, deadline: deadline) }
-        } else if lockKeys.count == 1 {
-            let set = [Self.set, lockKeys[0], value, Self.nx, Self.px, ttlArgument]
-            command = { $0.send(set, deadline: deadline) }
-        } else {
-            command = { $0.evaluate(Scripts.acquireMany, keys: lockKeys, arguments: [value, ttlArgument], deadline: deadline) }
+        let command: FanOutCommand
+        do throws(RedlockError) {
+            if !fenceKeys.isEmpty {
+                let seed = Array(String(Self.fencingSeed()).utf8)
+                command = try .script(Scripts.acquireFenced, keys: lockKeys + fenceKeys, arguments: [value, ttlArgument, retention, seed])
+            } else if lockKeys.count == 1 {
+                command = try .plain([Self.set, lockKeys[0], value, Self.nx, Self.px, ttlArgument])
+            } else {
+                command = try .script(Scripts.acquireMany, keys: lockKeys, arguments: [value, ttlArgument])
+            }
+        } catch {
+            return group.eventLoop.makeSucceededFuture(.failure(error))
         }
-        return group.fanOut(command, until: { replies in
+        return group.fanOut(command, deadline: deadline, until: { replies in
             var granted = 0
             var pending = 0
             for reply in replies {
@@ -230,10 +232,10 @@ public final class Redlock: Service, Sendable {
                 // Masters of the quorum whose counters are behind the token we hand out must
                 // catch up, or a later quorum that overlaps only them could hand out a lower one.
                 let raiseArguments = tokens.map { Array(String($0).utf8) } + [retention]
-                let raiseDeadline = self.instanceDeadline()
-                raised = self.group.fanOut(to: lagging) {
-                    $0.evaluate(Scripts.raiseCounters, keys: fenceKeys, arguments: raiseArguments, deadline: raiseDeadline)
-                }.map { raiseReplies in
+                guard let raise = try? FanOutCommand.script(Scripts.raiseCounters, keys: fenceKeys, arguments: raiseArguments) else {
+                    return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                }
+                raised = self.group.fanOut(raise, to: lagging, deadline: self.instanceDeadline()).map { raiseReplies in
                     grantedCount - lagging.count + lagging.filter { if case .success? = raiseReplies[$0] { true } else { false } }.count
                 }
             }
@@ -268,13 +270,14 @@ public final class Redlock: Service, Sendable {
             default: targets.append(index)
             }
         }
-        guard !targets.isEmpty else { return group.eventLoop.makeSucceededVoidFuture() }
-        let deadline = instanceDeadline()
-        let releases = targets.map { index in
-            group.connections[index].evaluate(Scripts.release, keys: lockKeys, arguments: [value], deadline: deadline)
+        guard !targets.isEmpty, let release = try? FanOutCommand.script(Scripts.release, keys: lockKeys, arguments: [value]) else {
+            return group.eventLoop.makeSucceededVoidFuture()
         }
-        let awaited = zip(targets, releases).filter { responsive.contains($0.0) }.map { $0.1.map { _ in }.recover { _ in } }
-        return EventLoopFuture.andAllComplete(awaited, on: group.eventLoop)
+        let awaited = responsive
+        let sent = group.fanOut(release, to: targets, deadline: instanceDeadline()) { replies in
+            awaited.allSatisfy { replies[$0] != nil }
+        }
+        return responsive.isEmpty ? group.eventLoop.makeSucceededVoidFuture() : sent.map { _ in }
     }
 
     // MARK: - Extend
@@ -303,8 +306,13 @@ public final class Redlock: Service, Sendable {
         let quorum = group.quorum
         let keys = lock.resources.map(lockKey)
         let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
-        let deadline = instanceDeadline()
-        return group.fanOut { $0.evaluate(Scripts.extend, keys: keys, arguments: [lock.value, ttlArgument], deadline: deadline) }
+        let command: FanOutCommand
+        do throws(RedlockError) {
+            command = try .script(Scripts.extend, keys: keys, arguments: [lock.value, ttlArgument])
+        } catch {
+            return group.eventLoop.makeSucceededFuture(.failure(error))
+        }
+        return group.fanOut(command, deadline: instanceDeadline())
             .flatMap { replies in
                 var extended = 0
                 var answered = 0
@@ -334,10 +342,10 @@ public final class Redlock: Service, Sendable {
                 }
                 let extendedLock = lock.with(validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), ttl: ttl)
                 guard !missing.isEmpty else { return self.group.eventLoop.makeSucceededFuture(.success(extendedLock)) }
-                let reseedDeadline = self.instanceDeadline()
-                return self.group.fanOut(to: missing) {
-                    $0.evaluate(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument], deadline: reseedDeadline)
-                }.map { _ in .success(extendedLock) }
+                guard let reseed = try? FanOutCommand.script(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument]) else {
+                    return self.group.eventLoop.makeSucceededFuture(.success(extendedLock))
+                }
+                return self.group.fanOut(reseed, to: missing, deadline: self.instanceDeadline()).map { _ in .success(extendedLock) }
             }
     }
 
@@ -364,8 +372,10 @@ public final class Redlock: Service, Sendable {
         let keys = resources.map(lockKey)
         let quorum = group.quorum
         let result: Result<ReleaseOutcome, RedlockError> = await onLoop {
-            let deadline = self.instanceDeadline()
-            return self.group.fanOut { $0.evaluate(Scripts.release, keys: keys, arguments: [value], deadline: deadline) }.map { replies in
+            guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: [value]) else {
+                return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+            }
+            return self.group.fanOut(release, deadline: self.instanceDeadline()).map { replies in
                 var deleted = 0
                 var answered = 0
                 for reply in replies {
@@ -396,8 +406,10 @@ public final class Redlock: Service, Sendable {
         let quorum = group.quorum
         let driftFactor = configuration.driftFactor
         let result: Result<LockState, RedlockError> = await onLoop {
-            let deadline = self.instanceDeadline()
-            return self.group.fanOut { $0.evaluate(Scripts.inspect, keys: [key], arguments: [], deadline: deadline) }.map { replies in
+            guard let inspect = try? FanOutCommand.script(Scripts.inspect, keys: [key], arguments: []) else {
+                return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+            }
+            return self.group.fanOut(inspect, deadline: self.instanceDeadline()).map { replies in
                 var answered = 0
                 var holders: [[UInt8]: [Int64]] = [:]
                 for reply in replies {
@@ -430,11 +442,20 @@ public final class Redlock: Service, Sendable {
         .now() + .nanoseconds(configuration.instanceTimeout.nanosecondsCount)
     }
 
+    /// Runs `body` on the masters' event loop and awaits its result: one hop in, one out (none
+    /// when the caller already runs on that loop).
     private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> EventLoopFuture<Result<T, RedlockError>>) async -> Result<T, RedlockError> {
-        do {
-            return try await group.eventLoop.flatSubmit(body).get()
-        } catch {
-            return .failure(RedlockError(.shutdown, "event loop unavailable: \(error)"))
+        let eventLoop = group.eventLoop
+        return await withUnsafeContinuation { continuation in
+            let start: @Sendable () -> Void = {
+                body().whenComplete { result in
+                    switch result {
+                    case .success(let value): continuation.resume(returning: value)
+                    case .failure(let error): continuation.resume(returning: .failure(RedlockError(.shutdown, "event loop failed: \(error)")))
+                    }
+                }
+            }
+            if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
         }
     }
 

@@ -1,0 +1,49 @@
+import NIOCore
+
+/// A command encoded once (by hiredis) and sendable to any number of connections, as a
+/// Redlock fan-out sends the same bytes to every master.
+public struct RedisCommand: Sendable {
+    /// The RESP bytes.
+    public let encoded: ByteBuffer
+
+    /// Encodes `arguments` (each one binary-safe bulk string).
+    public init(_ arguments: [[UInt8]]) throws(RedisWireError) {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        try HiredisEncoder.encode(arguments, into: &buffer)
+        self.encoded = buffer
+    }
+
+    /// `EVALSHA sha numkeys keys... args...` for `script`.
+    public static func evalsha(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) throws(RedisWireError) -> RedisCommand {
+        try RedisCommand([evalshaName, script.sha1Bytes, Array(String(keys.count).utf8)] + keys + arguments)
+    }
+
+    /// `EVAL source numkeys keys... args...` for `script`.
+    public static func eval(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) throws(RedisWireError) -> RedisCommand {
+        try RedisCommand([evalName, script.sourceBytes, Array(String(keys.count).utf8)] + keys + arguments)
+    }
+
+    private static let evalshaName = Array("EVALSHA".utf8)
+    private static let evalName = Array("EVAL".utf8)
+}
+
+/// A script invocation encoded once as EVALSHA; the EVAL form is encoded only if a server
+/// answers NOSCRIPT.
+public struct RedisScriptCall: Sendable {
+    /// The script.
+    public let script: RedisScript
+    /// Its keys.
+    public let keys: [[UInt8]]
+    /// Its arguments.
+    public let arguments: [[UInt8]]
+    /// The encoded EVALSHA.
+    public let evalsha: RedisCommand
+
+    /// Encodes the EVALSHA form.
+    public init(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) throws(RedisWireError) {
+        self.script = script
+        self.keys = keys
+        self.arguments = arguments
+        self.evalsha = try .evalsha(script, keys: keys, arguments: arguments)
+    }
+}
