@@ -76,6 +76,7 @@ let package = Package(
             name: "RedlockTests",
             dependencies: [
                 "Redlock", "RedisWire", "RedlockTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

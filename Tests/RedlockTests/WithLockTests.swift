@@ -1,0 +1,178 @@
+import Logging
+import NIOCore
+import RedisWire
+import Redlock
+import RedlockTestSupport
+import Synchronization
+import Testing
+
+@Suite("withLock, multi-resource locks, IdempotencyGuard", .serialized)
+struct WithLockTests {
+    @Test func aBodyThatOutlivesTheTTLKeepsTheLockByAutoExtension() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+            let observations = try await redlock.withLock("long-job", ttl: .milliseconds(300)) { lock in
+                var heldThroughout = true
+                for _ in 0..<8 {  // 800 ms: well past the 300 ms TTL
+                    try await Task.sleep(for: .milliseconds(100))
+                    if (try? await redlock.acquire("long-job", ttl: .seconds(1), retry: RedlockConfiguration.Retry.none)) != nil {
+                        heldThroughout = false
+                    }
+                }
+                return (heldThroughout, lock.remainingValidity)
+            }
+            #expect(observations.0, "no one else could take the lock while the body ran")
+            #expect(observations.1 > .zero)
+            #expect(try await redlock.inspect("long-job").isHeld == false, "released on return")
+        }
+    }
+
+    @Test func aBodyIsCancelledBeforeTheValidityRunsOutWhenAMajorityIsKilled() async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .none)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            let clock = ContinuousClock()
+            let cancelledAt = Mutex<ContinuousClock.Instant?>(nil)
+            let validUntil = Mutex<ContinuousClock.Instant?>(nil)
+            let error = await #expect(throws: RedlockError.self) {
+                try await redlock.withLock("doomed", ttl: .seconds(1)) { lock in
+                    await group[0].kill9()
+                    await group[1].kill9()
+                    await group[2].kill9()
+                    do {
+                        try await Task.sleep(for: .seconds(5))
+                    } catch {
+                        cancelledAt.withLock { $0 = clock.now }
+                        validUntil.withLock { $0 = lock.lock.validUntil }
+                    }
+                }
+            }
+            #expect(error?.code == .lockLost)
+            let cancelled = try #require(cancelledAt.withLock { $0 })
+            let deadline = try #require(validUntil.withLock { $0 })
+            #expect(cancelled < deadline, "cancelled \(deadline - cancelled) before the validity ran out")
+        }
+    }
+
+    @Test func releaseHappensWhenTheBodyThrows() async throws {
+        struct BodyFailed: Error {}
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ throws in
+            await #expect(throws: BodyFailed.self) {
+                try await redlock.withLock("throws", ttl: .seconds(10)) { _ in throw BodyFailed() }
+            }
+            #expect(try await redlock.inspect("throws").isHeld == false)
+        }
+    }
+
+    @Test func overlappingMultiResourceLocksNeverBothSucceed() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+            let first = try await redlock.acquire(["a", "b"], ttl: .seconds(10))
+            #expect(first.fencingTokens.count == 2)
+            let blocked = await #expect(throws: RedlockError.self) { try await redlock.acquire(["b", "c"], ttl: .seconds(10)) }
+            #expect(blocked?.code == .lockHeld)
+            #expect(try await redlock.inspect("c").isHeld == false, "all or nothing: c was not taken")
+            try await redlock.release(first)
+            let second = try await redlock.acquire(["b", "c"], ttl: .seconds(10))
+            try await redlock.release(second)
+
+            // Racing pairs: never both.
+            for round in 0..<30 {
+                async let left = try? await redlock.acquire(["x\(round)", "y\(round)"], ttl: .seconds(10))
+                async let right = try? await redlock.acquire(["y\(round)", "z\(round)"], ttl: .seconds(10))
+                let (l, r) = await (left, right)
+                #expect(!(l != nil && r != nil), "round \(round): both overlapping locks succeeded")
+            }
+        }
+    }
+
+    @Test func multiResourceLocksAreAllOrNothingOnEachMaster() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+            try await withDirect(group) { masters in
+                _ = try await masters[0].send("SET", "redlock:lock:n", "foreign", "PX", "60000")
+                let lock = try await redlock.acquire(["m", "n"], ttl: .seconds(10))
+                // Master 0 refused the whole set: "m" was not written there either.
+                #expect(try await masters[0].send("EXISTS", "redlock:lock:m") == .integer(0))
+                for master in masters.dropFirst() { #expect(try await master.send("EXISTS", "redlock:lock:m", "redlock:lock:n") == .integer(2)) }
+                #expect(try await redlock.release(lock) == .released)
+                #expect(try await masters[0].send("GET", "redlock:lock:n").string == "foreign")
+            }
+        }
+    }
+
+    @Test func atMostOnceGuardRunsAnOperationOnceHoweverManyCallersRace() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+            let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60)))
+            let runs = Recorder<Int>()
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { tasks in
+                for caller in 0..<25 {
+                    tasks.addTask {
+                        let outcome = try await guardian.run(key: "event-42") { runs.append(caller); return caller }
+                        if case .performed = outcome { return true }
+                        return false
+                    }
+                }
+                return try await tasks.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(runs.all.count == 1)
+            #expect(outcomes.filter { $0 }.count == 1)
+            let later = try await guardian.run(key: "event-42") { runs.append(-1); return -1 }
+            if case .alreadyPerformed = later {} else { Issue.record("a later call must see alreadyPerformed, got \(later)") }
+            #expect(runs.all.count == 1)
+        }
+    }
+
+    @Test func exclusiveGuardRejectsConcurrentRetriesAndAllowsLaterOnes() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+            let guardian = IdempotencyGuard(redlock: redlock, mode: .exclusive(ttl: .seconds(5)))
+            let runs = Recorder<Int>()
+            async let slow = guardian.run(key: "order-7") { runs.append(1); try await Task.sleep(for: .milliseconds(300)); return 1 }
+            try await Task.sleep(for: .milliseconds(100))
+            let concurrent = try await guardian.run(key: "order-7") { runs.append(2); return 2 }
+            if case .inProgress(let retryAfter) = concurrent {
+                #expect(retryAfter.map { $0 > .zero } == true)
+            } else {
+                Issue.record("a concurrent retry must be rejected, got \(concurrent)")
+            }
+            if case .performed(let value) = try await slow { #expect(value == 1) } else { Issue.record("first call must run") }
+            let later = try await guardian.run(key: "order-7") { runs.append(3); return 3 }
+            if case .performed(3) = later {} else { Issue.record("a retry after completion runs again, got \(later)") }
+            #expect(runs.all == [1, 3])
+        }
+    }
+
+    @Test func logsNeverContainLockValues() async throws {
+        let captured = LogCapture()
+        var logger = Logger(label: "capture") { _ in captured }
+        logger.logLevel = .trace
+        try await withRedisServers(count: 3) { group throws in
+            let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .init(count: 1, delay: .milliseconds(5), jitter: .zero)), logger: logger)
+            let secret = Array("value-that-must-not-leak-1234".utf8)
+            let lock = try await redlock.acquire("logged", ttl: .seconds(5), value: secret)
+            _ = try? await redlock.acquire("logged", ttl: .seconds(5))
+            _ = try await redlock.extend(lock, ttl: .seconds(5))
+            try await redlock.release(lock)
+            await group[0].kill9()
+            _ = try? await redlock.acquire("logged", ttl: .seconds(5), value: secret)
+            await redlock.shutdown()
+            #expect(!captured.lines.isEmpty, "the client logged something to check")
+            #expect(captured.lines.allSatisfy { !$0.contains("value-that-must-not-leak") })
+        }
+    }
+}
+
+/// A log handler that keeps every rendered line.
+final class LogCapture: LogHandler, @unchecked Sendable {
+    // @unchecked: `storage` is guarded by its Mutex; the other properties are only set at setup.
+    private let storage = Mutex<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    var lines: [String] { storage.withLock { $0 } }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        storage.withLock { $0.append("\(event.level) \(event.message) \(all)") }
+    }
+}
