@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "RedisWire", targets: ["RedisWire"]),
         .library(name: "Redlock", targets: ["Redlock"]),
         .library(name: "RedlockTestSupport", targets: ["RedlockTestSupport"]),
+        .library(name: "LocklockServer", targets: ["LocklockServer"]),
+        .executable(name: "locklock", targets: ["locklock"]),
         .executable(name: "redlock-bench", targets: ["redlock-bench"]),
     ],
     dependencies: [
@@ -21,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -56,6 +61,35 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "LocklockServer",
+            dependencies: [
+                "Redlock",
+                "RedisWire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "locklock",
+            dependencies: [
+                "LocklockServer",
+                "Redlock",
+                "RedisWire",
+                "RedlockTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "redlock-bench",
             dependencies: [
@@ -79,6 +113,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "LocklockServerTests",
+            dependencies: [
+                "LocklockServer", "Redlock", "RedisWire", "RedlockTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strictSwift
         ),

@@ -52,20 +52,47 @@ public struct LockState: Sendable, CustomStringConvertible {
     public let isHeld: Bool
     /// The smallest remaining TTL among the quorum that holds it, minus the drift allowance.
     public let remaining: Duration?
-    let holder: [UInt8]?
+    /// The holder's raw value. It proves ownership: never log or return it to other clients.
+    public let holderValue: [UInt8]?
+    /// The highest fencing counter among the quorum that holds it: the holder's token when
+    /// the lock was fenced.
+    public let fencingToken: Int64?
 
-    init(isHeld: Bool, remaining: Duration?, holder: [UInt8]?) {
+    init(isHeld: Bool, remaining: Duration?, holder: [UInt8]?, fencingToken: Int64? = nil) {
         self.isHeld = isHeld
         self.remaining = remaining
-        self.holder = holder
+        self.holderValue = holder
+        self.fencingToken = fencingToken
     }
 
     /// Whether the quorum's value is exactly `value` (for callers that supply their own
     /// values, such as the HTTP adapter's secrets).
-    public func isHeld(by value: [UInt8]) -> Bool { isHeld && holder == value }
+    public func isHeld(by value: [UInt8]) -> Bool { isHeld && holderValue == value }
 
     public var description: String {
         isHeld ? "LockState(held, \(remaining.map { "\($0)" } ?? "?") left)" : "LockState(free)"
+    }
+}
+
+/// How release and extend recognise our value on a master.
+public enum ValueMatch: Sendable, Hashable {
+    /// The stored value equals these bytes.
+    case exact([UInt8])
+    /// The stored value starts with these bytes (for values that carry a payload after an
+    /// owner part, as the HTTP adapter stores them).
+    case prefix([UInt8])
+
+    var bytes: [UInt8] {
+        switch self {
+        case .exact(let bytes), .prefix(let bytes): bytes
+        }
+    }
+
+    var mode: [UInt8] {
+        switch self {
+        case .exact: Array("exact".utf8)
+        case .prefix: Array("prefix".utf8)
+        }
     }
 }
 

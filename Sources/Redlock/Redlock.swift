@@ -270,7 +270,7 @@ public final class Redlock: Service, Sendable {
             default: targets.append(index)
             }
         }
-        guard !targets.isEmpty, let release = try? FanOutCommand.script(Scripts.release, keys: lockKeys, arguments: [value]) else {
+        guard !targets.isEmpty, let release = try? FanOutCommand.script(Scripts.release, keys: lockKeys, arguments: [value, Self.exactMode]) else {
             return group.eventLoop.makeSucceededVoidFuture()
         }
         let awaited = responsive
@@ -290,7 +290,7 @@ public final class Redlock: Service, Sendable {
     ///   answered to tell.
     public func extend(_ lock: Lock, ttl: Duration) async throws(RedlockError) -> Lock {
         try validate(resources: lock.resources, ttl: ttl)
-        let result = await onLoop { self.extendOnLoop(lock, ttl: ttl) }
+        let result = await onLoop { self.extendOnLoop(lock, match: .exact(lock.value), ttl: ttl) }
         switch result {
         case .success(let lock):
             metrics.extended.increment()
@@ -301,14 +301,31 @@ public final class Redlock: Service, Sendable {
         }
     }
 
-    private func extendOnLoop(_ lock: Lock, ttl: Duration) -> EventLoopFuture<Result<Lock, RedlockError>> {
+    /// Extends the lock on `resources` whose stored value matches `match` to a new TTL from
+    /// now; returns the new validity. A master that lost the key is re-seeded only for an
+    /// exact match (a prefix does not say what to write back).
+    public func extend(_ resources: [String], matching match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Duration {
+        try validate(resources: resources, ttl: ttl)
+        let probe = Lock(resources: resources, fencingTokens: [], ttl: ttl, validity: .zero, validUntil: .now, value: match.bytes)
+        let result = await onLoop { self.extendOnLoop(probe, match: match, ttl: ttl) }
+        switch result {
+        case .success(let lock):
+            metrics.extended.increment()
+            return lock.validity
+        case .failure(let error):
+            if error.code == .lockLost { metrics.extendLost.increment() }
+            throw error
+        }
+    }
+
+    private func extendOnLoop(_ lock: Lock, match: ValueMatch, ttl: Duration) -> EventLoopFuture<Result<Lock, RedlockError>> {
         let start = ContinuousClock.now
         let quorum = group.quorum
         let keys = lock.resources.map(lockKey)
         let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
         let command: FanOutCommand
         do throws(RedlockError) {
-            command = try .script(Scripts.extend, keys: keys, arguments: [lock.value, ttlArgument])
+            command = try .script(Scripts.extend, keys: keys, arguments: [match.bytes, ttlArgument, match.mode])
         } catch {
             return group.eventLoop.makeSucceededFuture(.failure(error))
         }
@@ -341,7 +358,7 @@ public final class Redlock: Service, Sendable {
                     return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.lockLost, "extension took \(elapsed), no validity left")))
                 }
                 let extendedLock = lock.with(validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), ttl: ttl)
-                guard !missing.isEmpty else { return self.group.eventLoop.makeSucceededFuture(.success(extendedLock)) }
+                guard !missing.isEmpty, case .exact = match else { return self.group.eventLoop.makeSucceededFuture(.success(extendedLock)) }
                 guard let reseed = try? FanOutCommand.script(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument]) else {
                     return self.group.eventLoop.makeSucceededFuture(.success(extendedLock))
                 }
@@ -366,13 +383,21 @@ public final class Redlock: Service, Sendable {
     /// values, such as the HTTP adapter).
     @discardableResult
     public func release(_ resources: [String], value: [UInt8]) async throws(RedlockError) -> ReleaseOutcome {
+        try await release(resources, matching: .exact(value))
+    }
+
+    /// Releases the lock on `resources` where the stored value matches `match`.
+    @discardableResult
+    public func release(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
+        let value = match.bytes
+        let mode = match.mode
         guard !resources.isEmpty, !resources.contains(where: \.isEmpty) else {
             throw RedlockError(.invalidArgument, "resource names must not be empty")
         }
         let keys = resources.map(lockKey)
         let quorum = group.quorum
         let result: Result<ReleaseOutcome, RedlockError> = await onLoop {
-            guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: [value]) else {
+            guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: [value, mode]) else {
                 return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
             }
             return self.group.fanOut(release, deadline: self.instanceDeadline()).map { replies in
@@ -403,19 +428,24 @@ public final class Redlock: Service, Sendable {
     public func inspect(_ resource: String) async throws(RedlockError) -> LockState {
         guard !resource.isEmpty else { throw RedlockError(.invalidArgument, "resource name must not be empty") }
         let key = lockKey(resource)
+        let counter = fenceKey(resource)
         let quorum = group.quorum
         let driftFactor = configuration.driftFactor
         let result: Result<LockState, RedlockError> = await onLoop {
-            guard let inspect = try? FanOutCommand.script(Scripts.inspect, keys: [key], arguments: []) else {
+            guard let inspect = try? FanOutCommand.script(Scripts.inspect, keys: [key, counter], arguments: []) else {
                 return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
             }
             return self.group.fanOut(inspect, deadline: self.instanceDeadline()).map { replies in
                 var answered = 0
                 var holders: [[UInt8]: [Int64]] = [:]
+                var tokens: [[UInt8]: Int64] = [:]
                 for reply in replies {
-                    guard case .success(let value)? = reply, let pair = value.array, pair.count == 2 else { continue }
+                    guard case .success(let value)? = reply, let triple = value.array, triple.count == 3 else { continue }
                     answered += 1
-                    if let holder = pair[0].bytes, let ttl = pair[1].integer, ttl > 0 { holders[holder, default: []].append(ttl) }
+                    if let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0 {
+                        holders[holder, default: []].append(ttl)
+                        if let token = triple[2].string.flatMap({ Int64($0) }) { tokens[holder] = max(tokens[holder] ?? 0, token) }
+                    }
                 }
                 guard answered >= quorum else {
                     return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
@@ -427,7 +457,7 @@ public final class Redlock: Service, Sendable {
                 let sorted = ttls.sorted(by: >)
                 let ttl = Duration.milliseconds(sorted[quorum - 1])
                 let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
-                return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder))
+                return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: tokens[holder]))
             }
         }
         return try result.get()
@@ -488,6 +518,7 @@ public final class Redlock: Service, Sendable {
         return .nanoseconds(max(delay, 1_000_000))
     }
 
+    private static let exactMode = Array("exact".utf8)
     private static let set = Array("SET".utf8)
     private static let nx = Array("NX".utf8)
     private static let px = Array("PX".utf8)

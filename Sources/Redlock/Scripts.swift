@@ -56,12 +56,13 @@ enum Scripts {
         return 1
         """)
 
-    /// KEYS lock keys; ARGV[1] value. Compare-and-delete: deletes only keys holding our value,
-    /// returns how many it deleted.
+    /// KEYS lock keys; ARGV[1] value, ARGV[2] "prefix" to match values that start with
+    /// ARGV[1]. Compare-and-delete: deletes only keys holding our value, returns how many.
     static let release = RedisScript("""
         local deleted = 0
         for i = 1, #KEYS do
-          if redis.call('get', KEYS[i]) == ARGV[1] then
+          local current = redis.call('get', KEYS[i])
+          if current == ARGV[1] or (ARGV[2] == 'prefix' and current and string.sub(current, 1, #ARGV[1]) == ARGV[1]) then
             redis.call('del', KEYS[i])
             deleted = deleted + 1
           end
@@ -69,15 +70,16 @@ enum Scripts {
         return deleted
         """)
 
-    /// KEYS lock keys; ARGV value, ttl ms. Compare-and-pexpire, all-or-nothing: 1 extended,
-    /// -1 every key is missing (the master lost it: candidate for re-seeding), 0 otherwise.
+    /// KEYS lock keys; ARGV value, ttl ms, ARGV[3] "prefix" to match by prefix.
+    /// Compare-and-pexpire, all-or-nothing: 1 extended, -1 every key is missing (the master
+    /// lost it: candidate for re-seeding), 0 otherwise.
     static let extend = RedisScript("""
         local missing = 0
         for i = 1, #KEYS do
           local current = redis.call('get', KEYS[i])
           if current == false then
             missing = missing + 1
-          elseif current ~= ARGV[1] then
+          elseif current ~= ARGV[1] and not (ARGV[3] == 'prefix' and string.sub(current, 1, #ARGV[1]) == ARGV[1]) then
             return 0
           end
         end
@@ -97,8 +99,9 @@ enum Scripts {
         return 1
         """)
 
-    /// KEYS[1] lock key: its value and remaining time to live in ms.
+    /// KEYS[1] lock key, KEYS[2] fencing counter: the value, remaining time to live in ms,
+    /// and the counter (the token of the latest acquisition).
     static let inspect = RedisScript("""
-        return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1])}
+        return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1]), redis.call('get', KEYS[2])}
         """)
 }

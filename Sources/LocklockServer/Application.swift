@@ -1,0 +1,78 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import Redlock
+import ServiceLifecycle
+
+/// Builds the router of the Locklock REST API.
+public func buildRouter(
+    groups: MasterGroups,
+    configuration: LocklockServerConfiguration,
+    prometheus: PrometheusCollectorRegistry? = nil
+) -> Router<LocklockRequestContext> {
+    let router = Router(context: LocklockRequestContext.self)
+    router.middlewares.add(ProblemMiddleware())
+    LockController(groups: groups, configuration: configuration, limiter: RateLimiter()).register(on: router)
+    router.get("/livez") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+    }
+    router.get("/readyz") { _, _ -> Response in
+        for redlock in groups.all where await redlock.reachableMasters() < redlock.quorum {
+            throw Problem.unavailable("fewer than a quorum of lock servers are reachable")
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ready"}"#)))
+    }
+    router.get("/metrics") { _, _ -> Response in
+        var bytes: [UInt8] = []
+        prometheus?.emit(into: &bytes)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+    router.get("/v1/api/openapi.json") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+    }
+    return router
+}
+
+/// Builds the whole application: the router, the server on `configuration.host:port`, and the
+/// Redlock clients as services (dialled at start, closed on graceful shutdown).
+public func buildApplication(
+    groups: MasterGroups,
+    configuration: LocklockServerConfiguration,
+    prometheus: PrometheusCollectorRegistry? = nil,
+    logger: Logger = Logger(label: "locklock")
+) -> some ApplicationProtocol {
+    let router = buildRouter(groups: groups, configuration: configuration, prometheus: prometheus)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "locklock"),
+        services: groups.all,
+        logger: logger
+    )
+}
+
+/// Turns every error that is not already a ``Problem`` into a problem+json response, so no
+/// route ever answers with a bare 500 or an HTML page.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = LocklockRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            throw problem
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound: throw Problem.notFound("no such route")
+            case .methodNotAllowed: throw Problem(.methodNotAllowed, "Method Not Allowed", "method not allowed on this route")
+            case .contentTooLarge: throw Problem.tooLarge
+            default: throw Problem(error.status, error.status.reasonPhrase, "request could not be handled")
+            }
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error.type": "\(type(of: error))"])
+            throw Problem(.internalServerError, "Internal Server Error", "unexpected error")
+        }
+    }
+}

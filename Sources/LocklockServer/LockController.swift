@@ -1,0 +1,333 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Redlock
+
+/// The request context: Hummingbird's core context plus the client's address for throttling.
+public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The `/v1/api/lock/...` routes: acquire (POST), release (DELETE), extend (PATCH), status (GET).
+struct LockController: Sendable {
+    let groups: MasterGroups
+    let configuration: LocklockServerConfiguration
+    let limiter: RateLimiter
+
+    static let bodyLimit = 64 * 1024
+    static let dataLimit = 16 * 1024
+    static let maximumDepth = 32
+
+    func register(on router: Router<LocklockRequestContext>) {
+        for kind in ["uuid", "key"] {
+            let path = RouterPath("/v1/api/lock/\(kind)/:name")
+            router.post(path) { request, context in try await self.handle(.acquire, kind: kind, request, context) }
+            router.delete(path) { request, context in try await self.handle(.release, kind: kind, request, context) }
+            router.patch(path) { request, context in try await self.handle(.extend, kind: kind, request, context) }
+            router.get(path) { request, context in try await self.handle(.status, kind: kind, request, context) }
+        }
+    }
+
+    enum Operation { case acquire, release, extend, status }
+
+    /// Who is calling, after authentication and plan checks.
+    struct Caller {
+        var tenant: Tenant?
+        var redlock: Redlock
+    }
+
+    func handle(_ operation: Operation, kind: String, _ request: Request, _ context: LocklockRequestContext) async throws -> Response {
+        let raw = try context.parameters.require("name")
+        guard let name = kind == "uuid" ? LockName.parseUUID(raw) : LockName.parseKey(raw) else {
+            throw Problem.badRequest(kind == "uuid" ? "not a canonical UUID" : "lock names match ^[A-Za-z0-9._~:-]{1,200}$ and contain no '..'")
+        }
+        let caller = try authorize(request, context: context, name: name)
+        let rateHeaders = try throttle(caller, context: context)
+        let body = operation == .status ? LockRequestBody() : try await parseBody(request, operation: operation, caller: caller)
+        let resource = name.resource(tenant: caller.tenant?.name)
+        let secret = body.secret ?? request.headers[.lockSecret]
+        if let secret, !(1...256).contains(secret.count) { throw Problem.unprocessable("secret must be 1 to 256 characters") }
+        let owner = secret.map { ownerOf(resource: resource, secret: $0) }
+        var response: Response
+        switch operation {
+        case .acquire: response = try await acquire(name, resource, caller: caller, body: body, owner: owner)
+        case .release: response = try await release(name, resource, caller: caller, owner: owner)
+        case .extend: response = try await extend(name, resource, caller: caller, body: body, owner: owner)
+        case .status: response = try await status(name, resource, caller: caller)
+        }
+        for field in rateHeaders { response.headers.append(field) }
+        return response
+    }
+
+    // MARK: Operations
+
+    func acquire(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
+        let ttl = Duration.milliseconds(Int64((body.expiresIn ?? 2_592_000) * 1000))
+        var value = owner ?? Array("a:".utf8) + Self.randomHex()
+        value += Array("\n".utf8) + (body.data ?? [])
+        let wait = body.wait ?? 0
+        let lock: Lock
+        do {
+            lock = try await caller.redlock.acquire(
+                resource, ttl: ttl, value: value,
+                wait: wait > 0 ? .milliseconds(Int64(wait * 1000)) : nil,
+                retry: wait > 0 ? .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25)) : RedlockConfiguration.Retry.none
+            )
+        } catch where error.code == .lockHeld {
+            let state = try await inspect(resource, caller: caller)
+            if let owner, let holder = state.holderValue, holder.starts(with: owner + Array("\n".utf8)), let remaining = state.remaining {
+                return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: true, token: state.fencingToken, data: Self.data(in: holder))
+            }
+            throw Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.remaining))
+        } catch {
+            throw Self.problem(for: error)
+        }
+        return try lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
+    }
+
+    func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?) async throws -> Response {
+        let match: ValueMatch = .prefix(owner.map { $0 + Array("\n".utf8) } ?? Array("a:".utf8))
+        let outcome: ReleaseOutcome
+        do {
+            outcome = try await caller.redlock.release([resource], matching: match)
+        } catch {
+            throw Self.problem(for: error)
+        }
+        if outcome == .released {
+            return try json(.ok, ["lock": name.path, "released": true])
+        }
+        let state = try await inspect(resource, caller: caller)
+        if state.isHeld { throw Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
+        throw Problem.notFound("the lock is not held (free or expired)")
+    }
+
+    func extend(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
+        guard let expiresIn = body.expiresIn else { throw Problem.unprocessable("expires_in is required") }
+        let match: ValueMatch = .prefix(owner.map { $0 + Array("\n".utf8) } ?? Array("a:".utf8))
+        do {
+            _ = try await caller.redlock.extend([resource], matching: match, ttl: .milliseconds(Int64(expiresIn * 1000)))
+        } catch where error.code == .lockLost {
+            let state = try await inspect(resource, caller: caller)
+            if state.isHeld { throw Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
+            throw Problem.notFound("the lock is not held (free or expired)")
+        } catch {
+            throw Self.problem(for: error)
+        }
+        return try await status(name, resource, caller: caller)
+    }
+
+    func status(_ name: LockName, _ resource: String, caller: Caller) async throws -> Response {
+        let state = try await inspect(resource, caller: caller)
+        guard state.isHeld, let holder = state.holderValue, let remaining = state.remaining else {
+            throw Problem.notFound("the lock is not held (free or expired)")
+        }
+        return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: holder.starts(with: Array("s:".utf8)), token: state.fencingToken, data: Self.data(in: holder))
+    }
+
+    func inspect(_ resource: String, caller: Caller) async throws -> LockState {
+        do {
+            return try await caller.redlock.inspect(resource)
+        } catch {
+            throw Self.problem(for: error)
+        }
+    }
+
+    // MARK: Authentication, throttling, bodies
+
+    func authorize(_ request: Request, context: LocklockRequestContext, name: LockName) throws -> Caller {
+        var tenant: Tenant?
+        if let authorization = request.headers[.authorization] {
+            guard authorization.hasPrefix("Bearer "), let found = configuration.tenants.authenticate(key: String(authorization.dropFirst(7))) else {
+                throw Problem.unauthorized("invalid API key")
+            }
+            tenant = found
+        }
+        if let subdomain = subdomain(of: request) {
+            guard let tenant else { throw Problem.unauthorized("\(subdomain) needs its tenant's API key") }
+            guard tenant.name == subdomain else { throw Problem.forbidden("this key belongs to another tenant") }
+            guard tenant.plan == .pro else { throw Problem.forbidden("custom subdomains need a Pro plan") }
+        }
+        if case .key = name {
+            guard let tenant else { throw Problem.unauthorized("custom lock names need a Pro API key") }
+            guard tenant.plan == .pro else { throw Problem.forbidden("custom lock names need a Pro plan") }
+        }
+        return Caller(tenant: tenant, redlock: groups.redlock(for: tenant))
+    }
+
+    func subdomain(of request: Request) -> String? {
+        guard let base = configuration.baseDomain?.lowercased(), let host = request.head.authority?.lowercased() else { return nil }
+        let hostname = host.split(separator: ":").first.map(String.init) ?? host
+        guard hostname.hasSuffix("." + base) else { return nil }
+        let label = String(hostname.dropLast(base.count + 1))
+        return label.isEmpty || label.contains(".") ? nil : label
+    }
+
+    func throttle(_ caller: Caller, context: LocklockRequestContext) throws -> [HTTPField] {
+        let key: String
+        let rate: Int
+        if let tenant = caller.tenant {
+            key = "t:" + tenant.name
+            rate = tenant.plan == .pro ? configuration.proRate : configuration.developerRate
+        } else {
+            key = "a:" + (context.remoteAddress?.ipAddress ?? "unknown")
+            rate = configuration.anonymousRate
+        }
+        let decision = limiter.check(key, rate: rate)
+        guard rate > 0 else { return [] }
+        let headers = [
+            HTTPField(name: .rateLimitPolicy, value: "\(rate * 2);w=1"),
+            HTTPField(name: .rateLimit, value: "limit=\(rate * 2), remaining=\(decision.remaining), reset=\(max(decision.retryAfter, 1))"),
+        ]
+        guard decision.allowed else {
+            var fields = HTTPFields(headers)
+            fields[.retryAfter] = String(decision.retryAfter)
+            throw Problem(.tooManyRequests, "Too Many Requests", "rate limit exceeded", headers: fields)
+        }
+        return headers
+    }
+
+    func parseBody(_ request: Request, operation: Operation, caller: Caller) async throws -> LockRequestBody {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > Self.bodyLimit { throw Problem.tooLarge }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: Self.bodyLimit)
+        } catch {
+            throw Problem.tooLarge
+        }
+        return try LockRequestBody(buffer, maximumExpiresIn: configuration.maximumExpiresIn, allowData: caller.tenant?.plan == .pro)
+    }
+
+    // MARK: Responses
+
+    func lockResponse(_ status: HTTPResponse.Status, name: LockName, remaining: Duration, hasSecret: Bool, token: Int64?, data: [UInt8]?) throws -> Response {
+        let seconds = max(0, Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18)
+        let expiresAt = Date().addingTimeInterval(seconds)
+        var text = "{\"lock\":\"\(name.path)\",\"expires_in\":\((seconds * 100).rounded() / 100),"
+        text += "\"expires_at\":\"\(Self.rfc3339(expiresAt))\",\"has_secret\":\(hasSecret)"
+        if let token { text += ",\"fencing_token\":\(token)" }
+        if let data, !data.isEmpty { text += ",\"data\":" + String(decoding: data, as: UTF8.self) }
+        text += "}"
+        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    func json(_ status: HTTPResponse.Status, _ object: [String: Any]) throws -> Response {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func problem(for error: any Error) -> any Error {
+        guard let error = error as? RedlockError else { return error }
+        switch error.code {
+        case .lockHeld: return Problem.conflict("the lock is held by another client", retryAfter: 1)
+        case .invalidArgument: return Problem.unprocessable("invalid lock request")
+        default: return Problem.unavailable("too few lock servers answered; try again")
+        }
+    }
+
+    func ownerOf(resource: String, secret: String) -> [UInt8] {
+        let digest = SHA256.hash(data: Array((resource + "\n" + secret).utf8))
+        return Array("s:".utf8) + Array(digest.map { String(format: "%02x", $0) }.joined().utf8)
+    }
+
+    static func data(in value: [UInt8]) -> [UInt8]? {
+        guard let newline = value.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let data = Array(value[(newline + 1)...])
+        return data.isEmpty ? nil : data
+    }
+
+    static func seconds(_ duration: Duration?) -> Int {
+        guard let duration else { return 1 }
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) + (attoseconds > 0 ? 1 : 0)
+    }
+
+    static func randomHex() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return Array((0..<2).map { _ in String(format: "%016llx", generator.next() as UInt64) }.joined().utf8)
+    }
+
+    static func rfc3339(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}
+
+/// A validated lock request body.
+struct LockRequestBody {
+    var secret: String?
+    var expiresIn: Double?
+    var data: [UInt8]?
+    var wait: Double?
+
+    init() {}
+
+    init(_ buffer: ByteBuffer, maximumExpiresIn: Double, allowData: Bool) throws {
+        guard buffer.readableBytes > 0 else { return }
+        let bytes = Array(buffer.readableBytesView)
+        if bytes.allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) { return }
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth > LockController.maximumDepth { throw Problem.badRequest("JSON nested deeper than \(LockController.maximumDepth) levels") }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            default: break
+            }
+        }
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        } catch {
+            throw Problem.badRequest("malformed JSON")
+        }
+        guard let object = parsed as? [String: Any] else { throw Problem.badRequest("the body must be a JSON object") }
+        if let secret = object["secret"] {
+            guard let text = secret as? String else { throw Problem.badRequest("secret must be a string") }
+            guard (1...256).contains(text.count) else { throw Problem.unprocessable("secret must be 1 to 256 characters") }
+            self.secret = text
+        }
+        if let value = object["expires_in"] {
+            guard let number = Self.number(value) else { throw Problem.badRequest("expires_in must be a number") }
+            guard number > 0, number <= maximumExpiresIn, number * 1000 >= 1 else {
+                throw Problem.unprocessable("expires_in must be > 0 and <= \(Int(maximumExpiresIn)) seconds")
+            }
+            self.expiresIn = number
+        }
+        if let value = object["wait"] {
+            guard let number = Self.number(value) else { throw Problem.badRequest("wait must be a number") }
+            guard (0...60).contains(number) else { throw Problem.unprocessable("wait must be between 0 and 60 seconds") }
+            self.wait = number
+        }
+        if let value = object["data"], !(value is NSNull) {
+            guard allowData else { throw Problem.forbidden("data payloads need a Pro plan") }
+            let encoded = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])
+            guard encoded.count <= LockController.dataLimit else { throw Problem.unprocessable("data must be at most 16 KiB of JSON") }
+            self.data = Array(encoded)
+        }
+    }
+
+    private static func number(_ value: Any) -> Double? {
+        guard let number = value as? NSNumber else { return nil }
+        // JSON true/false also arrive as NSNumber; their type code is "c" (char).
+        if String(cString: number.objCType) == "c" { return nil }
+        let double = number.doubleValue
+        return double.isFinite ? double : nil
+    }
+}

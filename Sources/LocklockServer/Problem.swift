@@ -1,0 +1,58 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// An RFC 9457 problem: every error response of the API. Its detail never carries a secret,
+/// a lock value or a Redis address.
+public struct Problem: HTTPResponseError, Sendable {
+    /// The HTTP status.
+    public let status: HTTPResponse.Status
+    /// A short, stable title.
+    public let title: String
+    /// What went wrong with this request.
+    public let detail: String
+    /// Extra headers (`Retry-After`, `RateLimit`).
+    public let headers: HTTPFields
+
+    /// Creates a problem.
+    public init(_ status: HTTPResponse.Status, _ title: String, _ detail: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.headers = headers
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let object: [String: Any] = [
+            "type": "https://locklock.dev/problems/\(title.lowercased().replacingOccurrences(of: " ", with: "-"))",
+            "title": title, "status": Int(status.code), "detail": detail,
+        ]
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        var headers = self.headers
+        headers[.contentType] = "application/problem+json"
+        headers[.cacheControl] = "no-store"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func badRequest(_ detail: String) -> Problem { Problem(.badRequest, "Bad Request", detail) }
+    static func unprocessable(_ detail: String) -> Problem { Problem(.unprocessableContent, "Unprocessable Content", detail) }
+    static func unauthorized(_ detail: String) -> Problem {
+        Problem(.unauthorized, "Unauthorized", detail, headers: [.wwwAuthenticate: "Bearer"])
+    }
+    static func forbidden(_ detail: String) -> Problem { Problem(.forbidden, "Forbidden", detail) }
+    static func notFound(_ detail: String) -> Problem { Problem(.notFound, "Not Found", detail) }
+    static func conflict(_ detail: String, retryAfter: Int) -> Problem {
+        Problem(.conflict, "Conflict", detail, headers: [.retryAfter: String(max(retryAfter, 1))])
+    }
+    static func unavailable(_ detail: String) -> Problem {
+        Problem(.serviceUnavailable, "Service Unavailable", detail, headers: [.retryAfter: "1"])
+    }
+    static let tooLarge = Problem(.contentTooLarge, "Content Too Large", "request bodies are limited to 64 KiB")
+}
+
+extension HTTPField.Name {
+    static let lockSecret = Self("Lock-Secret")!
+    static let rateLimit = Self("RateLimit")!
+    static let rateLimitPolicy = Self("RateLimit-Policy")!
+}

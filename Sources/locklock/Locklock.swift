@@ -1,0 +1,294 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import LocklockServer
+import Metrics
+import Prometheus
+import RedisWire
+import RedlockTestSupport
+import Redlock
+
+@main
+struct Locklock: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "locklock",
+        abstract: "Distributed locks over Redis masters (Redlock), as a REST service or around a command.",
+        subcommands: [Serve.self, Dev.self, HashKey.self, Run.self, Acquire.self, Release.self]
+    )
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
+struct DurationArgument: ExpressibleByArgument {
+    let duration: Duration
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        var text = argument
+        var scale = 1.0
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            text = String(text.dropLast(suffix.count))
+            scale = factor
+            break
+        }
+        guard let number = Double(text), number > 0, number.isFinite else { return nil }
+        duration = .milliseconds(Int64((number * scale * 1000).rounded()))
+    }
+}
+
+struct MasterOptions: ParsableArguments {
+    @Option(help: "Comma-separated host:port of the independent masters (or LOCKLOCK_MASTERS).")
+    var masters: String?
+
+    func addresses() throws -> [RedisServerAddress] {
+        guard let text = masters ?? ProcessInfo.processInfo.environment["LOCKLOCK_MASTERS"], !text.isEmpty else {
+            throw ValidationError("give --masters h1:p1,h2:p2,... or set LOCKLOCK_MASTERS")
+        }
+        return try Self.parse(text)
+    }
+
+    static func parse(_ text: String) throws -> [RedisServerAddress] {
+        try text.split(separator: ",").map { part in
+            guard let address = RedisServerAddress(parsing: String(part)) else { throw ValidationError("bad master address '\(part)'") }
+            return address
+        }
+    }
+}
+
+struct ServeOptions: ParsableArguments {
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port to bind.") var port = 8080
+    @Option(help: "Tenants file: {\"tenants\":[{\"name\",\"plan\",\"key_sha256\",\"region\"?}]}.") var tenants: String?
+    @Option(help: "Requests/s per client address without a key (burst 2x, 0 = off).") var anonymousRate = 100
+    @Option(help: "Requests/s per Developer tenant (0 = off).") var developerRate = 100
+    @Option(help: "Requests/s per Pro tenant (0 = off).") var proRate = 1_000
+    @Option(help: "Largest expires_in in seconds.") var maxExpiresIn = 2_592_000.0
+    @Option(help: "Serve TENANT.DOMAIN in that tenant's namespace.") var baseDomain: String?
+    @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
+
+    func configuration() throws -> LocklockServerConfiguration {
+        let directory = try tenants.map { try TenantDirectory(contentsOf: URL(fileURLWithPath: $0)) } ?? TenantDirectory([])
+        return LocklockServerConfiguration(
+            host: host, port: port, maximumExpiresIn: maxExpiresIn, anonymousRate: anonymousRate,
+            developerRate: developerRate, proRate: proRate, baseDomain: baseDomain, tenants: directory
+        )
+    }
+
+    func groups(primary: [RedisServerAddress], logger: Logger) throws -> MasterGroups {
+        var regions: [String: Redlock] = [:]
+        for entry in region {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--region takes NAME=h:p,h:p,...") }
+            regions[String(parts[0])] = Redlock(masters: try MasterOptions.parse(String(parts[1])), logger: logger)
+        }
+        return MasterGroups(primary: Redlock(masters: primary, logger: logger), regions: regions)
+    }
+}
+
+func serve(groups: MasterGroups, configuration: LocklockServerConfiguration, logger: Logger) async throws {
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    let app = buildApplication(groups: groups, configuration: configuration, prometheus: registry, logger: logger)
+    try await app.runService()
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the Locklock REST API over the given masters.")
+    @OptionGroup var master: MasterOptions
+    @OptionGroup var options: ServeOptions
+
+    func run() async throws {
+        let logger = Logger(label: "locklock")
+        try await serve(groups: try options.groups(primary: try master.addresses(), logger: logger), configuration: try options.configuration(), logger: logger)
+    }
+}
+
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start 3 local redis-server masters and serve the API on 127.0.0.1:8080.")
+    @OptionGroup var options: ServeOptions
+
+    func run() async throws {
+        let logger = Logger(label: "locklock")
+        do {
+            _ = try RedisServer.findExecutable()
+        } catch {
+            throw ValidationError("redis-server is not installed. Install it with: sudo apt-get install -y redis-server (or run `make run`)")
+        }
+        let servers = try await RedisServerGroup.start(count: 3)
+        print("locklock dev: masters \(servers.commaSeparated); serving http://\(options.host):\(options.port)/v1/api (Ctrl-C stops everything)")
+        do {
+            try await serve(groups: try options.groups(primary: servers.addresses, logger: logger), configuration: try options.configuration(), logger: logger)
+        } catch {
+            await servers.shutdown()
+            throw error
+        }
+        await servers.shutdown()
+    }
+}
+
+struct HashKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "hash-key", abstract: "Print the SHA-256 of an API key for the tenants file (reads stdin without an argument).")
+    @Argument(help: "The API key.") var key: String?
+
+    func run() async throws {
+        let key = self.key ?? (readLine(strippingNewline: true) ?? "")
+        guard !key.isEmpty else { throw ValidationError("no key given") }
+        print(TenantDirectory.hash(key: key))
+    }
+}
+
+struct LockOptions: ParsableArguments {
+    @OptionGroup var master: MasterOptions
+    @Option(help: "The lock's name.") var lock: String
+    @Option(help: "Time to live, e.g. 30s, 500ms, 2m.") var ttl = DurationArgument(argument: "30s")!
+    @Option(help: "Wait up to this long for the lock, e.g. 10s (default: try once).") var wait: DurationArgument?
+
+    func redlock() throws -> Redlock {
+        Redlock(masters: try master.addresses(), configuration: .init(retry: .init(count: 0, delay: .milliseconds(100), jitter: .milliseconds(50))))
+    }
+}
+
+/// Exit codes of `run`, `acquire` and `release` besides the command's own.
+enum ExitStatus {
+    static let held: Int32 = 75  // EX_TEMPFAIL: try again later
+    static let unavailable: Int32 = 69  // EX_UNAVAILABLE
+    static let lost: Int32 = 70  // EX_SOFTWARE: the lock was lost while the command ran
+}
+
+func exitStatus(for error: RedlockError) -> Int32 {
+    error.code == .lockHeld ? ExitStatus.held : ExitStatus.unavailable
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command while holding a distributed lock (a distributed flock(1)).",
+        discussion: "Exits with the command's status; 75 if the lock is held, 69 if too few masters answer, 70 if the lock was lost (the command got SIGTERM)."
+    )
+    @OptionGroup var options: LockOptions
+    @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []
+
+    func run() async throws {
+        let arguments = command.first == "--" ? Array(command.dropFirst()) : command
+        guard let executable = arguments.first else { throw ValidationError("give the command after --") }
+        let redlock = try options.redlock()
+        let lock: Lock
+        do {
+            lock = try await redlock.acquire(options.lock, ttl: options.ttl.duration, wait: options.wait?.duration)
+        } catch {
+            FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+            throw ExitCode(exitStatus(for: error))
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments.dropFirst()
+        let exited = AsyncStream<Int32>.makeStream()
+        process.terminationHandler = { exited.continuation.yield($0.terminationStatus); exited.continuation.finish() }
+        try process.run()
+        let handle = LockKeeper(lock)
+        let status: Int32 = await withTaskGroup(of: Int32?.self) { group in
+            group.addTask {
+                var iterator = exited.stream.makeAsyncIterator()
+                return await iterator.next() ?? 1
+            }
+            group.addTask {
+                if await handle.keep(with: redlock) {
+                    FileHandle.standardError.write(Data("locklock: lock lost, sending SIGTERM to the command\n".utf8))
+                    process.terminate()
+                    return nil
+                }
+                return nil
+            }
+            var commandStatus: Int32 = 1
+            var lost = false
+            for await result in group {
+                if let result {
+                    commandStatus = result
+                    group.cancelAll()
+                } else if !Task.isCancelled, handle.isLost {
+                    lost = true
+                }
+            }
+            return lost ? ExitStatus.lost : commandStatus
+        }
+        _ = try? await redlock.release(handle.lock)
+        await redlock.shutdown()
+        throw ExitCode(status)
+    }
+}
+
+/// Extends a lock until cancelled; reports whether it was lost.
+final class LockKeeper: @unchecked Sendable {
+    // @unchecked: `current` and `lost` are guarded by `lockState`.
+    private let lockState = NSLock()
+    private var current: Lock
+    private var lost = false
+
+    init(_ lock: Lock) { current = lock }
+    var lock: Lock { lockState.withLock { current } }
+    var isLost: Bool { lockState.withLock { lost } }
+
+    /// Returns true if the lock was lost, false when cancelled.
+    func keep(with redlock: Redlock) async -> Bool {
+        while true {
+            let lock = self.lock
+            do {
+                try await Task.sleep(for: lock.ttl / 3)
+            } catch {
+                return false
+            }
+            do {
+                let extended = try await redlock.extend(lock, ttl: lock.ttl)
+                lockState.withLock { current = extended }
+            } catch {
+                if lock.remainingValidity < lock.ttl / 10 || error.code == .lockLost {
+                    lockState.withLock { lost = true }
+                    return true
+                }
+            }
+        }
+    }
+}
+
+struct Acquire: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Acquire a lock and print its token (the value to pass to `release`).",
+        discussion: "Exit status 75 if the lock is held, 69 if too few masters answer."
+    )
+    @OptionGroup var options: LockOptions
+
+    func run() async throws {
+        let redlock = try options.redlock()
+        let token = "cli-" + UUID().uuidString.lowercased()
+        do {
+            let lock = try await redlock.acquire(options.lock, ttl: options.ttl.duration, value: Array(token.utf8), wait: options.wait?.duration)
+            print(token)
+            FileHandle.standardError.write(Data("locklock: acquired \(options.lock), valid for \(lock.validity)\n".utf8))
+        } catch {
+            FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+            await redlock.shutdown()
+            throw ExitCode(exitStatus(for: error))
+        }
+        await redlock.shutdown()
+    }
+}
+
+struct Release: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Release a lock taken with `acquire`; exit status 1 if it was no longer held.")
+    @OptionGroup var master: MasterOptions
+    @Option(help: "The lock's name.") var lock: String
+    @Option(help: "The token `acquire` printed.") var token: String
+
+    func run() async throws {
+        let redlock = Redlock(masters: try master.addresses())
+        defer { Task { await redlock.shutdown() } }
+        do {
+            let outcome = try await redlock.release([lock], value: Array(token.utf8))
+            if outcome == .notHeld {
+                FileHandle.standardError.write(Data("locklock: \(lock) was not held (expired or another token)\n".utf8))
+                throw ExitCode(1)
+            }
+        } catch let error as RedlockError {
+            FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+            throw ExitCode(ExitStatus.unavailable)
+        }
+    }
+}
