@@ -121,7 +121,6 @@ let package = Package(
             dependencies: [
                 "LocklockServer", "Redlock", "RedisWire", "RedlockTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strictSwift
         ),

@@ -1,0 +1,247 @@
+import Foundation
+import LocklockServer
+import RedisWire
+import RedlockTestSupport
+import Testing
+
+private func uuid() -> String { UUID().uuidString.lowercased() }
+
+private func expectProblem(_ result: HTTPResult, _ status: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(result.status == status, "\(result.text)", sourceLocation: sourceLocation)
+    #expect(result.header("Content-Type") == "application/problem+json", sourceLocation: sourceLocation)
+    let json = result.json
+    #expect(json?["status"] as? Int == status, sourceLocation: sourceLocation)
+    #expect(json?["title"] is String && json?["detail"] is String && json?["type"] is String, sourceLocation: sourceLocation)
+}
+
+@Suite("Locklock REST API over a live server and real masters", .serialized)
+struct LockAPITests {
+    @Test func theSeedDocumentsCurlSessionWorks() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            let acquired = try await server.request("POST", path)
+            #expect(acquired.status == 201)
+            #expect(acquired.header("Cache-Control") == "no-store")
+            #expect(acquired.json?["has_secret"] as? Bool == false)
+            #expect(acquired.json?["fencing_token"] is Int)
+            #expect(try await server.request("DELETE", path).status == 200)
+
+            let withSecret = try await server.request("POST", path, body: #"{"secret":"super-secret", "expires_in": 300}"#)
+            #expect(withSecret.status == 201)
+            let expiresIn = try #require(withSecret.json?["expires_in"] as? Double)
+            #expect(expiresIn > 290 && expiresIn <= 300)
+            #expect(withSecret.json?["has_secret"] as? Bool == true)
+            #expect(!withSecret.text.contains("super-secret"), "the lock body never contains the secret")
+            let released = try await server.request("DELETE", path, body: #"{"secret":"super-secret"}"#)
+            #expect(released.status == 200)
+            #expect(released.json?["released"] as? Bool == true)
+            let status = try await server.request("GET", path)
+            expectProblem(status, 404)
+        }
+    }
+
+    @Test func aHundredConcurrentPostsGiveExactlyOneWinner() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            let results = try await withThrowingTaskGroup(of: HTTPResult.self) { group in
+                for _ in 0..<100 { group.addTask { try await server.request("POST", path, body: #"{"expires_in": 60}"#) } }
+                return try await group.reduce(into: [HTTPResult]()) { $0.append($1) }
+            }
+            #expect(results.filter { $0.status == 201 }.count == 1)
+            let conflicts = results.filter { $0.status == 409 }
+            #expect(conflicts.count == 99)
+            #expect(conflicts.allSatisfy { Int($0.header("Retry-After") ?? "") ?? 0 >= 1 })
+        }
+    }
+
+    @Test func wrongSecretIsForbiddenAndTheLockStaysHeld() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"secret":"right"}"#).status == 201)
+            expectProblem(try await server.request("DELETE", path, body: #"{"secret":"wrong"}"#), 403)
+            expectProblem(try await server.request("DELETE", path), 403)
+            #expect(try await server.request("GET", path).status == 200)
+            // Same secret again: 200 with the TTL unchanged.
+            let again = try await server.request("POST", path, body: #"{"secret":"right","expires_in":5}"#)
+            #expect(again.status == 200)
+            #expect((again.json?["expires_in"] as? Double ?? 0) > 1_000, "TTL unchanged, not reset to 5 s")
+            #expect(try await server.request("DELETE", path, headers: ["Lock-Secret": "right"]).status == 200)
+        }
+    }
+
+    @Test func expiredLocksAreNotFoundOnDeleteAndCanBeReacquired() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"expires_in":0.2,"secret":"s"}"#).status == 201)
+            try await Task.sleep(for: .milliseconds(400))
+            expectProblem(try await server.request("DELETE", path, body: #"{"secret":"s"}"#), 404)
+            #expect(try await server.request("POST", path).status == 201)
+        }
+    }
+
+    @Test func extendSetsANewTTLFromNow() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"expires_in":2,"secret":"s"}"#).status == 201)
+            let extended = try await server.request("PATCH", path, body: #"{"expires_in":600,"secret":"s"}"#)
+            #expect(extended.status == 200)
+            #expect((extended.json?["expires_in"] as? Double ?? 0) > 500)
+            expectProblem(try await server.request("PATCH", path, body: #"{"expires_in":600,"secret":"x"}"#), 403)
+            expectProblem(try await server.request("PATCH", path, body: #"{"secret":"s"}"#), 422)
+            expectProblem(try await server.request("PATCH", "/v1/api/lock/uuid/\(uuid())", body: #"{"expires_in":5}"#), 404)
+        }
+    }
+
+    @Test func waitingAcquireGetsTheLockWhenItFrees() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"expires_in":0.3}"#).status == 201)
+            expectProblem(try await server.request("POST", path, body: #"{"wait":0}"#), 409)
+            #expect(try await server.request("POST", path, body: #"{"wait":3}"#).status == 201)
+            let timedOut = try await server.request("POST", path, body: #"{"wait":0.2}"#)
+            expectProblem(timedOut, 409)
+            #expect(timedOut.header("Retry-After") != nil)
+        }
+    }
+
+    @Test func keyLocksNeedAProKeyAndAreNamespacedPerTenant() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/key/deploy:prod"
+            expectProblem(try await server.request("POST", path), 401)
+            expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.initech)"]), 403)
+            expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer not-a-key"]), 401)
+            #expect(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.acme)"]).status == 201)
+            #expect(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.globex)"]).status == 201, "tenants never collide")
+            expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.acme)"]), 409)
+            #expect(try await server.request("DELETE", path, headers: ["Authorization": "Bearer \(Keys.acme)"]).status == 200)
+            #expect(try await server.request("GET", path, headers: ["Authorization": "Bearer \(Keys.globex)"]).status == 200)
+        }
+    }
+
+    @Test func dataPayloadsArePro() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            expectProblem(try await server.request("POST", path, body: #"{"data":{"job":7}}"#), 403)
+            expectProblem(try await server.request("POST", path, body: #"{"data":{"job":7}}"#, headers: ["Authorization": "Bearer \(Keys.initech)"]), 403)
+            let created = try await server.request("POST", path, body: #"{"data":{"job":7,"owner":"w1"}}"#, headers: ["Authorization": "Bearer \(Keys.acme)"])
+            #expect(created.status == 201)
+            let status = try await server.request("GET", path)
+            let data = status.json?["data"] as? [String: Any]
+            #expect(data?["job"] as? Int == 7 && data?["owner"] as? String == "w1")
+            let big = "{\"data\":\"" + String(repeating: "x", count: 17 * 1024) + "\"}"
+            expectProblem(try await server.request("POST", "/v1/api/lock/uuid/\(uuid())", body: big, headers: ["Authorization": "Bearer \(Keys.acme)"]), 422)
+        }
+    }
+
+    @Test func throttlingAnswers429WithRetryAfter() async throws {
+        try await withLiveServer(anonymousRate: 2, proRate: 1_000) { server throws in
+            var statuses: [Int] = []
+            var throttled: HTTPResult?
+            for _ in 0..<8 {
+                let result = try await server.request("GET", "/v1/api/lock/uuid/\(uuid())")
+                statuses.append(result.status)
+                if result.status == 429 { throttled = result }
+            }
+            #expect(statuses.prefix(4).allSatisfy { $0 == 404 }, "a burst of twice the rate goes through: \(statuses)")
+            let limited = try #require(throttled)
+            expectProblem(limited, 429)
+            #expect(Int(limited.header("Retry-After") ?? "") ?? 0 >= 1)
+            #expect(limited.header("RateLimit") != nil)
+            // A Pro tenant has its own, higher bucket.
+            #expect(try await server.request("GET", "/v1/api/lock/uuid/\(uuid())", headers: ["Authorization": "Bearer \(Keys.acme)"]).status == 404)
+        }
+    }
+
+    @Test func aQuorumDownGives503FromPostAndReadyz() async throws {
+        try await withLiveServer { server throws in
+            #expect(try await server.request("GET", "/readyz").status == 200)
+            for index in 0..<3 { await server.masters[index].kill9() }
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            var post = try await server.request("POST", path)
+            if post.status != 503 { post = try await server.request("POST", path) }  // first may see the connections close
+            expectProblem(post, 503)
+            #expect(post.header("Retry-After") != nil)
+            expectProblem(try await server.request("GET", "/readyz"), 503)
+            #expect(try await server.request("GET", "/livez").status == 200)
+            #expect(!post.text.contains("127.0.0.1"), "no Redis address leaks")
+        }
+    }
+
+    @Test func oversizedBodiesAre413() async throws {
+        try await withLiveServer { server throws in
+            let body = "{\"secret\":\"" + String(repeating: "a", count: 1024 * 1024) + "\"}"
+            expectProblem(try await server.request("POST", "/v1/api/lock/uuid/\(uuid())", body: body), 413)
+        }
+    }
+
+    @Test(arguments: [
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", "{not json", 400),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", "[1,2]", 400),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"expires_in":"300"}"#, 400),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"expires_in":true}"#, 400),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"secret":42}"#, 400),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"expires_in":-5}"#, 422),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"expires_in":0}"#, 422),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"expires_in":1e300}"#, 422),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"secret":""}"#, 422),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", #"{"wait":61}"#, 422),
+        ("POST", "/v1/api/lock/uuid/\(UUID().uuidString)", String(repeating: "[", count: 100) + String(repeating: "]", count: 100), 400),
+        ("POST", "/v1/api/lock/uuid/not-a-uuid", "", 400),
+        ("POST", "/v1/api/lock/uuid/123e4567-e89b-12d3-a456-42661417400", "", 400),
+        ("POST", "/v1/api/lock/key/a..b", "", 400),
+        ("POST", "/v1/api/lock/key/..", "", 404),  // clients resolve the dot segment: /v1/api/lock/ has no route
+        ("POST", "/v1/api/lock/key/a%2Fb", "", 400),
+        ("POST", "/v1/api/lock/key/a%0D%0Ab", "", 400),
+        ("POST", "/v1/api/lock/key/a%00b", "", 400),
+        ("POST", "/v1/api/lock/key/a%20b", "", 400),
+        ("POST", "/v1/api/lock/key/a/b", "", 404),
+        ("POST", "/v1/api/lock/key/" + String(repeating: "n", count: 201), "", 400),
+        ("PUT", "/v1/api/lock/uuid/\(UUID().uuidString)", "", 404),  // Hummingbird's router answers unrouted methods with 404
+    ])
+    func badInputGivesA4xxProblemNeverA500(method: String, path: String, body: String, expected: Int) async throws {
+        try await withLiveServer { server throws in
+            let headers = path.contains("/key/") ? ["Authorization": "Bearer \(Keys.acme)"] : [:]
+            let result = try await server.request(method, path, body: body.isEmpty ? nil : body, headers: headers)
+            #expect(result.status == expected, "\(method) \(path) \(body.prefix(40)): \(result.status) \(result.text)")
+            #expect(result.header("Content-Type") == "application/problem+json")
+        }
+    }
+
+    @Test func customSubdomainsServeTheirTenantAndNeedItsKey() async throws {
+        try await withLiveServer(baseDomain: "example.com") { server throws in
+            let path = "/v1/api/lock/key/nightly"
+            let host = ["Host": "acme.example.com"]
+            expectProblem(try await server.request("POST", path, headers: host), 401)
+            expectProblem(try await server.request("POST", path, headers: host.merging(["Authorization": "Bearer \(Keys.globex)"]) { $1 }), 403)
+            #expect(try await server.request("POST", path, headers: host.merging(["Authorization": "Bearer \(Keys.acme)"]) { $1 }).status == 201)
+            // The same name on the bare domain with acme's key is the same lock (acme's namespace).
+            expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.acme)"]), 409)
+        }
+    }
+
+    @Test func aTenantsRegionLocksOnThatRegionsMasters() async throws {
+        try await withLiveServer { server throws in
+            #expect(try await server.request("POST", "/v1/api/lock/key/batch", headers: ["Authorization": "Bearer \(Keys.euro)"]).status == 201)
+            let regional = RedisConnection(address: server.regionMasters[0].address)
+            let primary = RedisConnection(address: server.masters[0].address)
+            #expect(try await regional.send("EXISTS", "redlock:lock:k:euro:batch") == .integer(1))
+            #expect(try await primary.send("EXISTS", "redlock:lock:k:euro:batch") == .integer(0))
+            await regional.close()
+            await primary.close()
+        }
+    }
+
+    @Test func healthMetricsAndOpenAPIAreServed() async throws {
+        try await withLiveServer { server throws in
+            #expect(try await server.request("GET", "/livez").status == 200)
+            #expect(try await server.request("GET", "/readyz").status == 200)
+            #expect(try await server.request("GET", "/metrics").status == 200)
+            let openapi = try await server.request("GET", "/v1/api/openapi.json")
+            #expect(openapi.status == 200)
+            let paths = try #require(openapi.json?["paths"] as? [String: Any])
+            for path in ["/v1/api/lock/uuid/{uuid}", "/v1/api/lock/key/{name}", "/livez", "/readyz", "/metrics", "/v1/api/openapi.json"] {
+                #expect(paths[path] != nil, "OpenAPI lists \(path)")
+            }
+        }
+    }
+}
