@@ -2,7 +2,7 @@
 #   make run   installs what is missing, then serves the Locklock API (locklock dev)
 #   make test  installs what is missing, then runs every test against real redis-server processes
 SHELL := /bin/bash
-APT_PACKAGES := libhiredis-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4
+APT_PACKAGES := libhiredis-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
 SWIFT ?= swift
 
 .PHONY: run test deps build bench clean-test-servers
@@ -23,6 +23,7 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test
+	scripts/api-conformance.sh
 
 run: deps
 	$(SWIFT) build -c release --product locklock

@@ -30,8 +30,9 @@ public func buildRouter(
         prometheus?.emit(into: &bytes)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
+    let openapi = OpenAPIDocument.json(maximumExpiresIn: configuration.maximumExpiresIn, maximumWait: configuration.maximumWait)
     router.get("/v1/api/openapi.json") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: openapi)))
     }
     return router
 }

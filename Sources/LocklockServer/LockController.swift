@@ -202,7 +202,7 @@ struct LockController: Sendable {
         } catch {
             throw Problem.tooLarge
         }
-        return try LockRequestBody(buffer, maximumExpiresIn: configuration.maximumExpiresIn, allowData: caller.tenant?.plan == .pro)
+        return try LockRequestBody(buffer, maximumExpiresIn: configuration.maximumExpiresIn, maximumWait: configuration.maximumWait, allowData: caller.tenant?.plan == .pro)
     }
 
     // MARK: Responses
@@ -270,7 +270,7 @@ struct LockRequestBody {
 
     init() {}
 
-    init(_ buffer: ByteBuffer, maximumExpiresIn: Double, allowData: Bool) throws {
+    init(_ buffer: ByteBuffer, maximumExpiresIn: Double, maximumWait: Double, allowData: Bool) throws {
         guard buffer.readableBytes > 0 else { return }
         let bytes = Array(buffer.readableBytesView)
         if bytes.allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) { return }
@@ -312,7 +312,7 @@ struct LockRequestBody {
         }
         if let value = object["wait"] {
             guard let number = Self.number(value) else { throw Problem.badRequest("wait must be a number") }
-            guard (0...60).contains(number) else { throw Problem.unprocessable("wait must be between 0 and 60 seconds") }
+            guard (0...maximumWait).contains(number) else { throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds") }
             self.wait = number
         }
         if let value = object["data"], !(value is NSNull) {

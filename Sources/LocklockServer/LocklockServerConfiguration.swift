@@ -8,6 +8,8 @@ public struct LocklockServerConfiguration: Sendable {
     public var port: Int
     /// The largest `expires_in` accepted, in seconds (default 30 days).
     public var maximumExpiresIn: Double
+    /// The longest `wait` accepted, in seconds (default 60).
+    public var maximumWait: Double
     /// Requests per second per client address for calls without a key (0: off).
     public var anonymousRate: Int
     /// Requests per second per tenant for Developer keys (0: off).
@@ -25,6 +27,7 @@ public struct LocklockServerConfiguration: Sendable {
         host: String = "127.0.0.1",
         port: Int = 8080,
         maximumExpiresIn: Double = 2_592_000,
+        maximumWait: Double = 60,
         anonymousRate: Int = 100,
         developerRate: Int = 100,
         proRate: Int = 1_000,
@@ -34,6 +37,7 @@ public struct LocklockServerConfiguration: Sendable {
         self.host = host
         self.port = port
         self.maximumExpiresIn = maximumExpiresIn
+        self.maximumWait = maximumWait
         self.anonymousRate = anonymousRate
         self.developerRate = developerRate
         self.proRate = proRate

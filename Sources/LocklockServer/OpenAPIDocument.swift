@@ -1,7 +1,16 @@
-/// The OpenAPI 3.1 document served at `/v1/api/openapi.json`. Tests check that it names every
-/// route the router serves.
+/// The OpenAPI 3.1 document served at `/v1/api/openapi.json`, with the server's configured
+/// limits filled in. Tests check that it names every route the router serves, and the
+/// conformance run validates it and fuzzes the live server against it.
+import Foundation
+
 enum OpenAPIDocument {
-    static let json = #"""
+    static func json(maximumExpiresIn: Double, maximumWait: Double) -> String {
+        template
+            .replacingOccurrences(of: "MAX_EXPIRES_IN", with: String(maximumExpiresIn))
+            .replacingOccurrences(of: "MAX_WAIT", with: String(maximumWait))
+    }
+
+    private static let template = #"""
 {
   "openapi": "3.1.0",
   "info": {"title": "Locklock REST API", "version": "1.0.0", "description": "Lock as a service: POST to acquire, DELETE to release, over Redlock."},
@@ -31,16 +40,16 @@ enum OpenAPIDocument {
         "type": "object",
         "properties": {
           "secret": {"type": "string", "minLength": 1, "maxLength": 256},
-          "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": 2592000},
+          "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXPIRES_IN},
           "data": {},
-          "wait": {"type": "number", "minimum": 0, "maximum": 60}
+          "wait": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}
         }
       },
       "ReleaseRequest": {"type": "object", "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}}},
       "ExtendRequest": {
         "type": "object",
         "required": ["expires_in"],
-        "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}, "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": 2592000}}
+        "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}, "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXPIRES_IN}}
       },
       "Problem": {
         "type": "object",

@@ -62,13 +62,14 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Requests/s per Developer tenant (0 = off).") var developerRate = 100
     @Option(help: "Requests/s per Pro tenant (0 = off).") var proRate = 1_000
     @Option(help: "Largest expires_in in seconds.") var maxExpiresIn = 2_592_000.0
+    @Option(help: "Largest wait in seconds.") var maxWait = 60.0
     @Option(help: "Serve TENANT.DOMAIN in that tenant's namespace.") var baseDomain: String?
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
 
     func configuration() throws -> LocklockServerConfiguration {
         let directory = try tenants.map { try TenantDirectory(contentsOf: URL(fileURLWithPath: $0)) } ?? TenantDirectory([])
         return LocklockServerConfiguration(
-            host: host, port: port, maximumExpiresIn: maxExpiresIn, anonymousRate: anonymousRate,
+            host: host, port: port, maximumExpiresIn: maxExpiresIn, maximumWait: maxWait, anonymousRate: anonymousRate,
             developerRate: developerRate, proRate: proRate, baseDomain: baseDomain, tenants: directory
         )
     }
