@@ -14,6 +14,7 @@ public func buildRouter(
     prometheus: PrometheusCollectorRegistry? = nil
 ) -> Router<LocklockRequestContext> {
     let router = Router(context: LocklockRequestContext.self)
+    router.middlewares.add(MetricsMiddleware())
     router.middlewares.add(ProblemMiddleware())
     LockController(groups: groups, configuration: configuration, limiter: RateLimiter()).register(on: router)
     router.get("/livez") { _, _ in

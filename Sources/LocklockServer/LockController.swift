@@ -102,7 +102,10 @@ struct LockController: Sendable {
             throw Self.problem(for: error)
         }
         if outcome == .released {
-            return try json(.ok, ["lock": name.path, "released": true])
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: "{\"lock\":\"\(name.path)\",\"released\":true}"))
+            )
         }
         let state = try await inspect(resource, caller: caller)
         if state.isHeld { throw Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
@@ -218,11 +221,6 @@ struct LockController: Sendable {
         return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    func json(_ status: HTTPResponse.Status, _ object: [String: Any]) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
     static func problem(for error: any Error) -> any Error {
         guard let error = error as? RedlockError else { return error }
         switch error.code {
@@ -234,7 +232,7 @@ struct LockController: Sendable {
 
     func ownerOf(resource: String, secret: String) -> [UInt8] {
         let digest = SHA256.hash(data: Array((resource + "\n" + secret).utf8))
-        return Array("s:".utf8) + Array(digest.map { String(format: "%02x", $0) }.joined().utf8)
+        return Array("s:".utf8) + Self.hex(digest)
     }
 
     static func data(in value: [UInt8]) -> [UInt8]? {
@@ -249,15 +247,36 @@ struct LockController: Sendable {
         return Int(seconds) + (attoseconds > 0 ? 1 : 0)
     }
 
+    /// 128 random bits from the system CSPRNG as 32 hex characters.
     static func randomHex() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
-        return Array((0..<2).map { _ in String(format: "%016llx", generator.next() as UInt64) }.joined().utf8)
+        return hex(Array((0..<2).flatMap { _ in withUnsafeBytes(of: generator.next() as UInt64) { Array($0) } }))
     }
 
+    static func hex(_ bytes: some Sequence<UInt8>) -> [UInt8] {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return out
+    }
+
+    /// RFC 3339 in UTC with milliseconds, formatted directly (a date formatter per request
+    /// showed up in profiles).
     static func rfc3339(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
     }
 }
 
