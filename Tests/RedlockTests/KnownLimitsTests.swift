@@ -1,0 +1,120 @@
+import Foundation
+import RedisWire
+import Redlock
+import RedlockTestSupport
+import Testing
+
+/// One test per limit documented in Docs/redlock.md: each reproduces the limit, and where a
+/// mitigation exists, shows that the mitigation closes it.
+@Suite("Redlock's documented limits, reproduced", .serialized)
+struct KnownLimitsTests {
+    private func client(_ group: RedisServerGroup) -> Redlock {
+        Redlock(masters: group.addresses, configuration: .init(retry: .none))
+    }
+
+    @Test func anImmediateRestartWithoutPersistenceCanGiveTwoHolders() async throws {
+        try await withRedisServers(count: 5) { group throws in
+            let first = client(group)
+            let second = client(group)
+            let held = try await first.acquire("ledger", ttl: .seconds(30))
+            for index in 0..<3 { try await group[index].restart() }  // a majority forgets the lock
+            let stolen = try await second.acquire("ledger", ttl: .seconds(30), retry: .init(count: 20, delay: .milliseconds(50), jitter: .zero))
+            #expect(held.remainingValidity > .seconds(20), "the first holder still believes it holds the lock")
+            #expect(stolen.resource == held.resource, "reproduced: two holders of one lock")
+            await first.shutdown()
+            await second.shutdown()
+        }
+    }
+
+    @Test func appendfsyncAlwaysClosesTheRestartGap() async throws {
+        try await withRedisServers(count: 5, options: .init(persistence: .appendOnlyAlways)) { group throws in
+            let first = client(group)
+            let second = client(group)
+            _ = try await first.acquire("ledger", ttl: .seconds(30))
+            for index in 0..<3 { try await group[index].restart() }
+            let error = await #expect(throws: RedlockError.self) {
+                try await second.acquire("ledger", ttl: .seconds(30), retry: .init(count: 20, delay: .milliseconds(50), jitter: .zero))
+            }
+            #expect(error?.code == .lockHeld)
+            await first.shutdown()
+            await second.shutdown()
+        }
+    }
+
+    @Test func aRestartDelayedPastTheTTLClosesTheRestartGap() async throws {
+        try await withRedisServers(count: 5) { group throws in
+            let first = client(group)
+            let second = client(group)
+            let held = try await first.acquire("ledger", ttl: .milliseconds(800))
+            for index in 0..<3 { await group[index].kill9() }
+            let whileDown = await #expect(throws: RedlockError.self) { try await second.acquire("ledger", ttl: .seconds(30)) }
+            #expect(whileDown?.code == .quorumUnreachable)
+            try await Task.sleep(until: held.validUntil + .milliseconds(200), clock: .continuous)
+            for index in 0..<3 { try await group[index].restart() }
+            let next = try await second.acquire("ledger", ttl: .seconds(30), retry: .init(count: 20, delay: .milliseconds(50), jitter: .zero))
+            #expect(held.remainingValidity < .zero, "the second holder comes only after the first's validity ended")
+            #expect(next.validity > .zero)
+            await first.shutdown()
+            await second.shutdown()
+        }
+    }
+
+    @Test func aClockJumpOnMastersShortensTheLockThere() async throws {
+        let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+        let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+        try #require(FileManager.default.fileExists(atPath: faketime), "libfaketime is installed by make test")
+        let clockFile = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-test-clock-\(UUID().uuidString)")
+        try "+0".write(to: clockFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: clockFile) }
+        // Debian's redis-server needs tcmalloc loaded before libfaketime to start under it.
+        let jumpy = RedisServerOptions(environment: [
+            "LD_PRELOAD": "\(tcmalloc) \(faketime)", "FAKETIME_TIMESTAMP_FILE": clockFile.path, "FAKETIME_NO_CACHE": "1",
+        ])
+        try await withRedisServers(count: 2, options: jumpy) { jumping throws in
+            try await withRedisServers(count: 1) { steady throws in
+                let masters = jumping.addresses + steady.addresses
+                let first = Redlock(masters: masters, configuration: .init(retry: .none))
+                let second = Redlock(masters: masters, configuration: .init(retry: .none))
+                let held = try await first.acquire("ledger", ttl: .seconds(30))
+                try "+60".write(to: clockFile, atomically: true, encoding: .utf8)  // 2 of 3 masters jump a minute ahead
+                let stolen = try await second.acquire("ledger", ttl: .seconds(30))
+                #expect(held.remainingValidity > .seconds(20), "the first holder's own clock says it still holds the lock")
+                #expect(stolen.validity > .zero, "reproduced: the jump expired the lock on a majority and a second client got it")
+                await first.shutdown()
+                await second.shutdown()
+            }
+        }
+    }
+
+    @Test func aClientPausedPastItsValidityKeepsRunningAndOnlyFencingStopsItsWrite() async throws {
+        let fencedWrite = RedisScript("""
+            local last = tonumber(redis.call('get', KEYS[2]) or '0')
+            if tonumber(ARGV[2]) <= last then return 0 end
+            redis.call('set', KEYS[1], ARGV[1])
+            redis.call('set', KEYS[2], ARGV[2])
+            return 1
+            """)
+        try await withRedisServers(count: 3) { group throws in
+            try await withRedisServers(count: 1) { witnessGroup throws in
+                let witness = RedisConnection(address: witnessGroup[0].address)
+                let first = client(group)
+                let second = client(group)
+                let stale = try await first.acquire("ledger", ttl: .milliseconds(200))
+                try await Task.sleep(for: .milliseconds(400))  // the "pause": GC, SIGSTOP, swap
+                let fresh = try await second.acquire("ledger", ttl: .seconds(10))
+                let freshWrite = try await witness.evaluate(fencedWrite, keys: [Array("balance".utf8), Array("balance:token".utf8)],
+                                                            arguments: [Array("from-second".utf8), Array(String(fresh.fencingToken!).utf8)])
+                #expect(freshWrite == .integer(1))
+                // The paused client resumes and writes as if it still held the lock.
+                #expect(stale.remainingValidity < .zero, "reproduced: it runs past its validity")
+                let staleWrite = try await witness.evaluate(fencedWrite, keys: [Array("balance".utf8), Array("balance:token".utf8)],
+                                                            arguments: [Array("from-first".utf8), Array(String(stale.fencingToken!).utf8)])
+                #expect(staleWrite == .integer(0), "the fenced resource rejects the stale token")
+                #expect(try await witness.send("GET", "balance").string == "from-second")
+                await witness.close()
+                await first.shutdown()
+                await second.shutdown()
+            }
+        }
+    }
+}
