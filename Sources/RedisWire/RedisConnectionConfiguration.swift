@@ -54,8 +54,8 @@ public struct RedisConnectionConfiguration: Sendable {
 }
 
 extension Duration {
-    /// The duration in whole nanoseconds, saturating.
-    var nanoseconds: Int64 {
+    /// The duration in whole nanoseconds, saturating (shared with the other modules of the package).
+    package var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

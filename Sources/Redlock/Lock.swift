@@ -1,3 +1,5 @@
+import RedisWire
+
 /// A lock held on a quorum of masters.
 ///
 /// Its ``description`` never shows the lock value: the value is the only proof of ownership.
@@ -109,7 +111,7 @@ public enum ReleaseOutcome: Sendable, Hashable {
 public enum Validity {
     /// The clock drift allowance for a TTL: ttl * driftFactor + 2 ms.
     public static func drift(ttl: Duration, driftFactor: Double) -> Duration {
-        .nanoseconds(Int64((Double(ttl.nanosecondsCount) * driftFactor).rounded(.up))) + .milliseconds(2)
+        .nanoseconds(Int64((Double(ttl.nanoseconds) * driftFactor).rounded(.up))) + .milliseconds(2)
     }
 
     /// ttl - elapsed - drift; the lock is usable only while this is positive.
@@ -119,16 +121,9 @@ public enum Validity {
 }
 
 extension Duration {
-    var nanosecondsCount: Int64 {
-        let (seconds, attoseconds) = components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return whole &+ attoseconds / 1_000_000_000
-    }
-
     /// Whole milliseconds, rounded up (PX takes milliseconds).
     var millisecondsRoundedUp: Int64 {
-        let nanos = nanosecondsCount
+        let nanos = nanoseconds
         return nanos / 1_000_000 + (nanos % 1_000_000 > 0 ? 1 : 0)
     }
 }

@@ -141,7 +141,7 @@ public final class Redlock: Service, Sendable {
             metrics.attempts.increment()
             let started = clock.now
             let outcome = await onLoop { self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl) }
-            metrics.acquireLatency.recordNanoseconds((clock.now - started).nanosecondsCount)
+            metrics.acquireLatency.recordNanoseconds((clock.now - started).nanoseconds)
             switch outcome {
             case .success(let lock):
                 metrics.acquired.increment()
@@ -469,7 +469,7 @@ public final class Redlock: Service, Sendable {
     func fenceKey(_ resource: String) -> [UInt8] { fencePrefix + Array(resource.utf8) }
 
     private func instanceDeadline() -> NIODeadline {
-        .now() + .nanoseconds(configuration.instanceTimeout.nanosecondsCount)
+        .now() + .nanoseconds(configuration.instanceTimeout.nanoseconds)
     }
 
     /// Runs `body` on the masters' event loop and awaits its result: one hop in, one out (none
@@ -512,8 +512,8 @@ public final class Redlock: Service, Sendable {
     }
 
     private func retryDelay(_ retry: RedlockConfiguration.Retry) -> Duration {
-        let base = retry.delay.nanosecondsCount
-        let jitter = max(retry.jitter.nanosecondsCount, 0)
+        let base = retry.delay.nanoseconds
+        let jitter = max(retry.jitter.nanoseconds, 0)
         let delay = base + (jitter > 0 ? Int64.random(in: -jitter...jitter) : 0)
         return .nanoseconds(max(delay, 1_000_000))
     }

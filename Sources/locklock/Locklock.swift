@@ -162,7 +162,7 @@ func exitStatus(for error: RedlockError) -> Int32 {
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command while holding a distributed lock (a distributed flock(1)).",
-        discussion: "Exits with the command's status; 75 if the lock is held, 69 if too few masters answer, 70 if the lock was lost (the command got SIGTERM)."
+        discussion: "Exits with the command's status (128 + N if signal N ended it); 75 if the lock is held, 69 if too few masters answer, 70 if the lock was lost (the command got SIGTERM), 127 if the command cannot be started."
     )
     @OptionGroup var options: LockOptions
     @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []
@@ -178,37 +178,33 @@ struct Run: AsyncParsableCommand {
             FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
             throw ExitCode(exitStatus(for: error))
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable] + arguments.dropFirst()
-        let exited = AsyncStream<Int32>.makeStream()
-        process.terminationHandler = { exited.continuation.yield($0.terminationStatus); exited.continuation.finish() }
-        try process.run()
+        let child: ChildProcess
+        do {
+            child = try ChildProcess.spawn([executable] + arguments.dropFirst())
+        } catch {
+            _ = try? await redlock.release(lock)
+            await redlock.shutdown()
+            FileHandle.standardError.write(Data("locklock: \(error)\n".utf8))
+            throw ExitCode(127)
+        }
         let handle = LockKeeper(lock)
         let status: Int32 = await withTaskGroup(of: Int32?.self) { group in
-            group.addTask {
-                var iterator = exited.stream.makeAsyncIterator()
-                return await iterator.next() ?? 1
-            }
+            group.addTask { await child.wait() }
             group.addTask {
                 if await handle.keep(with: redlock) {
                     FileHandle.standardError.write(Data("locklock: lock lost, sending SIGTERM to the command\n".utf8))
-                    process.terminate()
-                    return nil
+                    child.terminate()
                 }
                 return nil
             }
             var commandStatus: Int32 = 1
-            var lost = false
             for await result in group {
                 if let result {
                     commandStatus = result
                     group.cancelAll()
-                } else if !Task.isCancelled, handle.isLost {
-                    lost = true
                 }
             }
-            return lost ? ExitStatus.lost : commandStatus
+            return handle.isLost ? ExitStatus.lost : commandStatus
         }
         _ = try? await redlock.release(handle.lock)
         await redlock.shutdown()

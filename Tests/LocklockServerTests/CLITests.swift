@@ -1,0 +1,89 @@
+import Foundation
+import RedisWire
+import RedlockTestSupport
+import Redlock
+import Testing
+
+/// Runs the built `locklock` executable (it sits next to the test bundle).
+private func locklock(_ arguments: [String], masters: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("locklock")
+    let directory = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("locklock")
+    let executable = FileManager.default.isExecutableFile(atPath: binary.path) ? binary : directory
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": masters]) { $1 }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    for _ in 0..<3000 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }  // bounded: 30 s
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+@Suite("locklock CLI", .serialized)
+struct CLITests {
+    @Test func runHoldsTheLockWhileTheCommandRunsAndExitsWithItsStatus() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let observer = Redlock(masters: group.addresses, configuration: .init(retry: .none))
+            async let run = locklock(["run", "--lock", "nightly", "--ttl", "1s", "--", "sh", "-c", "sleep 1.5; exit 7"], masters: group.commaSeparated)
+            var sawHeld = false
+            for _ in 0..<20 where !sawHeld {
+                try await Task.sleep(for: .milliseconds(50))
+                sawHeld = (try? await observer.inspect("nightly"))?.isHeld == true
+            }
+            #expect(sawHeld, "the lock is held while the command runs")
+            let result = try await run
+            #expect(result.status == 7, "exits with the command's status: \(result.stderr)")
+            #expect(try await observer.inspect("nightly").isHeld == false, "released after the command")
+            await observer.shutdown()
+        }
+    }
+
+    @Test func runExits75WhenTheLockIsHeld() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let holder = Redlock(masters: group.addresses, configuration: .init(retry: .none))
+            let lock = try await holder.acquire("busy", ttl: .seconds(30))
+            let result = try await locklock(["run", "--lock", "busy", "--ttl", "5s", "--", "true"], masters: group.commaSeparated)
+            #expect(result.status == 75)
+            try await holder.release(lock)
+            await holder.shutdown()
+        }
+    }
+
+    @Test func runTerminatesTheCommandAndExits70WhenTheLockIsLost() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            async let run = locklock(["run", "--lock", "fragile", "--ttl", "600ms", "--", "sleep", "20"], masters: group.commaSeparated)
+            try await Task.sleep(for: .milliseconds(300))
+            await group[0].kill9()
+            await group[1].kill9()
+            let clock = ContinuousClock()
+            let start = clock.now
+            let result = try await run
+            #expect(result.status == 70, "lost lock: \(result.stderr)")
+            #expect(result.stderr.contains("lock lost"))
+            #expect(clock.now - start < .seconds(5), "the command was terminated, not waited for")
+        }
+    }
+
+    @Test func acquireAndReleaseForShellScripts() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let acquired = try await locklock(["acquire", "--lock", "deploy", "--ttl", "30s"], masters: group.commaSeparated)
+            #expect(acquired.status == 0)
+            let token = acquired.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(token.hasPrefix("cli-"))
+            #expect(try await locklock(["acquire", "--lock", "deploy", "--ttl", "30s"], masters: group.commaSeparated).status == 75)
+            #expect(try await locklock(["release", "--lock", "deploy", "--token", "wrong"], masters: group.commaSeparated).status == 1)
+            #expect(try await locklock(["release", "--lock", "deploy", "--token", token], masters: group.commaSeparated).status == 0)
+            #expect(try await locklock(["release", "--lock", "deploy", "--token", token], masters: group.commaSeparated).status == 1)
+        }
+    }
+
+    @Test func hashKeyPrintsTheTenantsFileHash() async throws {
+        let result = try await locklock(["hash-key", "abc"], masters: "")
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+}
