@@ -111,6 +111,7 @@ let package = Package(
             dependencies: [
                 "Redlock", "RedisWire", "RedlockTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

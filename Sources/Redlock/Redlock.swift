@@ -56,7 +56,7 @@ public final class Redlock: Service, Sendable {
             },
             eventLoop: eventLoop
         )
-        self.metrics = RedlockMetrics(masters: masters.map(\.description))
+        self.metrics = RedlockMetrics(masters: masters.map(\.description), factory: configuration.metricsFactory)
         self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
         self.fencePrefix = Array((configuration.keyPrefix + "fence:").utf8)
     }

@@ -1,8 +1,11 @@
+import CoreMetrics
 import RedisWire
 
 /// Tunables of a ``Redlock`` client. Every value has a default that follows the Redlock
 /// specification.
-public struct RedlockConfiguration: Sendable {
+public struct RedlockConfiguration: @unchecked Sendable {
+    // @unchecked: only `metricsFactory` is not declared Sendable (swift-metrics 2.x), and
+    // factories are required to be thread-safe.
     /// How failed acquisitions are retried.
     public struct Retry: Sendable {
         /// Retries after the first attempt when no wait deadline is set.
@@ -47,6 +50,10 @@ public struct RedlockConfiguration: Sendable {
     /// any token it handed out unless that client's clock is behind the one that created it
     /// by more than this retention. Bounds the memory fencing costs per resource.
     public var fencingCounterRetention: Duration
+    /// Where metrics go; the process-wide `MetricsSystem` factory when nil. Metrics:
+    /// `redlock_acquire_attempts_total`, `redlock_outcomes_total{operation,outcome}`,
+    /// `redlock_acquire_duration_seconds`, `redlock_master_errors_total{master,code}`.
+    public var metricsFactory: (any MetricsFactory)?
     /// Connection settings used for every master (connect timeout, reconnect backoff, AUTH).
     public var connection: RedisConnectionConfiguration
 
@@ -59,6 +66,7 @@ public struct RedlockConfiguration: Sendable {
         keyPrefix: String = "redlock:",
         fencing: Bool = true,
         fencingCounterRetention: Duration = .seconds(24 * 3600),
+        metricsFactory: (any MetricsFactory)? = nil,
         connection: RedisConnectionConfiguration = .init(connectTimeout: .milliseconds(500), reconnect: .init(initialDelay: .milliseconds(25), maximumDelay: .seconds(1)))
     ) {
         self.instanceTimeout = instanceTimeout
@@ -67,6 +75,7 @@ public struct RedlockConfiguration: Sendable {
         self.autoExtendInterval = autoExtendInterval
         self.keyPrefix = keyPrefix
         self.fencing = fencing
+        self.metricsFactory = metricsFactory
         self.fencingCounterRetention = fencingCounterRetention
         self.connection = connection
     }

@@ -1,7 +1,9 @@
 import Metrics
 
 /// The client's swift-metrics instruments, created once so the hot path only records.
-struct RedlockMetrics: Sendable {
+struct RedlockMetrics: @unchecked Sendable {
+    // @unchecked: metric objects and factories are thread-safe by swift-metrics' contract
+    // (MetricsFactory is not declared Sendable in 2.x).
     let attempts: Counter
     let acquired: Counter
     let held: Counter
@@ -13,11 +15,14 @@ struct RedlockMetrics: Sendable {
     let releaseNotHeld: Counter
     let acquireLatency: Timer
     let masterLabels: [String]
+    let factory: any MetricsFactory
 
-    init(masters: [String]) {
-        attempts = Counter(label: "redlock_acquire_attempts_total")
+    init(masters: [String], factory: (any MetricsFactory)?) {
+        let factory = factory ?? MetricsSystem.factory
+        self.factory = factory
+        attempts = Counter(label: "redlock_acquire_attempts_total", factory: factory)
         func outcome(_ operation: String, _ outcome: String) -> Counter {
-            Counter(label: "redlock_outcomes_total", dimensions: [("operation", operation), ("outcome", outcome)])
+            Counter(label: "redlock_outcomes_total", dimensions: [("operation", operation), ("outcome", outcome)], factory: factory)
         }
         acquired = outcome("acquire", "acquired")
         held = outcome("acquire", "held")
@@ -27,12 +32,12 @@ struct RedlockMetrics: Sendable {
         extendLost = outcome("extend", "lost")
         released = outcome("release", "released")
         releaseNotHeld = outcome("release", "not_held")
-        acquireLatency = Timer(label: "redlock_acquire_duration_seconds", preferredDisplayUnit: .seconds)
+        acquireLatency = Timer(label: "redlock_acquire_duration_seconds", factory: factory)
         masterLabels = masters
     }
 
     /// Counts one failed command on one master (rare path: the counter is looked up here).
     func masterError(_ index: Int, code: String) {
-        Counter(label: "redlock_master_errors_total", dimensions: [("master", masterLabels[index]), ("code", code)]).increment()
+        Counter(label: "redlock_master_errors_total", dimensions: [("master", masterLabels[index]), ("code", code)], factory: factory).increment()
     }
 }

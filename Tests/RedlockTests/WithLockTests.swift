@@ -176,3 +176,28 @@ final class LogCapture: LogHandler, @unchecked Sendable {
         storage.withLock { $0.append("\(event.level) \(event.message) \(all)") }
     }
 }
+
+import MetricsTestKit
+
+@Suite("Redlock metrics", .serialized)
+struct RedlockMetricsTests {
+    @Test func attemptsOutcomesLatencyAndMasterErrorsAreRecorded() async throws {
+        let metrics = TestMetrics()
+        try await withRedisServers(count: 3) { group throws in
+            let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .none, metricsFactory: metrics))
+            let lock = try await redlock.acquire("measured", ttl: .seconds(10))
+            _ = try? await redlock.acquire("measured", ttl: .seconds(10))
+            try await redlock.release(lock)
+            await group[0].kill9()
+            _ = try? await redlock.acquire("after-kill", ttl: .seconds(10))
+            _ = try? await redlock.acquire("after-kill-2", ttl: .seconds(10))
+            await redlock.shutdown()
+        }
+        #expect(try metrics.expectCounter("redlock_acquire_attempts_total").totalValue == 4)
+        #expect(try metrics.expectCounter("redlock_outcomes_total", [("operation", "acquire"), ("outcome", "held")]).totalValue == 1)
+        #expect(try metrics.expectCounter("redlock_outcomes_total", [("operation", "acquire"), ("outcome", "acquired")]).totalValue == 3)
+        #expect(try metrics.expectCounter("redlock_outcomes_total", [("operation", "release"), ("outcome", "released")]).totalValue == 1)
+        #expect(try metrics.expectTimer("redlock_acquire_duration_seconds").values.count == 4)
+        #expect(metrics.counters.contains { $0.label == "redlock_master_errors_total" && $0.totalValue > 0 })
+    }
+}
