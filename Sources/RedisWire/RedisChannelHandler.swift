@@ -32,6 +32,10 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Number of commands written and not yet answered.
     var inFlight: Int { pending.count }
 
+    /// Whether this connection has been dropped (timeout, protocol error, close) and must not
+    /// take new commands, even before its channel has finished closing.
+    var isDropped: Bool { failure != nil || context == nil }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
@@ -90,6 +94,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if failure == nil { failure = RedisWireError(.connectionClosed, "connection closed") }
         failAll(failure ?? RedisWireError(.connectionClosed, "connection closed with the command in flight"))
         context.fireChannelInactive()
     }

@@ -241,6 +241,12 @@ public final class RedisConnection: @unchecked Sendable {
 
     private func send(encoded: ByteBuffer, deadline: NIODeadline, completion: @escaping RedisChannelHandler.Completion) {
         switch state {
+        case .connected(_, let handler) where handler.isDropped:
+            // Dropped but not yet closed (its close callback has not run): re-dial now rather
+            // than hand the command to a connection that can only fail it.
+            state = .idle
+            dial()
+            send(encoded: encoded, deadline: deadline, completion: completion)
         case .connected(_, let handler):
             handler.send(encoded, deadline: deadline, completion: completion)
         case .idle:
@@ -312,6 +318,9 @@ public final class RedisConnection: @unchecked Sendable {
         }
         if configuration.database != 0 {
             commands.append(["SELECT", String(configuration.database)].map { Array($0.utf8) })
+        }
+        for script in configuration.preloadedScripts {
+            commands.append([Array("SCRIPT".utf8), Array("LOAD".utf8), script.sourceBytes])
         }
         let replies = commands.map { command -> EventLoopFuture<RESPValue> in
             var buffer = ByteBufferAllocator().buffer(capacity: 64)

@@ -36,6 +36,9 @@ public struct RedisConnectionConfiguration: Sendable {
     public var authentication: Authentication?
     /// The logical database selected after connecting (0 sends no `SELECT`).
     public var database: Int
+    /// Scripts loaded with `SCRIPT LOAD` on every (re)connect, so their first `EVALSHA`
+    /// does not pay a NOSCRIPT round trip (after a restart, for instance).
+    public var preloadedScripts: [RedisScript]
 
     /// Creates a configuration; every value has a production default.
     public init(
@@ -43,13 +46,15 @@ public struct RedisConnectionConfiguration: Sendable {
         commandTimeout: Duration = .seconds(1),
         reconnect: Reconnect = .init(),
         authentication: Authentication? = nil,
-        database: Int = 0
+        database: Int = 0,
+        preloadedScripts: [RedisScript] = []
     ) {
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
         self.reconnect = reconnect
         self.authentication = authentication
         self.database = database
+        self.preloadedScripts = preloadedScripts
     }
 }
 

@@ -47,12 +47,14 @@ public final class Redlock: Service, Sendable {
     ) {
         precondition(!masters.isEmpty, "Redlock needs at least one master")
         let eventLoop = eventLoopGroup.next()
+        var connectionConfiguration = configuration.connection
+        connectionConfiguration.preloadedScripts += Scripts.all
         self.configuration = configuration
         self.masters = masters
         self.logger = logger
         self.group = MasterGroup(
             connections: masters.map {
-                RedisConnection(address: $0, configuration: configuration.connection, eventLoop: eventLoop, logger: logger)
+                RedisConnection(address: $0, configuration: connectionConfiguration, eventLoop: eventLoop, logger: logger)
             },
             eventLoop: eventLoop
         )

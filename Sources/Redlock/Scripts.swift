@@ -3,6 +3,9 @@ import RedisWire
 /// The Lua scripts Redlock runs on each master. Every one takes its lock keys as KEYS, so no
 /// resource name is ever interpreted as anything but a key.
 enum Scripts {
+    /// Every script, loaded on each connection as it connects.
+    static var all: [RedisScript] { [acquireFenced, acquireMany, raiseCounters, release, extend, reseed, inspect] }
+
     /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters; ARGV: value, ttl ms, counter
     /// retention ms, seed. All-or-nothing: nil if any lock key exists; otherwise sets every key
     /// and returns the incremented counters. A missing counter starts at the seed (the

@@ -72,7 +72,8 @@ func withLiveServer<T: Sendable>(
                 host: "127.0.0.1", port: port, anonymousRate: anonymousRate, developerRate: developerRate, proRate: proRate,
                 baseDomain: baseDomain, tenants: testTenants
             )
-            let lockConfiguration = RedlockConfiguration(instanceTimeout: .milliseconds(100))
+            // 250 ms: bounded, with room for CI's 2 shared cores; the Redlock tests pin the latency.
+            let lockConfiguration = RedlockConfiguration(instanceTimeout: .milliseconds(250))
             let groups = MasterGroups(
                 primary: Redlock(masters: masters.addresses, configuration: lockConfiguration),
                 regions: ["eu": Redlock(masters: regionMasters.addresses, configuration: lockConfiguration)]
@@ -84,10 +85,10 @@ func withLiveServer<T: Sendable>(
                     try await app.runService()
                     return nil
                 }
-                // Bounded wait for the port to answer.
+                // Bounded wait until the server answers and a quorum of every group is connected.
                 var up = false
-                for _ in 0..<200 where !up {
-                    if (try? await server.request("GET", "/livez"))?.status == 200 { up = true } else { try await Task.sleep(for: .milliseconds(25)) }
+                for _ in 0..<400 where !up {
+                    if (try? await server.request("GET", "/readyz"))?.status == 200 { up = true } else { try await Task.sleep(for: .milliseconds(25)) }
                 }
                 guard up else { throw RedisServerError("server did not start") }
                 do {

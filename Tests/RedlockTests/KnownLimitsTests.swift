@@ -8,14 +8,16 @@ import Testing
 /// mitigation exists, shows that the mitigation closes it.
 @Suite("Redlock's documented limits, reproduced", .serialized)
 struct KnownLimitsTests {
-    private func client(_ group: RedisServerGroup) -> Redlock {
-        Redlock(masters: group.addresses, configuration: .init(retry: .none))
+    private func client(_ group: RedisServerGroup) async -> Redlock {
+        let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .none))
+        await redlock.connect()
+        return redlock
     }
 
     @Test func anImmediateRestartWithoutPersistenceCanGiveTwoHolders() async throws {
         try await withRedisServers(count: 5) { group throws in
-            let first = client(group)
-            let second = client(group)
+            let first = await client(group)
+            let second = await client(group)
             let held = try await first.acquire("ledger", ttl: .seconds(30))
             for index in 0..<3 { try await group[index].restart() }  // a majority forgets the lock
             let stolen = try await second.acquire("ledger", ttl: .seconds(30), retry: .init(count: 20, delay: .milliseconds(50), jitter: .zero))
@@ -28,8 +30,8 @@ struct KnownLimitsTests {
 
     @Test func appendfsyncAlwaysClosesTheRestartGap() async throws {
         try await withRedisServers(count: 5, options: .init(persistence: .appendOnlyAlways)) { group throws in
-            let first = client(group)
-            let second = client(group)
+            let first = await client(group)
+            let second = await client(group)
             _ = try await first.acquire("ledger", ttl: .seconds(30))
             for index in 0..<3 { try await group[index].restart() }
             let error = await #expect(throws: RedlockError.self) {
@@ -43,8 +45,8 @@ struct KnownLimitsTests {
 
     @Test func aRestartDelayedPastTheTTLClosesTheRestartGap() async throws {
         try await withRedisServers(count: 5) { group throws in
-            let first = client(group)
-            let second = client(group)
+            let first = await client(group)
+            let second = await client(group)
             let held = try await first.acquire("ledger", ttl: .milliseconds(800))
             for index in 0..<3 { await group[index].kill9() }
             let whileDown = await #expect(throws: RedlockError.self) { try await second.acquire("ledger", ttl: .seconds(30)) }
@@ -75,6 +77,8 @@ struct KnownLimitsTests {
                 let masters = jumping.addresses + steady.addresses
                 let first = Redlock(masters: masters, configuration: .init(retry: .none))
                 let second = Redlock(masters: masters, configuration: .init(retry: .none))
+                await first.connect()
+                await second.connect()
                 let held = try await first.acquire("ledger", ttl: .seconds(30))
                 try "+60".write(to: clockFile, atomically: true, encoding: .utf8)  // 2 of 3 masters jump a minute ahead
                 let stolen = try await second.acquire("ledger", ttl: .seconds(30))
@@ -97,8 +101,8 @@ struct KnownLimitsTests {
         try await withRedisServers(count: 3) { group throws in
             try await withRedisServers(count: 1) { witnessGroup throws in
                 let witness = RedisConnection(address: witnessGroup[0].address)
-                let first = client(group)
-                let second = client(group)
+                let first = await client(group)
+                let second = await client(group)
                 let stale = try await first.acquire("ledger", ttl: .milliseconds(200))
                 try await Task.sleep(for: .milliseconds(400))  // the "pause": GC, SIGSTOP, swap
                 let fresh = try await second.acquire("ledger", ttl: .seconds(10))

@@ -9,11 +9,12 @@ import Testing
 @Suite("withLock, multi-resource locks, IdempotencyGuard", .serialized)
 struct WithLockTests {
     @Test func aBodyThatOutlivesTheTTLKeepsTheLockByAutoExtension() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
-            let observations = try await redlock.withLock("long-job", ttl: .milliseconds(300)) { lock in
+        // Generous instance timeout: this test is about extension, not latency, and CI shares 2 cores.
+        try await withRedlock(configuration: .init(instanceTimeout: .milliseconds(250), retry: .none)) { redlock, _ in
+            let observations = try await redlock.withLock("long-job", ttl: .milliseconds(900)) { lock in
                 var heldThroughout = true
-                for _ in 0..<8 {  // 800 ms: well past the 300 ms TTL
-                    try await Task.sleep(for: .milliseconds(100))
+                for _ in 0..<12 {  // 2.4 s: well past the 900 ms TTL
+                    try await Task.sleep(for: .milliseconds(200))
                     if (try? await redlock.acquire("long-job", ttl: .seconds(1), retry: RedlockConfiguration.Retry.none)) != nil {
                         heldThroughout = false
                     }
@@ -144,6 +145,7 @@ struct WithLockTests {
         logger.logLevel = .trace
         try await withRedisServers(count: 3) { group throws in
             let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .init(count: 1, delay: .milliseconds(5), jitter: .zero)), logger: logger)
+            await redlock.connect()
             let secret = Array("value-that-must-not-leak-1234".utf8)
             let lock = try await redlock.acquire("logged", ttl: .seconds(5), value: secret)
             _ = try? await redlock.acquire("logged", ttl: .seconds(5))
@@ -185,6 +187,7 @@ struct RedlockMetricsTests {
         let metrics = TestMetrics()
         try await withRedisServers(count: 3) { group throws in
             let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .none, metricsFactory: metrics))
+            await redlock.connect()
             let lock = try await redlock.acquire("measured", ttl: .seconds(10))
             _ = try? await redlock.acquire("measured", ttl: .seconds(10))
             try await redlock.release(lock)
