@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every benchmark of the project in one run, on the same 5 local masters, so the ratios
+# compare like with like: redis-benchmark and the fan-out floor as baselines, then
+# redlock-bench wire/lock, then the HTTP server under wrk. Prints one JSON line each.
+# usage: scripts/bench.sh  (after make test; needs redis-tools and wrk, which make installs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift build -c release --product redlock-bench >/dev/null
+swift build -c release --product locklock >/dev/null
+bin=$(swift build -c release --show-bin-path)
+dir=$(mktemp -d /tmp/locklock-bench-XXXX)
+masters=$(scripts/start-masters.sh 5 "$dir/masters")
+trap 'scripts/stop-masters.sh "$dir/masters"; rm -rf "$dir"' EXIT
+first=${masters%%,*}
+port=${first##*:}
+echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(redis-server --version | cut -d' ' -f3), $(date -u +%F)"
+# redis-benchmark --csv: "test","rps","avg_ms","min_ms","p50_ms","p95_ms","p99_ms","max_ms"
+csv() { tail -1 | tr -d '"' | awk -F',' '{printf "{\"rps\":%s,\"p50_us\":%.0f,\"p99_us\":%.0f}\n", $2, $5*1000, $7*1000}'; }
+echo -n '{"bench":"redis-benchmark -c1 SET"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 1 -n 50000 -t set -r 1000000 --csv | csv
+echo -n '{"bench":"redis-benchmark -c64 -P16 SET"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 64 -P 16 -n 1000000 -t set -r 1000000 --csv | csv
+for executor in global loop; do
+  "$bin/redlock-bench" wire --master "$first" --mode latency --ops 50000 --executor "$executor" | tail -1
+done
+"$bin/redlock-bench" wire --master "$first" --mode throughput --concurrency 64 --ops 500000 | tail -1
+python3 ../shared/tools/fanout-floor.py "$masters" 5000   # the team's floor tool, beside the checkout
+for fencing in on off; do
+  for executor in global loop; do
+    "$bin/redlock-bench" lock --masters "$masters" --mode latency --cycles 10000 --executor "$executor" --fencing "$fencing" | tail -1
+  done
+  "$bin/redlock-bench" lock --masters "$masters" --mode throughput --concurrency 64 --cycles 100000 --fencing "$fencing" | tail -1
+done
+scripts/bench-server.sh 20 | tail -1
