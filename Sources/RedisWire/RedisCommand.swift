@@ -29,7 +29,10 @@ public struct RedisCommand: Sendable {
 
 /// A script invocation encoded once as EVALSHA; the EVAL form is encoded only if a server
 /// answers NOSCRIPT.
-public struct RedisScriptCall: Sendable {
+///
+/// A class, not a struct: a fan-out hands one call to every master's completion closure, and
+/// copying the script, keys and arguments each time showed up in profiles.
+public final class RedisScriptCall: Sendable {
     /// The script.
     public let script: RedisScript
     /// Its keys.
