@@ -71,7 +71,7 @@ struct LockController: Sendable {
 
     func acquire(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
         let ttl = Duration.milliseconds(Int64((body.expiresIn ?? 2_592_000) * 1000))
-        var value = owner ?? Array("a:".utf8) + Self.randomHex()
+        var value = owner ?? Array("a:".utf8) + Redlock.randomValue()
         value += Array("\n".utf8) + (body.data ?? [])
         let wait = body.wait ?? 0
         let lock: Lock
@@ -245,12 +245,6 @@ struct LockController: Sendable {
         guard let duration else { return 1 }
         let (seconds, attoseconds) = duration.components
         return Int(seconds) + (attoseconds > 0 ? 1 : 0)
-    }
-
-    /// 128 random bits from the system CSPRNG as 32 hex characters.
-    static func randomHex() -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return hex(Array((0..<2).flatMap { _ in withUnsafeBytes(of: generator.next() as UInt64) { Array($0) } }))
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> [UInt8] {

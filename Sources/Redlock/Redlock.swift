@@ -532,8 +532,9 @@ public final class Redlock: Service, Sendable {
         return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1_000 - 1
     }
 
-    /// 128 bits from the system CSPRNG (getrandom on Linux), as 32 hex characters.
-    static func randomValue() -> [UInt8] {
+    /// 128 bits from the system CSPRNG (getrandom on Linux), as 32 hex characters: the
+    /// default lock value, and a fresh value for callers that build their own.
+    public static func randomValue() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         let digits = Array("0123456789abcdef".utf8)
         var value = [UInt8]()
