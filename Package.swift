@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LocklockServer", targets: ["LocklockServer"]),
         .executable(name: "locklock", targets: ["locklock"]),
         .executable(name: "redlock-bench", targets: ["redlock-bench"]),
+        .executable(name: "exactly-once-demo", targets: ["exactly-once-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -99,6 +100,25 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strictSwift
+        ),
+        // Examples: runnable, tested uses of the library.
+        .target(
+            name: "ExactlyOnce",
+            dependencies: ["Redlock", "RedisWire"],
+            path: "Examples/ExactlyOnce/Sources/ExactlyOnce",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "exactly-once-demo",
+            dependencies: ["ExactlyOnce", "Redlock", "RedlockTestSupport"],
+            path: "Examples/ExactlyOnce/Sources/exactly-once-demo",
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ExactlyOnceTests",
+            dependencies: ["ExactlyOnce", "Redlock", "RedisWire", "RedlockTestSupport"],
+            path: "Examples/ExactlyOnce/Tests/ExactlyOnceTests",
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -52,12 +52,7 @@ public struct IdempotencyGuard: Sendable {
         let resource = namespace + key
         switch mode {
         case .atMostOnce(let retention, let releaseOnFailure):
-            let lock: Lock
-            do {
-                lock = try await redlock.acquire(resource, ttl: retention, retry: RedlockConfiguration.Retry.none)
-            } catch where error.code == .lockHeld {
-                return .alreadyPerformed
-            }
+            guard let lock = try await acquireOrFindDone(resource, ttl: retention) else { return .alreadyPerformed }
             do {
                 return .performed(try await operation())
             } catch {
@@ -70,6 +65,31 @@ public struct IdempotencyGuard: Sendable {
             } catch let error as RedlockError where error.code == .lockHeld {
                 let state = try? await redlock.inspect(resource)
                 return .inProgress(retryAfter: state?.remaining)
+            }
+        }
+    }
+
+    /// Acquires the marker for `resource`, or returns nil when a quorum says it is already
+    /// held (the operation ran or is running).
+    ///
+    /// "Held" from a failed attempt is not enough: when several callers race, each can win a
+    /// minority (a split vote), all release, and none runs the operation. So a held result is
+    /// confirmed with a quorum read; if nobody holds the marker the attempt is repeated, for
+    /// at most two seconds.
+    private func acquireOrFindDone(_ resource: String, ttl: Duration) async throws(RedlockError) -> Lock? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(2)
+        while true {
+            do {
+                return try await redlock.acquire(resource, ttl: ttl, retry: RedlockConfiguration.Retry.none)
+            } catch where error.code == .lockHeld {
+                if try await redlock.inspect(resource).isHeld { return nil }
+                guard clock.now < deadline else { throw error }
+                do {
+                    try await Task.sleep(for: .milliseconds(Int64.random(in: 5...25)))
+                } catch {
+                    throw RedlockError(.cancelled, "cancelled while retrying after a split vote")
+                }
             }
         }
     }

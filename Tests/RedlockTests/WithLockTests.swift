@@ -204,3 +204,21 @@ struct RedlockMetricsTests {
         #expect(metrics.counters.contains { $0.label == "redlock_master_errors_total" && $0.totalValue > 0 })
     }
 }
+
+@Suite("IdempotencyGuard under split votes", .serialized)
+struct IdempotencySplitVoteTests {
+    @Test func aSplitVoteIsNotMistakenForADuplicate() async throws {
+        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+            try await withDirect(group) { masters in
+                // Two other racers each hold a minority for a moment, so no one has a quorum.
+                for index in 0..<2 { _ = try await masters[index].send("SET", "redlock:lock:idempotency:evt-split", "racer-a", "PX", "150") }
+                _ = try await masters[2].send("SET", "redlock:lock:idempotency:evt-split", "racer-c", "PX", "150")
+                let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60)))
+                let outcome = try await guardian.run(key: "evt-split") { 7 }
+                if case .performed(7) = outcome {} else {
+                    Issue.record("nobody held the marker on a quorum: the operation must run, got \(outcome)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import RedisWire
+import Redlock
+
+/// One event of an at-least-once feed (an SQS message, a webhook delivery, ...).
+public struct Event: Sendable, Hashable {
+    /// The producer's id for the event: the same on every redelivery.
+    public let id: String
+    /// The amount to credit.
+    public let amount: Int
+
+    /// Creates an event.
+    public init(id: String, amount: Int) {
+        self.id = id
+        self.amount = amount
+    }
+}
+
+/// A feed that delivers every event `copies` times, shuffled, to many consumers at once: the
+/// worst case at-least-once delivery allows.
+public struct AtLeastOnceFeed: Sendable {
+    /// The events.
+    public let events: [Event]
+    /// Deliveries per event.
+    public let copies: Int
+
+    /// Creates a feed.
+    public init(events: [Event], copies: Int) {
+        self.events = events
+        self.copies = copies
+    }
+
+    /// Hands every delivery to `consumer`, all deliveries concurrently.
+    public func deliver(to consumer: @escaping @Sendable (Event) async throws -> Void) async throws {
+        let deliveries = (0..<copies).flatMap { _ in events }.shuffled()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for event in deliveries { group.addTask { try await consumer(event) } }
+            try await group.waitForAll()
+        }
+    }
+}
+
+/// The side effect: credits an account in Redis, with a non-idempotent `INCRBY` per delivery
+/// it is asked to apply, and counts how often each event was applied.
+public struct Ledger: Sendable {
+    let connection: RedisConnection
+
+    /// Creates a ledger over a Redis connection (not one of the lock masters).
+    public init(connection: RedisConnection) { self.connection = connection }
+
+    /// Applies `event` once more.
+    public func apply(_ event: Event) async throws {
+        _ = try await connection.send("INCRBY", "ledger:balance", String(event.amount))
+        _ = try await connection.send("HINCRBY", "ledger:applied", event.id, "1")
+    }
+
+    /// The balance.
+    public func balance() async throws -> Int { Int(try await connection.send("GET", "ledger:balance").string ?? "0") ?? 0 }
+
+    /// How many times each event was applied.
+    public func applications() async throws -> [String: Int] {
+        let flat = try await connection.send("HGETALL", "ledger:applied").array ?? []
+        var counts: [String: Int] = [:]
+        for index in stride(from: 0, to: flat.count - 1, by: 2) {
+            counts[flat[index].string ?? ""] = Int(flat[index + 1].string ?? "") ?? 0
+        }
+        return counts
+    }
+}
+
+/// Handles each event at most once per id, whatever the feed redelivers, through
+/// ``IdempotencyGuard`` in at-most-once mode. A handler that fails releases the guard so a
+/// redelivery can try again (the side effect had not happened).
+public struct ExactlyOnceHandler: Sendable {
+    let guardian: IdempotencyGuard
+    let ledger: Ledger
+
+    /// Creates a handler; the guard's marker for an event id lives for `retention`, which must
+    /// exceed how long the feed may redeliver it.
+    public init(redlock: Redlock, ledger: Ledger, retention: Duration = .seconds(24 * 3600)) {
+        self.guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: retention, releaseOnFailure: true), namespace: "event:")
+        self.ledger = ledger
+    }
+
+    /// Handles one delivery; returns whether this delivery applied the event.
+    @discardableResult
+    public func handle(_ event: Event) async throws -> Bool {
+        let ledger = self.ledger
+        switch try await guardian.run(key: event.id, { try await ledger.apply(event) }) {
+        case .performed: return true
+        case .alreadyPerformed, .inProgress: return false
+        }
+    }
+}
