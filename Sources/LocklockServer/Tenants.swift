@@ -68,9 +68,6 @@ public struct TenantDirectory: Sendable {
         return found.map { tenants[$0] }
     }
 
-    /// The tenant named `name`.
-    public func tenant(named name: String) -> Tenant? { tenants.first { $0.name == name } }
-
     /// Every region a tenant names.
     public var regions: Set<String> { Set(tenants.compactMap(\.region)) }
 

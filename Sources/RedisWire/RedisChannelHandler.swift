@@ -29,9 +29,6 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private var timerDeadline: NIODeadline = .distantFuture
     private var failure: RedisWireError?
 
-    /// Number of commands written and not yet answered.
-    var inFlight: Int { pending.count }
-
     /// Whether this connection has been dropped (timeout, protocol error, close) and must not
     /// take new commands, even before its channel has finished closing.
     var isDropped: Bool { failure != nil || context == nil }

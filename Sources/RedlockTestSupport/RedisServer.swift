@@ -61,7 +61,6 @@ public final class RedisServer: @unchecked Sendable {
     // @unchecked: mutable state is guarded by `lock`.
     private let lock = NSLock()
     private var process: Process?
-    private var paused = false
 
     /// The loopback port the server listens on.
     public let port: Int
@@ -142,10 +141,7 @@ public final class RedisServer: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        lock.withLock {
-            self.process = process
-            self.paused = false
-        }
+        lock.withLock { self.process = process }
         try await waitUntilReady(process)
     }
 
@@ -165,11 +161,7 @@ public final class RedisServer: @unchecked Sendable {
     /// Kills the server with SIGKILL and waits for it to exit. Its data is lost unless it
     /// used AOF.
     public func kill9() async {
-        let process = lock.withLock { () -> Process? in
-            let current = self.process
-            self.paused = false
-            return current
-        }
+        let process = lock.withLock { self.process }
         guard let process, process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         await Self.waitForExit(process)
@@ -180,7 +172,6 @@ public final class RedisServer: @unchecked Sendable {
         lock.withLock {
             guard let process, process.isRunning else { return }
             kill(process.processIdentifier, SIGSTOP)
-            paused = true
         }
     }
 
@@ -189,7 +180,6 @@ public final class RedisServer: @unchecked Sendable {
         lock.withLock {
             guard let process, process.isRunning else { return }
             kill(process.processIdentifier, SIGCONT)
-            paused = false
         }
     }
 

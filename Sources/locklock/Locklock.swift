@@ -81,6 +81,11 @@ struct ServeOptions: ParsableArguments {
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--region takes NAME=h:p,h:p,...") }
             regions[String(parts[0])] = Redlock(masters: try MasterOptions.parse(String(parts[1])), logger: logger)
         }
+        let unknown = try configuration().tenants.regions.subtracting(regions.keys).sorted()
+        guard unknown.isEmpty else {
+            // Falling back to the default masters would silently move a tenant's locks.
+            throw ValidationError("tenants name regions with no --region: \(unknown.joined(separator: ", "))")
+        }
         return MasterGroups(primary: Redlock(masters: primary, logger: logger), regions: regions)
     }
 }

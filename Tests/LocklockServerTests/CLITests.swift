@@ -84,6 +84,16 @@ struct CLITests {
         }
     }
 
+    @Test func serveRefusesTenantsWhoseRegionIsNotDefined() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-test-tenants-\(UUID().uuidString).json")
+        try #"{"tenants":[{"name":"euro","plan":"pro","key_sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","region":"eu"}]}"#
+            .write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try await locklock(["serve", "--tenants", file.path, "--port", "0"], masters: "127.0.0.1:6379")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("tenants name regions with no --region: eu"))
+    }
+
     @Test func hashKeyPrintsTheTenantsFileHash() async throws {
         let result = try await locklock(["hash-key", "abc"], masters: "")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
