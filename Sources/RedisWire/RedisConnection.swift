@@ -79,14 +79,17 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends a pre-encoded command and waits for its reply.
     public func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
+        try await onLoop { self.send(encoded: command.encoded, deadline: deadline, completion: $0) }
+    }
+
+    /// Runs `start` on the event loop (directly when already there) and waits for the
+    /// completion it is handed: one hop in, no promise or future.
+    private func onLoop(
+        _ start: @escaping @Sendable (@escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) -> Void
+    ) async throws(RedisWireError) -> RESPValue {
         let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
-            if eventLoop.inEventLoop {
-                send(encoded: command.encoded, deadline: deadline) { continuation.resume(returning: $0) }
-            } else {
-                eventLoop.execute {
-                    self.send(encoded: command.encoded, deadline: deadline) { continuation.resume(returning: $0) }
-                }
-            }
+            let complete: @Sendable (Result<RESPValue, RedisWireError>) -> Void = { continuation.resume(returning: $0) }
+            if eventLoop.inEventLoop { start(complete) } else { eventLoop.execute { start(complete) } }
         }
         return try result.get()
     }
@@ -106,12 +109,7 @@ public final class RedisConnection: @unchecked Sendable {
     ) async throws(RedisWireError) -> RESPValue {
         let deadline = NIODeadline.now() + .nanoseconds((timeout ?? configuration.commandTimeout).nanoseconds)
         let call = try RedisScriptCall(script, keys: keys, arguments: arguments)
-        let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
-            eventLoop.execute {
-                self.evaluate(call, deadline: deadline) { continuation.resume(returning: $0) }
-            }
-        }
-        return try result.get()
+        return try await onLoop { self.evaluate(call, deadline: deadline, completion: $0) }
     }
 
     /// Dials now (if not connected) and waits until the connection is usable.
@@ -177,36 +175,6 @@ public final class RedisConnection: @unchecked Sendable {
 
     // MARK: - On the event loop (used by Redlock's fan-out without extra hops)
 
-    /// Sends one command; must be called on ``eventLoop``. The future completes on it.
-    public func send(_ arguments: [[UInt8]], deadline: NIODeadline) -> EventLoopFuture<RESPValue> {
-        eventLoop.preconditionInEventLoop()
-        var buffer = ByteBufferAllocator().buffer(capacity: 64)
-        do {
-            try HiredisEncoder.encode(arguments, into: &buffer)
-        } catch {
-            return eventLoop.makeFailedFuture(error)
-        }
-        return send(encoded: buffer, deadline: deadline)
-    }
-
-    /// Runs a script with `EVALSHA`, falling back to `EVAL` on `NOSCRIPT`; must be called on
-    /// ``eventLoop``.
-    public func evaluate(
-        _ script: RedisScript,
-        keys: [[UInt8]],
-        arguments: [[UInt8]],
-        deadline: NIODeadline
-    ) -> EventLoopFuture<RESPValue> {
-        do {
-            let call = try RedisScriptCall(script, keys: keys, arguments: arguments)
-            let promise = eventLoop.makePromise(of: RESPValue.self)
-            evaluate(call, deadline: deadline) { promise.completeWith($0.mapError { $0 as any Error }) }
-            return promise.futureResult
-        } catch {
-            return eventLoop.makeFailedFuture(error)
-        }
-    }
-
     /// Sends a pre-encoded command; must be called on ``eventLoop``. `completion` runs on it.
     /// This is the cheapest way to send: no promise, no future, no encoding.
     public func send(_ command: RedisCommand, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
@@ -231,12 +199,6 @@ public final class RedisConnection: @unchecked Sendable {
                 completion(.failure(error))
             }
         }
-    }
-
-    private func send(encoded: ByteBuffer, deadline: NIODeadline) -> EventLoopFuture<RESPValue> {
-        let promise = eventLoop.makePromise(of: RESPValue.self)
-        send(encoded: encoded, deadline: deadline) { promise.completeWith($0.mapError { $0 as any Error }) }
-        return promise.futureResult
     }
 
     private func send(encoded: ByteBuffer, deadline: NIODeadline, completion: @escaping RedisChannelHandler.Completion) {
