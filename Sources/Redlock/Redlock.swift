@@ -291,29 +291,24 @@ public final class Redlock: Service, Sendable {
     ///   validity would be left; ``RedlockError/Code/quorumUnreachable`` when too few masters
     ///   answered to tell.
     public func extend(_ lock: Lock, ttl: Duration) async throws(RedlockError) -> Lock {
-        try validate(resources: lock.resources, ttl: ttl)
-        let result = await onLoop { self.extendOnLoop(lock, match: .exact(lock.value), ttl: ttl) }
-        switch result {
-        case .success(let lock):
-            metrics.extended.increment()
-            return lock
-        case .failure(let error):
-            if error.code == .lockLost { metrics.extendLost.increment() }
-            throw error
-        }
+        try await extend(lock, match: .exact(lock.value), ttl: ttl)
     }
 
     /// Extends the lock on `resources` whose stored value matches `match` to a new TTL from
     /// now; returns the new validity. A master that lost the key is re-seeded only for an
     /// exact match (a prefix does not say what to write back).
     public func extend(_ resources: [String], matching match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Duration {
-        try validate(resources: resources, ttl: ttl)
         let probe = Lock(resources: resources, fencingTokens: [], ttl: ttl, validity: .zero, validUntil: .now, value: match.bytes)
-        let result = await onLoop { self.extendOnLoop(probe, match: match, ttl: ttl) }
+        return try await extend(probe, match: match, ttl: ttl).validity
+    }
+
+    private func extend(_ lock: Lock, match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Lock {
+        try validate(resources: lock.resources, ttl: ttl)
+        let result = await onLoop { self.extendOnLoop(lock, match: match, ttl: ttl) }
         switch result {
         case .success(let lock):
             metrics.extended.increment()
-            return lock.validity
+            return lock
         case .failure(let error):
             if error.code == .lockLost { metrics.extendLost.increment() }
             throw error
