@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -55,7 +54,7 @@ struct LockController: Sendable {
         let resource = name.resource(tenant: caller.tenant?.name)
         let secret = body.secret ?? request.headers[.lockSecret]
         if let secret, !(1...256).contains(secret.count) { throw Problem.unprocessable("secret must be 1 to 256 characters") }
-        let owner = secret.map { ownerOf(resource: resource, secret: $0) }
+        let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0) }
         var response: Response
         switch operation {
         case .acquire: response = try await acquire(name, resource, caller: caller, body: body, owner: owner)
@@ -71,8 +70,7 @@ struct LockController: Sendable {
 
     func acquire(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
         let ttl = Duration.milliseconds(Int64((body.expiresIn ?? 2_592_000) * 1000))
-        var value = owner ?? Array("a:".utf8) + Redlock.randomValue()
-        value += Array("\n".utf8) + (body.data ?? [])
+        let value = StoredLockValue.make(owner: owner, data: body.data)
         let wait = body.wait ?? 0
         let lock: Lock
         do {
@@ -83,8 +81,8 @@ struct LockController: Sendable {
             )
         } catch where error.code == .lockHeld {
             let state = try await inspect(resource, caller: caller)
-            if let owner, let holder = state.holderValue, holder.starts(with: owner + Array("\n".utf8)), let remaining = state.remaining {
-                return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: true, token: state.fencingToken, data: Self.data(in: holder))
+            if let owner, let holder = state.holderValue, StoredLockValue.isHeld(holder, by: owner), let remaining = state.remaining {
+                return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: true, token: state.fencingToken, data: StoredLockValue.data(in: holder))
             }
             throw Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.remaining))
         } catch {
@@ -94,10 +92,9 @@ struct LockController: Sendable {
     }
 
     func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?) async throws -> Response {
-        let match: ValueMatch = .prefix(owner.map { $0 + Array("\n".utf8) } ?? Array("a:".utf8))
         let outcome: ReleaseOutcome
         do {
-            outcome = try await caller.redlock.release([resource], matching: match)
+            outcome = try await caller.redlock.release([resource], matching: StoredLockValue.match(owner: owner))
         } catch {
             throw Self.problem(for: error)
         }
@@ -107,20 +104,23 @@ struct LockController: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: "{\"lock\":\"\(name.path)\",\"released\":true}"))
             )
         }
+        throw try await notOurs(resource, caller: caller, owner: owner)
+    }
+
+    /// Why a release or extend matched nothing: 403 when someone holds the lock (a wrong
+    /// secret, or none for a lock taken with one), 404 when nobody does.
+    func notOurs(_ resource: String, caller: Caller, owner: [UInt8]?) async throws -> Problem {
         let state = try await inspect(resource, caller: caller)
-        if state.isHeld { throw Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
-        throw Problem.notFound("the lock is not held (free or expired)")
+        if state.isHeld { return Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
+        return Problem.notFound("the lock is not held (free or expired)")
     }
 
     func extend(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
         guard let expiresIn = body.expiresIn else { throw Problem.unprocessable("expires_in is required") }
-        let match: ValueMatch = .prefix(owner.map { $0 + Array("\n".utf8) } ?? Array("a:".utf8))
         do {
-            _ = try await caller.redlock.extend([resource], matching: match, ttl: .milliseconds(Int64(expiresIn * 1000)))
+            _ = try await caller.redlock.extend([resource], matching: StoredLockValue.match(owner: owner), ttl: .milliseconds(Int64(expiresIn * 1000)))
         } catch where error.code == .lockLost {
-            let state = try await inspect(resource, caller: caller)
-            if state.isHeld { throw Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
-            throw Problem.notFound("the lock is not held (free or expired)")
+            throw try await notOurs(resource, caller: caller, owner: owner)
         } catch {
             throw Self.problem(for: error)
         }
@@ -132,7 +132,7 @@ struct LockController: Sendable {
         guard state.isHeld, let holder = state.holderValue, let remaining = state.remaining else {
             throw Problem.notFound("the lock is not held (free or expired)")
         }
-        return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: holder.starts(with: Array("s:".utf8)), token: state.fencingToken, data: Self.data(in: holder))
+        return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: StoredLockValue.hasSecret(holder), token: state.fencingToken, data: StoredLockValue.data(in: holder))
     }
 
     func inspect(_ resource: String, caller: Caller) async throws -> LockState {
@@ -230,32 +230,10 @@ struct LockController: Sendable {
         }
     }
 
-    func ownerOf(resource: String, secret: String) -> [UInt8] {
-        let digest = SHA256.hash(data: Array((resource + "\n" + secret).utf8))
-        return Array("s:".utf8) + Self.hex(digest)
-    }
-
-    static func data(in value: [UInt8]) -> [UInt8]? {
-        guard let newline = value.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
-        let data = Array(value[(newline + 1)...])
-        return data.isEmpty ? nil : data
-    }
-
     static func seconds(_ duration: Duration?) -> Int {
         guard let duration else { return 1 }
         let (seconds, attoseconds) = duration.components
         return Int(seconds) + (attoseconds > 0 ? 1 : 0)
-    }
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> [UInt8] {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return out
     }
 
     /// RFC 3339 in UTC with milliseconds, formatted directly (a date formatter per request

@@ -1,0 +1,55 @@
+import Crypto
+import Redlock
+
+/// How the adapter lays out a lock's value on the masters, in one place: an owner part,
+/// `s:<SHA-256 hex of lock and secret>` for a lock taken with a secret or `a:<random>` for an
+/// anonymous one, then a newline, then the Pro data payload (JSON; empty when there is none).
+/// DELETE and PATCH match the owner part by prefix; the secret itself is never stored.
+enum StoredLockValue {
+    private static let separator = UInt8(ascii: "\n")
+    private static let secretPrefix = Array("s:".utf8)
+    private static let anonymousPrefix = Array("a:".utf8)
+
+    /// The owner part for a lock taken on `resource` with `secret`.
+    static func owner(resource: String, secret: String) -> [UInt8] {
+        secretPrefix + hex(SHA256.hash(data: Array((resource + "\n" + secret).utf8)))
+    }
+
+    /// The value to store: `owner` (or a fresh anonymous owner), the separator, `data`.
+    static func make(owner: [UInt8]?, data: [UInt8]?) -> [UInt8] {
+        (owner ?? anonymousPrefix + Redlock.randomValue()) + [separator] + (data ?? [])
+    }
+
+    /// What release and extend match: this secret's owner part, or any anonymous lock.
+    static func match(owner: [UInt8]?) -> ValueMatch {
+        .prefix(owner.map { $0 + [separator] } ?? anonymousPrefix)
+    }
+
+    /// Whether `holder` was stored by `owner`.
+    static func isHeld(_ holder: [UInt8], by owner: [UInt8]) -> Bool {
+        holder.starts(with: owner + [separator])
+    }
+
+    /// Whether `holder` was taken with a secret.
+    static func hasSecret(_ holder: [UInt8]) -> Bool {
+        holder.starts(with: secretPrefix)
+    }
+
+    /// The data payload stored in `holder`, if any.
+    static func data(in holder: [UInt8]) -> [UInt8]? {
+        guard let index = holder.firstIndex(of: separator) else { return nil }
+        let data = Array(holder[(index + 1)...])
+        return data.isEmpty ? nil : data
+    }
+
+    private static func hex(_ bytes: some Sequence<UInt8>) -> [UInt8] {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return out
+    }
+}
