@@ -2,7 +2,7 @@
 #   make run   installs what is missing, then serves the Locklock API (locklock dev)
 #   make test  installs what is missing, then runs every test against real redis-server processes
 SHELL := /bin/bash
-APT_PACKAGES := libhiredis-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
+APT_PACKAGES := libhiredis-dev libsqlite3-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
 SWIFT ?= swift
 
 .PHONY: run test deps build bench clean-test-servers

@@ -14,9 +14,12 @@ let package = Package(
         .library(name: "Redlock", targets: ["Redlock"]),
         .library(name: "RedlockTestSupport", targets: ["RedlockTestSupport"]),
         .library(name: "LocklockServer", targets: ["LocklockServer"]),
+        .library(name: "HummingbirdIdempotency", targets: ["HummingbirdIdempotency"]),
         .executable(name: "locklock", targets: ["locklock"]),
         .executable(name: "redlock-bench", targets: ["redlock-bench"]),
         .executable(name: "exactly-once-demo", targets: ["exactly-once-demo"]),
+        .executable(name: "url-shortener", targets: ["url-shortener"]),
+        .executable(name: "fire-parallel-requests", targets: ["fire-parallel-requests"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -27,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -76,6 +80,17 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "HummingbirdIdempotency",
+            dependencies: [
+                "Redlock",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "locklock",
             dependencies: [
@@ -119,6 +134,45 @@ let package = Package(
             name: "ExactlyOnceTests",
             dependencies: ["ExactlyOnce", "Redlock", "RedisWire", "RedlockTestSupport"],
             path: "Examples/ExactlyOnce/Tests/ExactlyOnceTests",
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "URLShortener",
+            dependencies: [
+                "Redlock", "HummingbirdIdempotency",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/URLShortener/Sources/URLShortener",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "url-shortener",
+            dependencies: [
+                "URLShortener", "Redlock", "RedisWire", "RedlockTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/URLShortener/Sources/url-shortener",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "fire-parallel-requests",
+            dependencies: ["URLShortener", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/URLShortener/Sources/fire-parallel-requests",
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "URLShortenerTests",
+            dependencies: [
+                "URLShortener", "HummingbirdIdempotency", "Redlock", "RedisWire", "RedlockTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/URLShortener/Tests/URLShortenerTests",
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -77,7 +77,7 @@ struct LockController: Sendable {
             lock = try await caller.redlock.acquire(
                 resource, ttl: ttl, value: value,
                 wait: wait > 0 ? .milliseconds(Int64(wait * 1000)) : nil,
-                retry: wait > 0 ? .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25)) : RedlockConfiguration.Retry.none
+                retry: wait > 0 ? .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25)) : RedlockConfiguration.Retry.never
             )
         } catch where error.code == .lockHeld {
             let state = try await inspect(resource, caller: caller)

@@ -61,7 +61,7 @@ public struct IdempotencyGuard: Sendable {
             }
         case .exclusive(let ttl):
             do {
-                return .performed(try await redlock.withLock(resource, ttl: ttl, retry: RedlockConfiguration.Retry.none) { _ in try await operation() })
+                return .performed(try await redlock.withLock(resource, ttl: ttl, retry: RedlockConfiguration.Retry.never) { _ in try await operation() })
             } catch let error as RedlockError where error.code == .lockHeld {
                 let state = try? await redlock.inspect(resource)
                 return .inProgress(retryAfter: state?.remaining)
@@ -81,7 +81,7 @@ public struct IdempotencyGuard: Sendable {
         let deadline = clock.now + .seconds(2)
         while true {
             do {
-                return try await redlock.acquire(resource, ttl: ttl, retry: RedlockConfiguration.Retry.none)
+                return try await redlock.acquire(resource, ttl: ttl, retry: RedlockConfiguration.Retry.never)
             } catch where error.code == .lockHeld {
                 if try await redlock.inspect(resource).isHeld { return nil }
                 guard clock.now < deadline else { throw error }

@@ -108,7 +108,7 @@ public final class Redlock: Service, Sendable {
     ///     system CSPRNG. Supply your own only if it is unique per acquisition.
     ///   - wait: overall deadline for this acquisition, overriding the retry policy's.
     ///   - retry: the retry policy for this call; the configuration's when nil
-    ///     (``RedlockConfiguration/Retry/none`` tries once).
+    ///     (``RedlockConfiguration/Retry/never`` tries once).
     ///   - fencing: whether to hand out fencing tokens; the configuration's when nil.
     /// - Throws: ``RedlockError`` with code ``RedlockError/Code/lockHeld``,
     ///   ``RedlockError/Code/quorumUnreachable``, ``RedlockError/Code/validityExhausted``,

@@ -26,8 +26,9 @@ public struct RedlockConfiguration: @unchecked Sendable {
             self.maximumWait = maximumWait
         }
 
-        /// Try once, never retry.
-        public static let none = Retry(count: 0)
+        /// Try once, never retry. (Not called `none`: where a `Retry?` is expected, `.none`
+        /// would silently mean nil, that is "use the configuration's policy".)
+        public static let never = Retry(count: 0)
     }
 
     /// Per-master timeout of one command, much smaller than any TTL (default 50 ms).

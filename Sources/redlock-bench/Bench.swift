@@ -64,11 +64,12 @@ struct LockCycles: AsyncParsableCommand {
     @Option(help: "number of acquire+release cycles") var cycles: Int = 20_000
     @Option(help: "where callers run: global (task pool) or loop (the client's event loop)") var executor: Placement = .global
     @Option(help: "hand out fencing tokens (one Lua script per acquisition) or not (plain SET NX PX)") var fencing: Toggle = .on
+    @Option(help: "also write every cycle's latency in microseconds, one per line, to this file") var samplesFile: String?
 
     func run() async throws {
         let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
         guard !addresses.isEmpty, addresses.count == masters.split(separator: ",").count else { throw ValidationError("bad --masters \(masters)") }
-        let redlock = Redlock(masters: addresses, configuration: .init(instanceTimeout: .milliseconds(500), retry: .none, fencing: fencing == .on))
+        let redlock = Redlock(masters: addresses, configuration: .init(instanceTimeout: .milliseconds(500), retry: .never, fencing: fencing == .on))
         await redlock.connect()
         let prefix = "bench:lock:\(UUID().uuidString.prefix(8)):"
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
@@ -80,6 +81,7 @@ struct LockCycles: AsyncParsableCommand {
         _ = try await runWorkers(tasks: tasks, total: min(cycles / 10, 2_000), executor: preferred) { try await cycle(-1 - $0) }
         let result = try await runWorkers(tasks: tasks, total: cycles, executor: preferred, cycle)
         await redlock.shutdown()
+        if let samplesFile { try result.writeSamples(to: samplesFile) }
         result.print(mode: mode.rawValue, rateKey: "cycles_per_s", extra: ["concurrency": tasks, "masters": addresses.count, "executor": executor.rawValue, "fencing": fencing.rawValue])
     }
 }
@@ -87,6 +89,11 @@ struct LockCycles: AsyncParsableCommand {
 struct BenchResult {
     var latenciesNanoseconds: [Int64]
     var elapsed: Duration
+
+    func writeSamples(to path: String) throws {
+        let text = latenciesNanoseconds.map { String(Double($0) / 1_000) }.joined(separator: "\n") + "\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
 
     func print(mode: String, rateKey: String, extra: [String: any Sendable]) {
         let sorted = latenciesNanoseconds.sorted()

@@ -28,7 +28,7 @@ private func locklock(_ arguments: [String], masters: String) async throws -> (s
 struct CLITests {
     @Test func runHoldsTheLockWhileTheCommandRunsAndExitsWithItsStatus() async throws {
         try await withRedisServers(count: 3) { group throws in
-            let observer = Redlock(masters: group.addresses, configuration: .init(retry: .none))
+            let observer = Redlock(masters: group.addresses, configuration: .init(retry: .never))
             await observer.connect()
             async let run = locklock(["run", "--lock", "nightly", "--ttl", "1s", "--", "sh", "-c", "sleep 1.5; exit 7"], masters: group.commaSeparated)
             var sawHeld = false
@@ -46,7 +46,7 @@ struct CLITests {
 
     @Test func runExits75WhenTheLockIsHeld() async throws {
         try await withRedisServers(count: 3) { group throws in
-            let holder = Redlock(masters: group.addresses, configuration: .init(retry: .none))
+            let holder = Redlock(masters: group.addresses, configuration: .init(retry: .never))
             await holder.connect()
             let lock = try await holder.acquire("busy", ttl: .seconds(30))
             let result = try await locklock(["run", "--lock", "busy", "--ttl", "5s", "--", "true"], masters: group.commaSeparated)

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Hummingbird
 import LocklockServer
 import RedisWire
@@ -23,17 +20,6 @@ let testTenants = TenantDirectory([
     Tenant(name: "euro", plan: .pro, keySHA256: TenantDirectory.hash(key: Keys.euro), region: "eu"),
 ])
 
-/// One HTTP exchange's outcome.
-struct HTTPResult: Sendable {
-    var status: Int
-    var headers: [String: String]
-    var body: Data
-
-    var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
-    var text: String { String(decoding: body, as: UTF8.self) }
-    func header(_ name: String) -> String? { headers.first { $0.key.lowercased() == name.lowercased() }?.value }
-}
-
 /// A running `locklock` server on a free loopback port over real masters.
 struct LiveServer: Sendable {
     let port: Int
@@ -41,19 +27,7 @@ struct LiveServer: Sendable {
     let regionMasters: RedisServerGroup
 
     func request(_ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
-        request.httpMethod = method
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        request.timeoutInterval = 10
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let http = response as! HTTPURLResponse
-        var fields: [String: String] = [:]
-        for (name, value) in http.allHeaderFields { fields["\(name)"] = "\(value)" }
-        return HTTPResult(status: http.statusCode, headers: fields, body: data)
+        try await loopbackRequest(port: port, method, path, body: body, headers: headers)
     }
 }
 
@@ -86,11 +60,7 @@ func withLiveServer<T: Sendable>(
                     return nil
                 }
                 // Bounded wait until the server answers and a quorum of every group is connected.
-                var up = false
-                for _ in 0..<400 where !up {
-                    if (try? await server.request("GET", "/readyz"))?.status == 200 { up = true } else { try await Task.sleep(for: .milliseconds(25)) }
-                }
-                guard up else { throw RedisServerError("server did not start") }
+                try await waitUntilServing(port: port, path: "/readyz")
                 do {
                     let result = try await body(server)
                     group.cancelAll()

@@ -9,7 +9,7 @@ import Testing
 @Suite("Redlock's documented limits, reproduced", .serialized)
 struct KnownLimitsTests {
     private func client(_ group: RedisServerGroup) async -> Redlock {
-        let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .none))
+        let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .never))
         await redlock.connect()
         return redlock
     }
@@ -75,8 +75,8 @@ struct KnownLimitsTests {
         try await withRedisServers(count: 2, options: jumpy) { jumping throws in
             try await withRedisServers(count: 1) { steady throws in
                 let masters = jumping.addresses + steady.addresses
-                let first = Redlock(masters: masters, configuration: .init(retry: .none))
-                let second = Redlock(masters: masters, configuration: .init(retry: .none))
+                let first = Redlock(masters: masters, configuration: .init(retry: .never))
+                let second = Redlock(masters: masters, configuration: .init(retry: .never))
                 await first.connect()
                 await second.connect()
                 let held = try await first.acquire("ledger", ttl: .seconds(30))

@@ -41,7 +41,7 @@ struct RedlockTests {
     }
 
     @Test func aForeignValueOnTwoOfFiveStillAcquiresAndOnThreeFailsAsHeld() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
                 for master in masters.prefix(2) { _ = try await master.send("SET", "redlock:lock:two", "foreign", "PX", "60000") }
                 let lock = try await redlock.acquire("two", ttl: .seconds(10))
@@ -59,7 +59,7 @@ struct RedlockTests {
     }
 
     @Test func threeOfFiveMastersKilledFailsAsUnreachableAndTwoKilledStillAcquires() async throws {
-        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .none)
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .never)
         try await withRedlock(configuration: configuration) { redlock, group in
             let clock = ContinuousClock()
             await group[0].kill9()
@@ -85,7 +85,7 @@ struct RedlockTests {
     }
 
     @Test func aPausedMinorityCostsAtMostOneInstanceTimeout() async throws {
-        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .none)
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .never)
         try await withRedlock(configuration: configuration) { redlock, group in
             group[3].pause()
             group[4].pause()
@@ -108,7 +108,7 @@ struct RedlockTests {
     }
 
     @Test func releaseNeverDeletesAForeignValueAndReportsNotHeldAfterExpiry() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
                 let lock = try await redlock.acquire("expiring", ttl: .milliseconds(100))
                 try await Task.sleep(for: .milliseconds(200))
@@ -125,7 +125,7 @@ struct RedlockTests {
     }
 
     @Test func reportedValidityIsTTLMinusElapsedMinusDriftUnderAnInjectedDelay() async throws {
-        let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .none)
+        let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .never)
         try await withRedlock(configuration: configuration) { redlock, group in
             try await withDirect(group) { masters in
                 let clock = ContinuousClock()
@@ -149,7 +149,7 @@ struct RedlockTests {
     }
 
     @Test func anAcquisitionSlowerThanTTLMinusDriftFailsAndLeavesNoKey() async throws {
-        let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .none)
+        let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .never)
         try await withRedlock(configuration: configuration) { redlock, group in
             try await withDirect(group) { masters in
                 async let sleep0 = masters[0].send("DEBUG", "SLEEP", "0.12")
@@ -165,7 +165,7 @@ struct RedlockTests {
     }
 
     @Test func fencingTokensIncreaseEvenWhenTheQuorumsCountersDisagree() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
                 let first = try await redlock.acquire("fenced", ttl: .seconds(10))
                 try await redlock.release(first)
@@ -192,7 +192,7 @@ struct RedlockTests {
     }
 
     @Test func extendKeepsTheLockAndFailsAsLostAfterExpiry() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             let lock = try await redlock.acquire("extend-me", ttl: .milliseconds(300))
             let extended = try await redlock.extend(lock, ttl: .seconds(5))
             #expect(extended.validity > .seconds(4))
@@ -209,7 +209,7 @@ struct RedlockTests {
     }
 
     @Test func extendReseedsARestartedMasterOnlyWhileTheQuorumHoldsOurValue() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
                 let lock = try await redlock.acquire("reseed", ttl: .seconds(10))
                 try await group[0].restart()  // no persistence: the key is gone there
@@ -231,7 +231,7 @@ struct RedlockTests {
     }
 
     @Test func inspectReportsHolderAndRemainingTTL() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, _ in
             #expect(try await redlock.inspect("inspected").isHeld == false)
             let lock = try await redlock.acquire("inspected", ttl: .seconds(10))
             let state = try await redlock.inspect("inspected")

@@ -10,12 +10,12 @@ import Testing
 struct WithLockTests {
     @Test func aBodyThatOutlivesTheTTLKeepsTheLockByAutoExtension() async throws {
         // Generous instance timeout: this test is about extension, not latency, and CI shares 2 cores.
-        try await withRedlock(configuration: .init(instanceTimeout: .milliseconds(250), retry: .none)) { redlock, _ in
+        try await withRedlock(configuration: .init(instanceTimeout: .milliseconds(250), retry: .never)) { redlock, _ in
             let observations = try await redlock.withLock("long-job", ttl: .milliseconds(900)) { lock in
                 var heldThroughout = true
                 for _ in 0..<12 {  // 2.4 s: well past the 900 ms TTL
                     try await Task.sleep(for: .milliseconds(200))
-                    if (try? await redlock.acquire("long-job", ttl: .seconds(1), retry: RedlockConfiguration.Retry.none)) != nil {
+                    if (try? await redlock.acquire("long-job", ttl: .seconds(1), retry: RedlockConfiguration.Retry.never)) != nil {
                         heldThroughout = false
                     }
                 }
@@ -28,7 +28,7 @@ struct WithLockTests {
     }
 
     @Test func aBodyIsCancelledBeforeTheValidityRunsOutWhenAMajorityIsKilled() async throws {
-        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .none)
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(50), retry: .never)
         try await withRedlock(configuration: configuration) { redlock, group in
             let clock = ContinuousClock()
             let cancelledAt = Mutex<ContinuousClock.Instant?>(nil)
@@ -55,7 +55,7 @@ struct WithLockTests {
 
     @Test func releaseHappensWhenTheBodyThrows() async throws {
         struct BodyFailed: Error {}
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ throws in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, _ throws in
             await #expect(throws: BodyFailed.self) {
                 try await redlock.withLock("throws", ttl: .seconds(10)) { _ in throw BodyFailed() }
             }
@@ -64,7 +64,7 @@ struct WithLockTests {
     }
 
     @Test func overlappingMultiResourceLocksNeverBothSucceed() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, _ in
             let first = try await redlock.acquire(["a", "b"], ttl: .seconds(10))
             #expect(first.fencingTokens.count == 2)
             let blocked = await #expect(throws: RedlockError.self) { try await redlock.acquire(["b", "c"], ttl: .seconds(10)) }
@@ -85,7 +85,7 @@ struct WithLockTests {
     }
 
     @Test func multiResourceLocksAreAllOrNothingOnEachMaster() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
                 _ = try await masters[0].send("SET", "redlock:lock:n", "foreign", "PX", "60000")
                 let lock = try await redlock.acquire(["m", "n"], ttl: .seconds(10))
@@ -99,7 +99,7 @@ struct WithLockTests {
     }
 
     @Test func atMostOnceGuardRunsAnOperationOnceHoweverManyCallersRace() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, _ in
             let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60)))
             let runs = Recorder<Int>()
             let outcomes = try await withThrowingTaskGroup(of: Bool.self) { tasks in
@@ -121,7 +121,7 @@ struct WithLockTests {
     }
 
     @Test func exclusiveGuardRejectsConcurrentRetriesAndAllowsLaterOnes() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, _ in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, _ in
             let guardian = IdempotencyGuard(redlock: redlock, mode: .exclusive(ttl: .seconds(5)))
             let runs = Recorder<Int>()
             async let slow = guardian.run(key: "order-7") { runs.append(1); try await Task.sleep(for: .milliseconds(300)); return 1 }
@@ -186,7 +186,7 @@ struct RedlockMetricsTests {
     @Test func attemptsOutcomesLatencyAndMasterErrorsAreRecorded() async throws {
         let metrics = TestMetrics()
         try await withRedisServers(count: 3) { group throws in
-            let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .none, metricsFactory: metrics))
+            let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .never, metricsFactory: metrics))
             await redlock.connect()
             let lock = try await redlock.acquire("measured", ttl: .seconds(10))
             _ = try? await redlock.acquire("measured", ttl: .seconds(10))
@@ -208,7 +208,7 @@ struct RedlockMetricsTests {
 @Suite("IdempotencyGuard under split votes", .serialized)
 struct IdempotencySplitVoteTests {
     @Test func aSplitVoteIsNotMistakenForADuplicate() async throws {
-        try await withRedlock(configuration: .init(retry: .none)) { redlock, group in
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
                 // Two other racers each hold a minority for a moment, so no one has a quorum.
                 for index in 0..<2 { _ = try await masters[index].send("SET", "redlock:lock:idempotency:evt-split", "racer-a", "PX", "150") }

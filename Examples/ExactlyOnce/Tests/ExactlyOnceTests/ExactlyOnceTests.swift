@@ -39,7 +39,7 @@ struct ExactlyOnceTests {
     @Test func aFailedHandlingLetsARedeliveryTryAgain() async throws {
         struct Unavailable: Error {}
         try await withRedisServers(count: 3) { masters throws in
-            let redlock = Redlock(masters: masters.addresses, configuration: .init(retry: .none))
+            let redlock = Redlock(masters: masters.addresses, configuration: .init(retry: .never))
             await redlock.connect()
             let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60), releaseOnFailure: true))
             await #expect(throws: Unavailable.self) { _ = try await guardian.run(key: "evt-x") { throw Unavailable() } }

@@ -1,0 +1,118 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdIdempotency
+import Redlock
+import RedlockTestSupport
+import Synchronization
+import Testing
+
+/// Counts how often the guarded handler really ran.
+final class RunCounter: Sendable {
+    private let value = Mutex(0)
+    func next() -> Int { value.withLock { $0 += 1; return $0 } }
+    var count: Int { value.withLock { $0 } }
+}
+
+@Suite("Idempotency-Key middleware", .serialized)
+struct IdempotencyKeyMiddlewareTests {
+    /// A small app: `POST /work` runs once per call (slowly), `POST /flaky` fails with 503 on
+    /// its first run, `GET /work` is not guarded.
+    func withApp<T: Sendable>(
+        _ body: @escaping @Sendable (Int, RunCounter) async throws -> T
+    ) async throws -> T {
+        try await withRedisServers(count: 3) { masters throws in
+            let redlock = Redlock(masters: masters.addresses, configuration: .init(instanceTimeout: .milliseconds(250)))
+            await redlock.connect()
+            let runs = RunCounter()
+            let router = Router()
+            router.get("ready") { _, _ in HTTPResponse.Status.ok }
+            router.get("work") { _, _ in "run \(runs.next())" }
+            router.group()
+                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: InMemoryIdempotencyStore()))
+                .post("work") { _, _ -> Response in
+                    let run = runs.next()
+                    try await Task.sleep(for: .milliseconds(300))
+                    var headers = HTTPFields()
+                    headers[HTTPField.Name("X-Run")!] = "\(run)"
+                    return Response(status: .created, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
+                }
+                .post("flaky") { _, _ -> Response in
+                    let run = runs.next()
+                    return Response(status: run == 1 ? .serviceUnavailable : .ok, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
+                }
+            return try await withServing(router, services: [redlock], readyPath: "/ready") { port in try await body(port, runs) }
+        }
+    }
+
+    @Test func aCompletedRequestIsReplayedWithItsStatusHeadersAndBody() async throws {
+        try await withApp { port, runs in
+            let first = try await loopbackRequest(port: port, "POST", "/work", body: "{}", headers: ["Idempotency-Key": "k1"])
+            let second = try await loopbackRequest(port: port, "POST", "/work", body: "{}", headers: ["Idempotency-Key": "\"k1\""])
+            #expect(first.status == 201 && first.text == "run 1")
+            #expect(first.header("Idempotent-Replayed") == nil)
+            #expect(second.status == 201 && second.text == "run 1")
+            #expect(second.header("X-Run") == "1")
+            #expect(second.header("Idempotent-Replayed") == "true")
+            #expect(runs.count == 1)
+        }
+    }
+
+    @Test func concurrentRetriesGet409WithRetryAfterAndDoNotRun() async throws {
+        try await withApp { port, runs in
+            let replies = try await withThrowingTaskGroup(of: HTTPResult.self) { group in
+                for _ in 0..<5 {
+                    group.addTask { try await loopbackRequest(port: port, "POST", "/work", body: "{}", headers: ["Idempotency-Key": "k2"]) }
+                }
+                return try await group.reduce(into: [HTTPResult]()) { $0.append($1) }
+            }
+            let ran = replies.filter { $0.status == 201 && $0.header("Idempotent-Replayed") == nil }
+            let refused = replies.filter { $0.status == 409 }
+            #expect(ran.count == 1, "\(replies.map(\.status))")
+            #expect(!refused.isEmpty, "\(replies.map(\.status))")
+            for reply in refused {
+                #expect(reply.header("Content-Type") == "application/problem+json")
+                #expect(Int(reply.header("Retry-After") ?? "") ?? 0 >= 1)
+            }
+            #expect(runs.count == 1)
+        }
+    }
+
+    @Test func reusingAKeyForADifferentRequestIs422() async throws {
+        try await withApp { port, runs in
+            _ = try await loopbackRequest(port: port, "POST", "/work", body: #"{"a":1}"#, headers: ["Idempotency-Key": "k3"])
+            let otherBody = try await loopbackRequest(port: port, "POST", "/work", body: #"{"a":2}"#, headers: ["Idempotency-Key": "k3"])
+            let otherPath = try await loopbackRequest(port: port, "POST", "/flaky", body: #"{"a":1}"#, headers: ["Idempotency-Key": "k3"])
+            #expect(otherBody.status == 422)
+            #expect(otherPath.status == 422)
+            #expect(runs.count == 1)
+        }
+    }
+
+    @Test func serverErrorsAreNotStoredSoARetryRunsAgain() async throws {
+        try await withApp { port, runs in
+            let first = try await loopbackRequest(port: port, "POST", "/flaky", body: "{}", headers: ["Idempotency-Key": "k4"])
+            let second = try await loopbackRequest(port: port, "POST", "/flaky", body: "{}", headers: ["Idempotency-Key": "k4"])
+            let third = try await loopbackRequest(port: port, "POST", "/flaky", body: "{}", headers: ["Idempotency-Key": "k4"])
+            #expect(first.status == 503)
+            #expect(second.status == 200 && second.text == "run 2")
+            #expect(third.status == 200 && third.text == "run 2" && third.header("Idempotent-Replayed") == "true")
+            #expect(runs.count == 2)
+        }
+    }
+
+    @Test func badKeysAre400AndRequestsWithoutAKeyOrUnguardedMethodsPassThrough() async throws {
+        try await withApp { port, runs in
+            for key in [String(repeating: "x", count: 256), "has space", "\"\""] {
+                let refused = try await loopbackRequest(port: port, "POST", "/work", body: "{}", headers: ["Idempotency-Key": key])
+                #expect(refused.status == 400, "\(key)")
+            }
+            #expect(runs.count == 0)
+            _ = try await loopbackRequest(port: port, "POST", "/work", body: "{}")
+            _ = try await loopbackRequest(port: port, "POST", "/work", body: "{}")
+            _ = try await loopbackRequest(port: port, "GET", "/work", headers: ["Idempotency-Key": "k5"])
+            _ = try await loopbackRequest(port: port, "GET", "/work", headers: ["Idempotency-Key": "k5"])
+            #expect(runs.count == 4)
+        }
+    }
+}

@@ -1,0 +1,247 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Redlock
+
+/// Makes retried writes safe: a request carrying an `Idempotency-Key` header runs at most once
+/// per key, and retries get the first response back.
+///
+/// For a request with the header (on the guarded methods):
+/// - the key already has a stored response: it is replayed, with `Idempotent-Replayed: true`;
+///   if the retry is a different request (method, path or body differ) it gets 422;
+/// - a request with the same key is in flight (its Redlock lock is held): 409 with
+///   `Retry-After`, and nothing runs;
+/// - otherwise the request runs under the key's lock (extended while it runs), and a
+///   returned response with a status below 500 is stored for ``Configuration/retention``.
+///   Server errors and thrown errors are not stored, so a retry runs again.
+///
+/// Requests without the header pass through untouched unless ``Configuration/requireKey``.
+/// The lock is for efficiency: if it is lost mid-request (masters unreachable past its
+/// validity), a concurrent retry may run too, so the operation itself should still be safe
+/// to repeat or guarded by the data store (a unique index, say).
+public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Tunables.
+    public struct Configuration: Sendable {
+        /// Methods the middleware guards.
+        public var methods: Set<HTTPRequest.Method>
+        /// Answer 400 to a guarded request that has no key.
+        public var requireKey: Bool
+        /// How long a completed response is replayed.
+        public var retention: Duration
+        /// The TTL of the in-flight lock; it is extended every third of it while the request runs.
+        public var lockTTL: Duration
+        /// The largest request body read (the request is refused with 413 above it).
+        public var maximumRequestBodySize: Int
+        /// The largest response body stored; bigger responses are returned but not stored.
+        public var maximumStoredBodySize: Int
+        /// Prefix of the lock resources and store keys.
+        public var namespace: String
+
+        /// Creates a configuration; the defaults guard POST and PATCH, keep responses 24 hours
+        /// and lock in-flight requests for 30 s at a time.
+        public init(
+            methods: Set<HTTPRequest.Method> = [.post, .patch],
+            requireKey: Bool = false,
+            retention: Duration = .seconds(24 * 3600),
+            lockTTL: Duration = .seconds(30),
+            maximumRequestBodySize: Int = 1 << 20,
+            maximumStoredBodySize: Int = 1 << 20,
+            namespace: String = "idempotency-key:"
+        ) {
+            self.methods = methods
+            self.requireKey = requireKey
+            self.retention = retention
+            self.lockTTL = lockTTL
+            self.maximumRequestBodySize = maximumRequestBodySize
+            self.maximumStoredBodySize = maximumStoredBodySize
+            self.namespace = namespace
+        }
+    }
+
+    /// The header that carries the key.
+    public static var headerName: HTTPField.Name { HTTPField.Name("Idempotency-Key")! }
+    /// The header set on replayed responses.
+    public static var replayedHeaderName: HTTPField.Name { HTTPField.Name("Idempotent-Replayed")! }
+
+    let redlock: Redlock
+    let store: any IdempotencyResponseStore
+    let configuration: Configuration
+    let scope: @Sendable (Request, Context) -> String
+    let logger: Logger
+
+    /// Creates the middleware.
+    /// - Parameters:
+    ///   - redlock: the lock client that serialises requests with the same key.
+    ///   - store: where completed responses are kept; shared by every instance.
+    ///   - scope: who owns a key, typically the authenticated principal, so two clients
+    ///     cannot replay each other's responses. The default scopes nothing.
+    public init(
+        redlock: Redlock,
+        store: any IdempotencyResponseStore,
+        configuration: Configuration = .init(),
+        scope: @escaping @Sendable (Request, Context) -> String = { _, _ in "" },
+        logger: Logger = Logger(label: "idempotency-key")
+    ) {
+        self.redlock = redlock
+        self.store = store
+        self.configuration = configuration
+        self.scope = scope
+        self.logger = logger
+    }
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard configuration.methods.contains(request.method) else { return try await next(request, context) }
+        guard let header = request.headers[Self.headerName] else {
+            if configuration.requireKey { return Self.problem(.badRequest, "This request needs an Idempotency-Key header.") }
+            return try await next(request, context)
+        }
+        guard let key = Self.parseKey(header) else {
+            return Self.problem(.badRequest, "The Idempotency-Key must be 1 to 255 visible ASCII characters.")
+        }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maximumRequestBodySize)
+        } catch {
+            return Self.problem(.contentTooLarge, "The request body is larger than \(configuration.maximumRequestBodySize) bytes.")
+        }
+        let fingerprint = Self.fingerprint(method: request.method, path: request.uri.path, body: body)
+        let storeKey = configuration.namespace + Self.sha256Hex(Array("\(scope(request, context))\n\(key)".utf8))
+
+        if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
+
+        let lock: Lock
+        do throws(RedlockError) {
+            lock = try await redlock.acquire(storeKey, ttl: configuration.lockTTL, retry: .never, fencing: false)
+        } catch where error.code == .lockHeld {
+            var remaining = error.retryAfter
+            if remaining == nil { remaining = (try? await redlock.inspect(storeKey))?.remaining }
+            let seconds = Self.retryAfterSeconds(remaining)
+            var response = Self.problem(.conflict, "A request with this Idempotency-Key is still being processed; retry later.")
+            response.headers[.retryAfter] = String(seconds)
+            return response
+        } catch {
+            logger.warning("idempotency lock unavailable", metadata: ["error": "\(error.code)"])
+            var response = Self.problem(.serviceUnavailable, "The idempotency lock service is unavailable; retry later.")
+            response.headers[.retryAfter] = "1"
+            return response
+        }
+
+        let outcome: Result<Response, any Error>
+        do {
+            outcome = .success(try await whileHolding(lock) {
+                // Another instance may have finished between our look-up and our lock.
+                if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
+                return try await runAndStore(request, context: context, next: next, storeKey: storeKey, fingerprint: fingerprint)
+            })
+        } catch {
+            outcome = .failure(error)
+        }
+        _ = try? await redlock.release(lock)
+        return try outcome.get()
+    }
+
+    /// Runs `operation` while a background task keeps `lock` extended.
+    private func whileHolding(_ lock: Lock, _ operation: () async throws -> Response) async throws -> Response {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [redlock, configuration, logger] in
+                var lock = lock
+                while true {
+                    try await Task.sleep(for: configuration.lockTTL / 3)
+                    do throws(RedlockError) {
+                        lock = try await redlock.extend(lock, ttl: configuration.lockTTL)
+                    } catch {
+                        logger.warning("idempotency lock could not be extended", metadata: ["error": "\(error.code)"])
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            return try await operation()
+        }
+    }
+
+    private func runAndStore(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response, storeKey: String, fingerprint: String
+    ) async throws -> Response {
+        let response = try await next(request, context)
+        let collector = BodyCollector()
+        try await response.body.write(collector)
+        let bodyBytes = collector.buffer
+        var headers: [StoredResponse.HeaderField] = []
+        for field in response.headers where !Self.unreplayedHeaders.contains(field.name) {
+            headers.append(.init(name: field.name.canonicalName, value: field.value))
+        }
+        if response.status.code < 500, bodyBytes.readableBytes <= configuration.maximumStoredBodySize {
+            let stored = StoredResponse(
+                status: response.status.code, headers: headers, body: Data(bodyBytes.readableBytesView), requestFingerprint: fingerprint
+            )
+            try await store.save(stored, for: storeKey, retention: configuration.retention)
+        }
+        return Response(status: response.status, headers: response.headers, body: ResponseBody(byteBuffer: bodyBytes))
+    }
+
+    // MARK: helpers
+
+    static var unreplayedHeaders: Set<HTTPField.Name> { [.date, .contentLength, .transferEncoding, .connection, .setCookie] }
+
+    /// Accepts a bare token or a structured-field string (`"..."`).
+    static func parseKey(_ header: String) -> String? {
+        var key = Substring(header)
+        if key.count >= 2, key.first == "\"", key.last == "\"" { key = key.dropFirst().dropLast() }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else { return nil }
+        return String(key)
+    }
+
+    static func fingerprint(method: HTTPRequest.Method, path: String, body: ByteBuffer) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array("\(method.rawValue) \(path)\n".utf8))
+        hasher.update(data: Array(body.readableBytesView))
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func sha256Hex(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+
+    static func retryAfterSeconds(_ remaining: Duration?) -> Int {
+        guard let remaining else { return 1 }
+        let (seconds, attoseconds) = remaining.components
+        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
+    }
+
+    static func replay(_ stored: StoredResponse, fingerprint: String) -> Response {
+        guard stored.requestFingerprint == fingerprint else {
+            return problem(.unprocessableContent, "This Idempotency-Key was used for a different request.")
+        }
+        var headers = HTTPFields()
+        for field in stored.headers {
+            if let name = HTTPField.Name(field.name) { headers.append(HTTPField(name: name, value: field.value)) }
+        }
+        headers[replayedHeaderName] = "true"
+        return Response(status: .init(code: stored.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: stored.body)))
+    }
+
+    static func problem(_ status: HTTPResponse.Status, _ detail: String) -> Response {
+        let object: [String: Any] = ["type": "about:blank", "title": status.reasonPhrase, "status": status.code, "detail": detail]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        var headers = HTTPFields()
+        headers[.contentType] = "application/problem+json"
+        headers[.cacheControl] = "no-store"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Collects a response body into one buffer so it can be stored and sent.
+private final class BodyCollector: ResponseBodyWriter {
+    var buffer = ByteBuffer()
+
+    func write(_ part: ByteBuffer) async throws {
+        var part = part
+        buffer.writeBuffer(&part)
+    }
+
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
