@@ -14,17 +14,22 @@ struct MasterGroup: Sendable {
     var quorum: Int { connections.count / 2 + 1 }
 
     /// Sends one command, encoded once, to every master (or to `indices`) at once and
-    /// completes when `decided` says the replies so far settle the question, or when every
-    /// addressed master has answered or failed. Must be called on ``eventLoop``.
+    /// completes when `decided` says the replies so far settle the question, when every
+    /// addressed master has answered or failed, or (with `lateReplyGrace`) that long after a
+    /// quorum has answered without settling it. Must be called on ``eventLoop``.
     func fanOut(
         _ command: FanOutCommand,
         to indices: [Int]? = nil,
         deadline: NIODeadline,
+        lateReplyGrace: Duration? = nil,
         until decided: (@Sendable (Replies) -> Bool)? = nil
     ) -> EventLoopFuture<Replies> {
         eventLoop.preconditionInEventLoop()
         let targets = indices ?? Array(connections.indices)
         let collector = FanIn(count: connections.count, expected: targets.count, promise: eventLoop.makePromise(), decided: decided)
+        if let lateReplyGrace {
+            collector.grace = (quorum, .nanoseconds(lateReplyGrace.nanoseconds), eventLoop)
+        }
         if targets.isEmpty { collector.promise.succeed(collector.replies) }
         for index in targets {
             let completion: @Sendable (Result<RESPValue, RedisWireError>) -> Void = { collector.record(index, $0) }
@@ -65,6 +70,10 @@ private final class FanIn: @unchecked Sendable {
     var replies: Replies
     var outstanding: Int
     var done = false
+    var answered = 0
+    /// After `quorum` answers without a decision, complete `after` later on `loop`.
+    var grace: (quorum: Int, after: TimeAmount, loop: any EventLoop)?
+    var graceTimer: Scheduled<Void>?
     let promise: EventLoopPromise<Replies>
     let decided: (@Sendable (Replies) -> Bool)?
 
@@ -79,9 +88,18 @@ private final class FanIn: @unchecked Sendable {
         guard !done else { return }
         replies[index] = result
         outstanding -= 1
+        if case .success = result { answered += 1 }
         if outstanding == 0 || decided?(replies) == true {
-            done = true
-            promise.succeed(replies)
+            finish()
+        } else if let grace, graceTimer == nil, answered >= grace.quorum {
+            graceTimer = grace.loop.scheduleTask(in: grace.after) { self.finish() }
         }
+    }
+
+    private func finish() {
+        guard !done else { return }
+        done = true
+        graceTimer?.cancel()
+        promise.succeed(replies)
     }
 }

@@ -186,7 +186,10 @@ public final class Redlock: Service, Sendable {
         } catch {
             return group.eventLoop.makeSucceededFuture(.failure(error))
         }
-        return group.fanOut(command, deadline: deadline, until: { replies in
+        // A split vote (a rival holds some masters) is otherwise settled only by the last
+        // masters; when those are paused or partitioned every contender would wait for the
+        // instance timeout before retrying.
+        return group.fanOut(command, deadline: deadline, lateReplyGrace: configuration.lateReplyGrace, until: { replies in
             var granted = 0
             var pending = 0
             for reply in replies {
@@ -397,7 +400,17 @@ public final class Redlock: Service, Sendable {
             guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: [value, mode]) else {
                 return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
             }
-            return self.group.fanOut(release, deadline: self.instanceDeadline()).map { replies in
+            // Decided as soon as a quorum deleted it or too few can still have: a paused or
+            // black-holed master costs the caller nothing (the command still reaches it).
+            let decided: @Sendable (Replies) -> Bool = { replies in
+                var deleted = 0
+                var kept = 0
+                for case .success(let value)? in replies {
+                    if (value.integer ?? 0) > 0 { deleted += 1 } else { kept += 1 }
+                }
+                return deleted >= quorum || kept > replies.count - quorum
+            }
+            return self.group.fanOut(release, deadline: self.instanceDeadline(), until: decided).map { replies in
                 var deleted = 0
                 var answered = 0
                 for reply in replies {

@@ -33,6 +33,12 @@ public struct RedlockConfiguration: @unchecked Sendable {
 
     /// Per-master timeout of one command, much smaller than any TTL (default 50 ms).
     public var instanceTimeout: Duration
+    /// How long an acquisition waits for the remaining masters once a quorum has answered
+    /// without settling it (a split vote with a rival): the rest are then treated as not
+    /// answered, the attempt fails and the caller retries. Without it a paused or
+    /// partitioned minority would hold every contender for the full ``instanceTimeout``.
+    /// Default 5 ms; nil waits for every master or the timeout.
+    public var lateReplyGrace: Duration?
     /// Clock drift allowance as a fraction of the TTL (default 0.01); 2 ms are always added.
     public var driftFactor: Double
     /// Default retry policy of ``Redlock/acquire(_:ttl:value:wait:retry:)``.
@@ -61,6 +67,7 @@ public struct RedlockConfiguration: @unchecked Sendable {
     /// Creates a configuration.
     public init(
         instanceTimeout: Duration = .milliseconds(50),
+        lateReplyGrace: Duration? = .milliseconds(5),
         driftFactor: Double = 0.01,
         retry: Retry = .init(),
         autoExtendInterval: Duration? = nil,
@@ -71,6 +78,7 @@ public struct RedlockConfiguration: @unchecked Sendable {
         connection: RedisConnectionConfiguration = .init(connectTimeout: .milliseconds(500), reconnect: .init(initialDelay: .milliseconds(25), maximumDelay: .seconds(1)))
     ) {
         self.instanceTimeout = instanceTimeout
+        self.lateReplyGrace = lateReplyGrace
         self.driftFactor = driftFactor
         self.retry = retry
         self.autoExtendInterval = autoExtendInterval

@@ -148,6 +148,31 @@ struct RedlockTests {
         }
     }
 
+    @Test func aPausedMinorityCostsNeitherASplitVoteNorAReleaseTheInstanceTimeout() async throws {
+        // Found by the fault-injection suite: contenders used to wait for the paused master on
+        // every split vote, cutting the rate of critical sections by about two thirds.
+        let configuration = RedlockConfiguration(instanceTimeout: .seconds(3), retry: .never, fencing: false)
+        try await withRedlock(masters: 3, configuration: configuration) { redlock, group in
+            try await withDirect(group) { masters in
+                let clock = ContinuousClock()
+                _ = try await masters[0].send("SET", "redlock:lock:split", "rival", "PX", "10000")
+                group[2].pause()
+                defer { group[2].resume() }
+                let start = clock.now
+                let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("split", ttl: .seconds(10)) }
+                #expect(error?.code == .lockHeld)
+                #expect(clock.now - start < .seconds(1), "decided by the two live masters, not the 3 s instance timeout")
+                #expect(try await masters[1].send("EXISTS", "redlock:lock:split") == .integer(0), "our vote was taken back")
+
+                _ = try await masters[0].send("DEL", "redlock:lock:split")
+                let lock = try await redlock.acquire("split", ttl: .seconds(10))
+                let releaseStart = clock.now
+                #expect(try await redlock.release(lock) == .released)
+                #expect(clock.now - releaseStart < .seconds(1), "released on a quorum without waiting for the paused master")
+            }
+        }
+    }
+
     @Test func anAcquisitionSlowerThanTTLMinusDriftFailsAndLeavesNoKey() async throws {
         let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .never)
         try await withRedlock(configuration: configuration) { redlock, group in
