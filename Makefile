@@ -5,7 +5,7 @@ SHELL := /bin/bash
 APT_PACKAGES := libhiredis-dev libsqlite3-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
 SWIFT ?= swift
 
-.PHONY: run test deps build bench clean-test-servers
+.PHONY: run test chaos deps build bench clean-test-servers
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -25,6 +25,13 @@ test: deps
 	@# Suites of different targets would otherwise run at once; their timing checks share 2 cores.
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test --no-parallel
 	scripts/api-conformance.sh
+	@# The fault-injection suite, short form (about 2.5 minutes): exits 1 if any scenario fails.
+	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $$($(SWIFT) build --show-bin-path)/locklock-chaos run --form short
+
+# The fault-injection suite, long form (several times longer phases; about 12 minutes).
+chaos: deps
+	$(SWIFT) build -c release --product locklock-chaos
+	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $$($(SWIFT) build -c release --show-bin-path)/locklock-chaos run --form long
 
 run: deps
 	$(SWIFT) build -c release --product locklock

@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "locklock", targets: ["locklock"]),
         .executable(name: "redlock-bench", targets: ["redlock-bench"]),
         .executable(name: "exactly-once-demo", targets: ["exactly-once-demo"]),
+        .executable(name: "locklock-chaos", targets: ["locklock-chaos"]),
         .executable(name: "url-shortener", targets: ["url-shortener"]),
         .executable(name: "fire-parallel-requests", targets: ["fire-parallel-requests"]),
     ],
@@ -106,6 +107,21 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "ChaosKit",
+            dependencies: [
+                "Redlock", "RedisWire", "RedlockTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "locklock-chaos",
+            dependencies: ["ChaosKit", "RedisWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "redlock-bench",
             dependencies: [
@@ -173,6 +189,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Examples/URLShortener/Tests/URLShortenerTests",
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ChaosKitTests",
+            dependencies: ["ChaosKit"],
             swiftSettings: strictSwift
         ),
         .testTarget(

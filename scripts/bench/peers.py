@@ -92,13 +92,15 @@ def python_library(name, make_cycle, masters):
 def swift_library(binary, masters_text):
     results = {}
     for workload in ("sequential", "concurrent"):
-        with tempfile.NamedTemporaryFile("r", suffix=".txt") as samples:
+        with tempfile.TemporaryDirectory() as directory:
+            samples = os.path.join(directory, "samples.txt")
             mode = "latency" if workload == "sequential" else "throughput"
             command = [binary, "lock", "--masters", masters_text, "--mode", mode, "--concurrency", str(CONCURRENCY),
-                       "--cycles", str(SWIFT_CYCLES[workload]), "--fencing", "off", "--samples-file", samples.name]
+                       "--cycles", str(SWIFT_CYCLES[workload]), "--fencing", "off", "--samples-file", samples]
             line = subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
             reported = json.loads(line)
-            latencies = [float(x) for x in samples.read().split()]
+            with open(samples) as handle:
+                latencies = [float(x) for x in handle.read().split()]
             results[workload] = summary(latencies, len(latencies) / reported["cycles_per_s"])
     return results
 
@@ -125,7 +127,7 @@ def machine():
     cores = os.cpu_count()
     with open("/proc/meminfo") as meminfo:
         mem_gib = int(meminfo.readline().split()[1]) / 1024 / 1024
-    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2].removeprefix("v=")
     return f"{cores} cores, {mem_gib:.0f} GiB, {platform.system()} {platform.release()}, Redis {redis}, Python {platform.python_version()}"
 
 
@@ -165,6 +167,7 @@ def write_plot(results, date):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for axis, workload in zip(axes, ("sequential", "concurrent")):
         for name, result in results.items():
@@ -172,6 +175,7 @@ def write_plot(results, date):
             fractions = [(i + 1) / len(samples) for i in range(len(samples))]
             axis.plot(samples, fractions, label=f"{name} ({result[workload]['rate']:,.0f}/s)")
         axis.set_xscale("log")
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_xlabel("acquire + release latency (µs, log scale)")
         axis.set_title(f"{workload}" + (f" ({CONCURRENCY} callers)" if workload == "concurrent" else " (1 caller)"))
         axis.grid(True, which="both", alpha=0.3)

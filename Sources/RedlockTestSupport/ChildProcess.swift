@@ -4,16 +4,18 @@ import Glibc
 import Darwin
 #endif
 
-/// A command run by `locklock run`, spawned with a clean signal mask.
+/// A child process (the command of `locklock run`, a chaos client), spawned with a clean
+/// signal mask.
 ///
 /// Foundation's `Process` spawns from a Swift-concurrency thread whose signal mask blocks
 /// most signals, and the child inherits it: a SIGTERM sent when the lock is lost would stay
 /// pending forever. posix_spawn with an empty mask and default dispositions avoids that.
-struct ChildProcess {
-    let pid: pid_t
+public struct ChildProcess: Sendable {
+    /// The process id.
+    public let pid: pid_t
 
     /// Spawns `arguments[0]` (looked up on PATH) with the given arguments, inheriting stdio.
-    static func spawn(_ arguments: [String]) throws -> ChildProcess {
+    public static func spawn(_ arguments: [String]) throws -> ChildProcess {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -34,10 +36,13 @@ struct ChildProcess {
     }
 
     /// Sends SIGTERM.
-    func terminate() { kill(pid, SIGTERM) }
+    public func terminate() { kill(pid, SIGTERM) }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, SIGKILL, ...).
+    public func send(_ signal: Int32) { kill(pid, signal) }
 
     /// Waits for the command to exit: its exit status, or 128 + the signal that ended it.
-    func wait() async -> Int32 {
+    public func wait() async -> Int32 {
         var status: Int32 = 0
         while true {
             let reaped = waitpid(pid, &status, WNOHANG)
@@ -51,7 +56,8 @@ struct ChildProcess {
 }
 
 /// A command that could not be started.
-struct ChildProcessError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
+public struct ChildProcessError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public var message: String
+    public var description: String { message }
 }

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import RedisWire
+import Redlock
+
+/// One contending client process: loops `withLock` on one resource and does a
+/// read-sleep-write of the witness counter inside, recording every attempt.
+///
+/// The body deliberately ignores cancellation once it has read the counter, like code that
+/// does not check it (or a process paused between its check and its write): that is the
+/// worst case the checker must see, not hide.
+public struct ChaosClient: Sendable {
+    /// Tunables of one client.
+    public struct Options: Sendable {
+        public var id: Int
+        public var masters: [RedisServerAddress]
+        public var witness: RedisServerAddress
+        public var ttl: Duration
+        public var hold: Duration
+        public var fenced: Bool
+        /// Pause between the end of one attempt and the next (0: hammer the lock).
+        public var think: Duration
+
+        /// Creates options.
+        public init(id: Int, masters: [RedisServerAddress], witness: RedisServerAddress, ttl: Duration, hold: Duration, fenced: Bool, think: Duration) {
+            self.id = id
+            self.masters = masters
+            self.witness = witness
+            self.ttl = ttl
+            self.hold = hold
+            self.fenced = fenced
+            self.think = think
+        }
+    }
+
+    let options: Options
+
+    /// Creates a client.
+    public init(options: Options) { self.options = options }
+
+    /// Runs until the runner sets `chaos:stop` on the witness.
+    public func run() async throws {
+        let redlock = Redlock(
+            masters: options.masters,
+            configuration: .init(instanceTimeout: .milliseconds(50), retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)), fencing: true),
+            logger: Logger(label: "chaos-client", factory: { _ in SwiftLogNoOpLogHandler() })
+        )
+        let witness = RedisConnection(address: options.witness)
+        await redlock.connect()
+        try await witness.connect()
+        let pid = String(getpid())
+        while try await witness.send("EXISTS", "chaos:stop").integer != 1 {
+            let started = monotonicNanoseconds()
+            do {
+                // The section records itself: withLock may still throw lockLost after it ran.
+                try await redlock.withLock("chaos:resource", ttl: options.ttl, wait: .seconds(2),
+                                           retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3))) { handle in
+                    let record = try await criticalSection(handle: handle, witness: witness, started: started, pid: pid)
+                    _ = try await witness.send("RPUSH", WitnessKeys.events, record.line)
+                }
+            } catch let error as RedlockError where error.code == .lockLost {
+                // The section ran and recorded itself.
+            } catch let error as RedlockError {
+                let record = AttemptRecord(client: options.id, started: started, outcome: "\(error.code)")
+                _ = try? await witness.send("RPUSH", WitnessKeys.events, record.line)
+            }
+            if options.think > .zero { try? await Task.sleep(for: options.think) }
+        }
+        await redlock.shutdown()
+        await witness.close()
+    }
+
+    private func criticalSection(handle: LockHandle, witness: RedisConnection, started: Int64, pid: String) async throws -> AttemptRecord {
+        let enter = monotonicNanoseconds()
+        let validUntil = enter + handle.remainingValidity.nanosecondCount
+        let token = handle.fencingToken ?? 0
+        _ = try await witness.send("SET", WitnessKeys.holder, pid)
+        let value = Int(try await witness.send("GET", WitnessKeys.counter).string ?? "0") ?? 0
+        // Not `try`: a cancelled sleep (the lock was lost) still goes on to write.
+        try? await Task.sleep(for: options.hold)
+        let script = options.fenced ? WitnessScripts.fencedWrite : WitnessScripts.unfencedWrite
+        let reply = try await witness.evaluate(
+            script,
+            keys: [Array(WitnessKeys.counter.utf8), Array(WitnessKeys.lastToken.utf8), Array(WitnessKeys.acceptedTokens.utf8)],
+            arguments: [Array(String(value + 1).utf8), Array(String(token).utf8)]
+        )
+        let exit = monotonicNanoseconds()
+        _ = try await witness.send("EVAL", "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end", "1", WitnessKeys.holder, pid)
+        return AttemptRecord(
+            client: options.id, started: started, outcome: "ok", acquireNanoseconds: enter - started, enter: enter, validUntil: validUntil,
+            exit: exit, token: token, writeAccepted: reply == .integer(1)
+        )
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds.
+    var nanosecondCount: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}

@@ -1,0 +1,288 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import RedisWire
+import RedlockTestSupport
+
+/// How long each phase of a scenario lasts.
+public struct Timing: Sendable {
+    public var warmUp: Duration
+    public var baseline: Duration
+    public var fault: Duration
+    public var healed: Duration
+
+    /// `make test`'s short form: about 8 s a scenario.
+    public static let short = Timing(warmUp: .milliseconds(700), baseline: .seconds(2), fault: .seconds(3), healed: .seconds(1))
+    /// `make chaos`'s long form.
+    public static let long = Timing(warmUp: .seconds(1), baseline: .seconds(10), fault: .seconds(20), healed: .seconds(5))
+
+    /// Creates a timing.
+    public init(warmUp: Duration, baseline: Duration, fault: Duration, healed: Duration) {
+        self.warmUp = warmUp
+        self.baseline = baseline
+        self.fault = fault
+        self.healed = healed
+    }
+}
+
+/// One scenario's outcome.
+public struct ScenarioResult: Sendable {
+    public var scenario: Scenario
+    public var report: CheckReport
+    /// Faults actually injected (restarts, jumps, pauses): 0 means the scenario could not
+    /// find a holder to fault, and proves nothing.
+    public var injections: Int
+    /// Why the expectation failed; empty when it held.
+    public var failures: [String]
+
+    /// One JSON line for the summary.
+    public var jsonLine: String {
+        var object: [String: Any] = [
+            "scenario": scenario.name, "fenced": scenario.fenced, "passed": failures.isEmpty,
+            "expect": { if case .unsafe = scenario.expectation { "violation reproduced" } else { "safe" } }(),
+            "violations": report.violations, "lost_updates": report.lostUpdates, "stale_tokens_accepted": report.staleTokensAccepted,
+            "late_writes_accepted": report.lateWritesAccepted, "writes_rejected": report.writesRejected, "injections": injections,
+            "sections_per_s": ["baseline": (report.baselineRate * 10).rounded() / 10, "fault": (report.faultRate * 10).rounded() / 10],
+            "availability": (report.availability * 1000).rounded() / 1000,
+            "acquire_success": ["baseline": (report.baselineSuccessRate * 1000).rounded() / 1000, "fault": (report.faultSuccessRate * 1000).rounded() / 1000],
+            "fault_acquire_ms": ["p50": (report.faultAcquireP50 * 100).rounded() / 100, "p99": (report.faultAcquireP99 * 100).rounded() / 100],
+            "outcomes": report.outcomes,
+        ]
+        if let recovery = report.recoveryMilliseconds { object["recovery_ms"] = (recovery * 10).rounded() / 10 }
+        if !failures.isEmpty { object["failures"] = failures }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Runs scenarios: 5 masters, each behind one ``FaultProxy`` per client group, a witness
+/// that is never faulted, and `clients` client processes (this executable's `client`
+/// subcommand) contending for one resource.
+public struct ChaosRunner: Sendable {
+    /// The executable that runs a client (`<it> client ...`).
+    public var clientExecutable: String
+    public var clients: Int
+    public var timing: Timing
+    /// Each client's pause between attempts.
+    public var think: Duration
+
+    /// Creates a runner.
+    public init(clientExecutable: String, clients: Int = 4, timing: Timing, think: Duration = .milliseconds(50)) {
+        self.clientExecutable = clientExecutable
+        self.clients = clients
+        self.timing = timing
+        self.think = think
+    }
+
+    static let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+    static let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+    /// Runs one scenario from fresh servers to the checker's verdict.
+    public func run(_ scenario: Scenario) async throws -> ScenarioResult {
+        let clockFile = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-chaos-clock-\(UUID().uuidString)")
+        try "+0".write(to: clockFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: clockFile) }
+        let witnessServer = try await RedisServer.start()
+        var masters: [RedisServer] = []
+        var proxies: [[FaultProxy]] = [[], []]
+        var children: [ChildProcess] = []
+        func tearDown() async {
+            for child in children {
+                child.send(SIGCONT)
+                child.send(SIGKILL)
+                _ = await child.wait()
+            }
+            for proxy in proxies.joined() { await proxy.stop() }
+            for master in masters { await master.shutdown() }
+            await witnessServer.shutdown()
+        }
+        do {
+            for index in 0..<5 { masters.append(try await RedisServer.start(options: options(for: scenario, master: index, clockFile: clockFile.path))) }
+            for group in 0..<2 {
+                for master in masters { proxies[group].append(try await FaultProxy.start(upstreamPort: master.port)) }
+            }
+            let witness = RedisConnection(address: witnessServer.address)
+            try await witness.connect()
+            for id in 0..<clients {
+                let group = id % 2
+                children.append(try ChildProcess.spawn([
+                    clientExecutable, "client", "--id", String(id),
+                    "--masters", proxies[group].map { "127.0.0.1:\($0.port)" }.joined(separator: ","),
+                    "--witness", witnessServer.hostAndPort,
+                    "--ttl-ms", String(scenario.ttl.nanosecondCount / 1_000_000), "--hold-ms", String(scenario.hold.nanosecondCount / 1_000_000),
+                    "--think-ms", String(think.nanosecondCount / 1_000_000),
+                ] + (scenario.fenced ? ["--fenced"] : [])))
+            }
+            let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFile: clockFile.path)
+            try await Task.sleep(for: timing.warmUp)
+            let baseline = monotonicNanoseconds()
+            try await Task.sleep(for: timing.baseline)
+            let faultStart = monotonicNanoseconds()
+            let faultEnd = ContinuousClock.now + timing.fault
+            let injections = try await context.inject(scenario.fault, ttl: scenario.ttl, until: faultEnd)
+            if ContinuousClock.now < faultEnd { try await Task.sleep(until: faultEnd) }
+            let healed = monotonicNanoseconds()
+            try await context.heal(scenario.fault)
+            try await Task.sleep(for: timing.healed)
+            let end = monotonicNanoseconds()
+            _ = try await witness.send("SET", "chaos:stop", "1")
+            for child in children {
+                // Bounded: a client finishes its section within TTL + 2 s wait; then it is killed.
+                let finished = await withTaskGroup(of: Bool.self) { group in
+                    group.addTask { _ = await child.wait(); return true }
+                    group.addTask { try? await Task.sleep(for: .seconds(8)); return false }
+                    let first = await group.next() ?? false
+                    group.cancelAll()
+                    return first
+                }
+                if !finished { child.send(SIGKILL) }
+            }
+            let lines = try await witness.send("LRANGE", WitnessKeys.events, "0", "-1")
+            let tokens = try await witness.send("LRANGE", WitnessKeys.acceptedTokens, "0", "-1")
+            let counter = Int(try await witness.send("GET", WitnessKeys.counter).string ?? "0") ?? 0
+            await witness.close()
+            let records = Self.strings(lines).compactMap(AttemptRecord.init(line:))
+            let report = Checker.check(
+                records: records, counter: counter, acceptedTokens: Self.strings(tokens).compactMap { Int64($0) },
+                phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end)
+            )
+            await tearDown()
+            return ScenarioResult(scenario: scenario, report: report, injections: injections, failures: Self.failures(scenario, report, injections))
+        } catch {
+            await tearDown()
+            throw error
+        }
+    }
+
+    static func strings(_ value: RESPValue) -> [String] {
+        if case .array(let items) = value { return items.compactMap(\.string) }
+        return []
+    }
+
+    static func failures(_ scenario: Scenario, _ report: CheckReport, _ injections: Int) -> [String] {
+        var failures: [String] = []
+        if report.outcomes["ok", default: 0] == 0 { failures.append("no critical section ran") }
+        switch scenario.expectation {
+        case .safe(let floor):
+            if report.violations > 0 { failures.append("\(report.violations) mutual-exclusion violations") }
+            if report.lostUpdates > 0 { failures.append("\(report.lostUpdates) lost updates") }
+            if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted") }
+            if let floor, report.availability < floor {
+                failures.append("availability \(report.availability) below \(floor) of fault-free")
+            }
+        case .unsafe:
+            if injections == 0 { failures.append("the fault was never injected") }
+            if scenario.fenced {
+                if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted despite fencing") }
+            } else if report.violations + report.lostUpdates + report.staleTokensAccepted + report.lateWritesAccepted == 0 {
+                failures.append("the violation was not reproduced")
+            }
+        }
+        return failures
+    }
+
+    private func options(for scenario: Scenario, master: Int, clockFile: String) -> RedisServerOptions {
+        switch scenario.masters {
+        case .plain:
+            return RedisServerOptions()
+        case .appendOnlyAlways:
+            return RedisServerOptions(persistence: .appendOnlyAlways)
+        case .jumpableClock:
+            guard case .clockJump(let jumping, _, _) = scenario.fault, jumping.contains(master) else { return RedisServerOptions() }
+            // Debian's redis-server needs tcmalloc loaded before libfaketime to start under it.
+            return RedisServerOptions(environment: [
+                "LD_PRELOAD": "\(Self.tcmalloc) \(Self.faketime)", "FAKETIME_TIMESTAMP_FILE": clockFile, "FAKETIME_NO_CACHE": "1",
+            ])
+        case .fastClock(let fast, let rate):
+            guard fast.contains(master) else { return RedisServerOptions() }
+            return RedisServerOptions(environment: ["LD_PRELOAD": "\(Self.tcmalloc) \(Self.faketime)", "FAKETIME": "+0 x\(rate)"])
+        }
+    }
+}
+
+/// Everything a fault acts on.
+struct FaultContext: Sendable {
+    let masters: [RedisServer]
+    let proxies: [[FaultProxy]]
+    let children: [ChildProcess]
+    let witness: RedisConnection
+    let clockFile: String
+
+    /// Injects `fault`; returns how many discrete injections happened.
+    func inject(_ fault: Fault, ttl: Duration, until end: ContinuousClock.Instant) async throws -> Int {
+        switch fault {
+        case .none:
+            return 0
+        case .kill(let indexes):
+            for index in indexes { await masters[index].kill9() }
+            return indexes.count
+        case .pause(let indexes):
+            for index in indexes { masters[index].pause() }
+            return indexes.count
+        case .proxy(let indexes, let proxyFault):
+            for index in indexes { for group in proxies { group[index].set(proxyFault) } }
+            return indexes.count
+        case .splitPartition:
+            for index in [3, 4] { proxies[0][index].set(.blackHole) }
+            for index in [0, 1] { proxies[1][index].set(.blackHole) }
+            return 1
+        case .restartWhileHeld(let indexes, let delay, let times):
+            var done = 0
+            for _ in 0..<times {
+                guard try await waitForHolder(until: end) != nil else { break }
+                if let delay {
+                    for index in indexes { await masters[index].kill9() }
+                    try await Task.sleep(for: delay)
+                }
+                for index in indexes { try await masters[index].restart() }
+                done += 1
+                try await Task.sleep(for: ttl)
+            }
+            return done
+        case .clockJump(_, let step, let times):
+            var done = 0
+            for jump in 1...max(times, 1) {
+                guard try await waitForHolder(until: end) != nil else { break }
+                try "+\(step.components.seconds * Int64(jump))".write(toFile: clockFile, atomically: true, encoding: .utf8)
+                done += 1
+                try await Task.sleep(for: ttl)
+            }
+            return done
+        case .pauseHolder(let pause, let times):
+            var done = 0
+            for _ in 0..<times {
+                guard let pid = try await waitForHolder(until: end), let child = children.first(where: { $0.pid == pid }) else { break }
+                child.send(SIGSTOP)
+                try await Task.sleep(for: pause)
+                child.send(SIGCONT)
+                done += 1
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            return done
+        }
+    }
+
+    /// Removes `fault`.
+    func heal(_ fault: Fault) async throws {
+        switch fault {
+        case .kill(let indexes):
+            for index in indexes { try await masters[index].restart() }
+        case .pause(let indexes):
+            for index in indexes { masters[index].resume() }
+        case .proxy, .splitPartition:
+            for group in proxies { for proxy in group { proxy.set(.none) } }
+        case .none, .restartWhileHeld, .clockJump, .pauseHolder:
+            break
+        }
+    }
+
+    /// Polls the witness until a client is in its critical section; returns its pid.
+    private func waitForHolder(until end: ContinuousClock.Instant) async throws -> pid_t? {
+        while ContinuousClock.now < end {
+            if let text = try await witness.send("GET", WitnessKeys.holder).string, let pid = pid_t(text) { return pid }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,105 @@
+/// Phase boundaries of one scenario run, in ``monotonicNanoseconds()``.
+public struct Phases: Sendable {
+    /// Fault-free measurement starts (after warm-up).
+    public var baseline: Int64
+    /// The fault is injected.
+    public var fault: Int64
+    /// The fault is healed.
+    public var healed: Int64
+    /// The clients are told to stop.
+    public var end: Int64
+
+    /// Creates phases.
+    public init(baseline: Int64, fault: Int64, healed: Int64, end: Int64) {
+        self.baseline = baseline
+        self.fault = fault
+        self.healed = healed
+        self.end = end
+    }
+}
+
+/// What the checker found in one scenario's records.
+public struct CheckReport: Sendable, Equatable {
+    /// Pairs of critical sections of different attempts whose validity windows
+    /// (enter ... min(exit, validity end)) overlap: two holders at once.
+    public var violations: Int
+    /// Accepted writes that did not show up in the counter (a read-sleep-write overwritten
+    /// by one that read the same value).
+    public var lostUpdates: Int
+    /// Accepted writes whose fencing token was not higher than one accepted before.
+    public var staleTokensAccepted: Int
+    /// Accepted writes made after the writer's own validity had ended.
+    public var lateWritesAccepted: Int
+    /// Writes the fenced resource refused.
+    public var writesRejected: Int
+    /// Critical sections per second, fault-free and under the fault.
+    public var baselineRate: Double
+    public var faultRate: Double
+    /// Share of attempts that acquired (the rest: held, unreachable, ...), per phase.
+    public var baselineSuccessRate: Double
+    public var faultSuccessRate: Double
+    /// Acquisition latency (ms) under the fault.
+    public var faultAcquireP50: Double
+    public var faultAcquireP99: Double
+    /// Milliseconds from healing to the first successful acquisition (nil if none).
+    public var recoveryMilliseconds: Double?
+    /// Attempt outcomes over the whole run.
+    public var outcomes: [String: Int]
+
+    /// faultRate / baselineRate.
+    public var availability: Double { baselineRate > 0 ? faultRate / baselineRate : 0 }
+}
+
+/// Turns the witness's records into a ``CheckReport``. Pure: the same records give the same
+/// report.
+public enum Checker {
+    /// Checks `records`, given the final counter and the accepted tokens in order.
+    public static func check(records: [AttemptRecord], counter: Int, acceptedTokens: [Int64], phases: Phases) -> CheckReport {
+        let sections = records.filter { $0.outcome == "ok" }
+        let windows = sections.map { (start: $0.enter, end: min($0.exit, $0.validUntil)) }.sorted { $0.start < $1.start }
+        var violations = 0
+        for (index, window) in windows.enumerated() {
+            for later in windows[(index + 1)...] {
+                if later.start >= window.end { break }
+                violations += 1
+            }
+        }
+        let accepted = sections.filter(\.writeAccepted)
+        var stale = 0
+        var highest = Int64.min
+        for token in acceptedTokens {
+            if token <= highest { stale += 1 }
+            highest = max(highest, token)
+        }
+
+        func rate(_ from: Int64, _ to: Int64) -> Double {
+            let count = sections.filter { $0.enter >= from && $0.enter < to }.count
+            return to > from ? Double(count) / (Double(to - from) / 1e9) : 0
+        }
+        func successRate(_ from: Int64, _ to: Int64) -> Double {
+            let attempts = records.filter { $0.started >= from && $0.started < to }
+            return attempts.isEmpty ? 0 : Double(attempts.filter { $0.outcome == "ok" }.count) / Double(attempts.count)
+        }
+        let faultLatencies = sections.filter { $0.started >= phases.fault && $0.started < phases.healed }
+            .map { Double($0.acquireNanoseconds) / 1e6 }.sorted()
+        func percentile(_ p: Double) -> Double {
+            faultLatencies.isEmpty ? 0 : faultLatencies[min(faultLatencies.count - 1, Int(Double(faultLatencies.count) * p))]
+        }
+        let firstAfterHeal = sections.filter { $0.enter >= phases.healed }.map(\.enter).min()
+        return CheckReport(
+            violations: violations,
+            lostUpdates: accepted.count - counter,
+            staleTokensAccepted: stale,
+            lateWritesAccepted: accepted.filter { $0.exit > $0.validUntil }.count,
+            writesRejected: sections.count - accepted.count,
+            baselineRate: rate(phases.baseline, phases.fault),
+            faultRate: rate(phases.fault, phases.healed),
+            baselineSuccessRate: successRate(phases.baseline, phases.fault),
+            faultSuccessRate: successRate(phases.fault, phases.healed),
+            faultAcquireP50: percentile(0.5),
+            faultAcquireP99: percentile(0.99),
+            recoveryMilliseconds: firstAfterHeal.map { Double($0 - phases.healed) / 1e6 },
+            outcomes: records.reduce(into: [:]) { $0[$1.outcome, default: 0] += 1 }
+        )
+    }
+}

@@ -1,0 +1,128 @@
+import RedlockTestSupport
+
+/// A fault injected for the fault phase of a scenario and removed at healing.
+public enum Fault: Sendable {
+    /// Contention only.
+    case none
+    /// kill -9 these masters; restart them (empty) at healing.
+    case kill([Int])
+    /// SIGSTOP these masters; SIGCONT at healing.
+    case pause([Int])
+    /// Set this fault on these masters' proxies (for every client).
+    case proxy([Int], ProxyFault)
+    /// Clients of group 0 reach only masters 0, 1, 2; clients of group 1 only 2, 3, 4.
+    case splitPartition
+    /// Whenever a client is in its critical section, kill -9 these masters and restart
+    /// them, after `delay` (nil: at once), `times` times.
+    case restartWhileHeld([Int], delay: Duration?, times: Int)
+    /// These masters (started under libfaketime) jump this far ahead, `times` times, each
+    /// while a client holds the lock.
+    case clockJump([Int], by: Duration, times: Int)
+    /// SIGSTOP the client in its critical section for `pause`, `times` times.
+    case pauseHolder(pause: Duration, times: Int)
+}
+
+/// What a scenario must show.
+public enum Expectation: Sendable {
+    /// Redlock's assumptions hold: no violation, no lost update, no stale token accepted,
+    /// and (when given) the fault phase's rate of critical sections at least this share of
+    /// the fault-free phase's.
+    case safe(availabilityFloor: Double?)
+    /// They do not: the checker must see the damage (overlap, lost update, or a stale or late
+    /// write accepted) in the unfenced variant, and no stale token accepted when fenced.
+    case unsafe
+}
+
+/// How the masters run for a scenario.
+public enum MasterSetup: Sendable {
+    /// No persistence.
+    case plain
+    /// AOF with `appendfsync always`.
+    case appendOnlyAlways
+    /// Under libfaketime with a clock file the runner can move.
+    case jumpableClock
+    /// Under libfaketime, these masters' clocks run this much fast (1.005 = 0.5 %).
+    case fastClock([Int], rate: Double)
+}
+
+/// One scenario of the fault-injection suite.
+public struct Scenario: Sendable {
+    /// A short name, printed in the summary.
+    public var name: String
+    /// The fault.
+    public var fault: Fault
+    /// How the masters run.
+    public var masters: MasterSetup
+    /// What it must show.
+    public var expectation: Expectation
+    /// Whether the witness enforces fencing tokens.
+    public var fenced: Bool
+    /// Lock TTL and time spent inside the critical section.
+    public var ttl: Duration
+    public var hold: Duration
+
+    /// Creates a scenario.
+    public init(name: String, fault: Fault, masters: MasterSetup = .plain, expectation: Expectation, fenced: Bool = false,
+                ttl: Duration = .seconds(1), hold: Duration = .milliseconds(5)) {
+        self.name = name
+        self.fault = fault
+        self.masters = masters
+        self.expectation = expectation
+        self.fenced = fenced
+        self.ttl = ttl
+        self.hold = hold
+    }
+
+    /// The suite. `random` picks which masters a fault hits (seeded, reproducible).
+    public static func suite(random: inout SplitMix64) -> [Scenario] {
+        var order = Array(0..<5)
+        order.shuffle(using: &random)
+        let minority = Array(order.prefix(2)).sorted()
+        let majority = Array(order.prefix(3)).sorted()
+        let longHold = Duration.milliseconds(700)
+        return [
+            Scenario(name: "contention only", fault: .none, expectation: .safe(availabilityFloor: nil)),
+            Scenario(name: "minority killed", fault: .kill(minority), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(name: "minority paused", fault: .pause(minority), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(name: "minority black-holed", fault: .proxy(minority, .blackHole), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(name: "minority delayed 20 ms", fault: .proxy(minority, .latency(.milliseconds(20))), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(name: "minority drops replies", fault: .proxy(minority, .dropReplies), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(name: "minority connections reset", fault: .proxy(minority, .reset), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(name: "split partition {A,B,C} | {C,D,E}", fault: .splitPartition, expectation: .safe(availabilityFloor: nil)),
+            Scenario(name: "majority restarted, AOF always", fault: .restartWhileHeld(majority, delay: nil, times: 3), masters: .appendOnlyAlways,
+                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold),
+            Scenario(name: "majority restarted after the max TTL", fault: .restartWhileHeld(majority, delay: .milliseconds(2300), times: 1),
+                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold),
+            Scenario(name: "clock skew 0.5 % within the drift budget", fault: .none, masters: .fastClock(majority, rate: 1.005),
+                     expectation: .safe(availabilityFloor: nil)),
+            Scenario(name: "majority restarted at once, no persistence", fault: .restartWhileHeld(majority, delay: nil, times: 3),
+                     expectation: .unsafe, ttl: .seconds(2), hold: longHold),
+            Scenario(name: "majority restarted at once, no persistence (fenced)", fault: .restartWhileHeld(majority, delay: nil, times: 3),
+                     expectation: .unsafe, fenced: true, ttl: .seconds(2), hold: longHold),
+            Scenario(name: "clock jump beyond the drift on a majority", fault: .clockJump(majority, by: .seconds(5), times: 3), masters: .jumpableClock,
+                     expectation: .unsafe, ttl: .seconds(2), hold: longHold),
+            Scenario(name: "clock jump beyond the drift on a majority (fenced)", fault: .clockJump(majority, by: .seconds(5), times: 3),
+                     masters: .jumpableClock, expectation: .unsafe, fenced: true, ttl: .seconds(2), hold: longHold),
+            Scenario(name: "client paused past its validity", fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
+                     expectation: .unsafe, ttl: .seconds(1), hold: .milliseconds(300)),
+            Scenario(name: "client paused past its validity (fenced)", fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
+                     expectation: .unsafe, fenced: true, ttl: .seconds(1), hold: .milliseconds(300)),
+        ]
+    }
+}
+
+/// A small seeded generator (SplitMix64), so a seed reproduces the fault schedule.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    /// Creates a generator from `seed`.
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import ChaosKit
+import Foundation
+import RedisWire
+
+/// The fault-injection suite: see Docs/safety.md.
+@main
+struct LocklockChaos: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "locklock-chaos",
+        abstract: "Inject faults under contending Redlock clients and check what the lock guarantees.",
+        subcommands: [RunSuite.self, Client.self],
+        defaultSubcommand: RunSuite.self
+    )
+}
+
+/// Runs the scenarios and prints one JSON line each; exits 1 if any expectation failed.
+struct RunSuite: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the scenarios (the default).")
+
+    enum Form: String, ExpressibleByArgument { case short, long }
+
+    @Option(help: "short (make test, ~8 s a scenario) or long (make chaos)") var form: Form = .short
+    @Option(help: "seed of the fault schedule (which masters are hit)") var seed: UInt64 = 1
+    @Option(help: "run only scenarios whose name contains this") var only: String?
+    @Option(help: "contending client processes") var clients = 4
+    @Option(help: "each client's pause between attempts, ms (0: hammer the lock)") var thinkMs = 50
+
+    func run() async throws {
+        var random = SplitMix64(seed: seed)
+        let scenarios = Scenario.suite(random: &random).filter { only == nil || $0.name.contains(only!) }
+        guard !scenarios.isEmpty else { throw ValidationError("no scenario matches \(only ?? "")") }
+        let runner = ChaosRunner(clientExecutable: try Self.ownExecutable(), clients: clients, timing: form == .short ? .short : .long, think: .milliseconds(thinkMs))
+        print("# locklock-chaos: \(scenarios.count) scenarios, form \(form.rawValue), seed \(seed), \(clients) clients, think \(thinkMs) ms")
+        var failed = 0
+        for scenario in scenarios {
+            let result = try await runner.run(scenario)
+            print(result.jsonLine)
+            fflush(nil)
+            if !result.failures.isEmpty { failed += 1 }
+        }
+        print("# \(scenarios.count - failed) of \(scenarios.count) scenarios showed what they must")
+        if failed > 0 { throw ExitCode(1) }
+    }
+
+    static func ownExecutable() throws -> String {
+        let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        return path
+    }
+}
+
+/// One contending client (started by `run`).
+struct Client: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "client", abstract: "One contending client process (started by run).")
+
+    @Option var id: Int
+    @Option var masters: String
+    @Option var witness: String
+    @Option var ttlMs: Int
+    @Option var holdMs: Int
+    @Option var thinkMs: Int
+    @Flag var fenced = false
+
+    func run() async throws {
+        let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
+        guard let witnessAddress = RedisServerAddress(parsing: witness), addresses.count == masters.split(separator: ",").count else {
+            throw ValidationError("bad --masters or --witness")
+        }
+        let options = ChaosClient.Options(
+            id: id, masters: addresses, witness: witnessAddress, ttl: .milliseconds(ttlMs), hold: .milliseconds(holdMs), fenced: fenced, think: .milliseconds(thinkMs)
+        )
+        try await ChaosClient(options: options).run()
+    }
+}

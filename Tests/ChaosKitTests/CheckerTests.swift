@@ -1,0 +1,72 @@
+import ChaosKit
+import Testing
+
+/// The checker on hand-made records: each count must move when, and only when, its fault is
+/// in the records (so a scenario's 0 means something).
+@Suite("Chaos checker")
+struct CheckerTests {
+    let phases = Phases(baseline: 0, fault: 1_000, healed: 2_000, end: 3_000)
+
+    func section(_ client: Int, enter: Int64, exit: Int64, validUntil: Int64 = 10_000, token: Int64, accepted: Bool = true) -> AttemptRecord {
+        AttemptRecord(client: client, started: enter - 1, outcome: "ok", acquireNanoseconds: 1, enter: enter, validUntil: validUntil,
+                      exit: exit, token: token, writeAccepted: accepted)
+    }
+
+    @Test func backToBackSectionsAreClean() {
+        let records = [section(0, enter: 100, exit: 200, token: 1), section(1, enter: 200, exit: 300, token: 2), section(0, enter: 1_500, exit: 1_600, token: 3)]
+        let report = Checker.check(records: records, counter: 3, acceptedTokens: [1, 2, 3], phases: phases)
+        #expect(report.violations == 0)
+        #expect(report.lostUpdates == 0)
+        #expect(report.staleTokensAccepted == 0)
+        #expect(report.lateWritesAccepted == 0)
+        #expect(report.recoveryMilliseconds == nil)
+    }
+
+    @Test func overlappingValidityWindowsAreViolations() {
+        let records = [section(0, enter: 100, exit: 400, token: 1), section(1, enter: 300, exit: 500, token: 2), section(2, enter: 350, exit: 360, token: 3)]
+        let report = Checker.check(records: records, counter: 3, acceptedTokens: [1, 2, 3], phases: phases)
+        #expect(report.violations == 3)  // 0-1, 0-2, 1-2
+    }
+
+    @Test func aWindowEndsAtTheValidityEvenIfTheClientRanLonger() {
+        // Client 0 was paused: it exits at 900, but its validity ended at 250.
+        let records = [section(0, enter: 100, exit: 900, validUntil: 250, token: 1), section(1, enter: 300, exit: 400, token: 2)]
+        let report = Checker.check(records: records, counter: 1, acceptedTokens: [2, 1], phases: phases)
+        #expect(report.violations == 0)
+        #expect(report.lateWritesAccepted == 1)
+        #expect(report.staleTokensAccepted == 1)
+        #expect(report.lostUpdates == 1)
+    }
+
+    @Test func ratesAndRecoveryAreMeasuredPerPhase() {
+        let baseline: [AttemptRecord] = (0..<10).map { (index: Int64) -> AttemptRecord in
+            section(0, enter: 10 + index * 90, exit: 20 + index * 90, token: index)
+        }
+        let fault: [AttemptRecord] = (0..<5).map { (index: Int64) -> AttemptRecord in
+            section(1, enter: 1_010 + index * 190, exit: 1_020 + index * 190, token: 10 + index)
+        }
+        let after = [section(0, enter: 2_040, exit: 2_050, token: 20)]
+        let failed = AttemptRecord(client: 2, started: 1_500, outcome: "quorumUnreachable")
+        let report = Checker.check(records: baseline + fault + after + [failed], counter: 16, acceptedTokens: Array(0..<16), phases: phases)
+        #expect(abs(report.baselineRate - 1e7) < 1)  // 10 sections in 1 µs of fake time
+        #expect(abs(report.faultRate - 5e6) < 1)
+        #expect(abs(report.availability - 0.5) < 1e-9)
+        #expect(report.faultSuccessRate == 5.0 / 6.0)
+        #expect(report.recoveryMilliseconds == 40 / 1e6)
+        #expect(report.outcomes == ["ok": 16, "quorumUnreachable": 1])
+    }
+
+    @Test func aRejectedWriteIsNotALostUpdate() {
+        let records = [section(0, enter: 100, exit: 200, token: 2), section(1, enter: 300, exit: 400, token: 1, accepted: false)]
+        let report = Checker.check(records: records, counter: 1, acceptedTokens: [2], phases: phases)
+        #expect(report.lostUpdates == 0)
+        #expect(report.writesRejected == 1)
+        #expect(report.staleTokensAccepted == 0)
+    }
+
+    @Test func aRecordSurvivesItsWitnessLine() {
+        let record = section(3, enter: 123, exit: 456, validUntil: 789, token: 42, accepted: false)
+        #expect(AttemptRecord(line: record.line) == record)
+        #expect(AttemptRecord(line: "garbage") == nil)
+    }
+}
