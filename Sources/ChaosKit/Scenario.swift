@@ -88,7 +88,7 @@ public struct Scenario: Sendable {
             Scenario(name: "minority delayed 20 ms", fault: .proxy(minority, .latency(.milliseconds(20))), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "minority drops replies", fault: .proxy(minority, .dropReplies), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "minority connections reset", fault: .proxy(minority, .reset), expectation: .safe(availabilityFloor: 0.9)),
-            Scenario(name: "split partition {A,B,C} | {C,D,E}", fault: .splitPartition, expectation: .safe(availabilityFloor: nil)),
+            Scenario(name: "split partition {A,B,C} / {C,D,E}", fault: .splitPartition, expectation: .safe(availabilityFloor: nil)),
             Scenario(name: "majority restarted, AOF always", fault: .restartWhileHeld(majority, delay: nil, times: 3), masters: .appendOnlyAlways,
                      expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold),
             Scenario(name: "majority restarted after the max TTL", fault: .restartWhileHeld(majority, delay: .milliseconds(2300), times: 1),

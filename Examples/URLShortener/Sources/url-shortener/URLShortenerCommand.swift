@@ -49,6 +49,7 @@ struct URLShortenerCommand: AsyncParsableCommand {
             services: [redlock],
             onServerRunning: { _ in
                 print("url-shortener (guard: \(mode.rawValue)) on http://\(host):\(port); masters \(addresses.map(\.description).joined(separator: ","))")
+                fflush(nil)
             },
             logger: logger
         )

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+/// Docs/http-api.md is written by hand; this keeps it honest against the OpenAPI document
+/// the server serves: every lock operation's status codes, and every other path.
+@Suite("HTTP API reference matches the OpenAPI document", .serialized)
+struct DocsMatchOpenAPITests {
+    static let reference = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Docs/http-api.md")
+
+    /// Status codes per method from the reference's lock table: `| POST `/v1/api/lock/{lock}` | ... |`.
+    static func documentedLockStatuses(_ text: String) -> [String: Set<String>] {
+        var result: [String: Set<String>] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("| ") && line.contains("`/v1/api/lock/{lock}`") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let method = cells.first?.split(separator: " ").first, cells.count >= 4 else { continue }
+            // Success and error columns; request bodies mention numbers too, so skip that column.
+            let statusText = cells[2] + " " + cells[3]
+            let codes = statusText.matches(of: /\b([1-5][0-9][0-9])\b/).map { String($0.1) }
+            result[String(method).lowercased()] = Set(codes)
+        }
+        return result
+    }
+
+    @Test func everyLockOperationDocumentsExactlyTheStatusCodesOfTheSpec() async throws {
+        let text = try String(contentsOf: Self.reference, encoding: .utf8)
+        let documented = Self.documentedLockStatuses(text)
+        #expect(Set(documented.keys) == ["post", "delete", "patch", "get"], "\(documented.keys.sorted())")
+        try await withLiveServer { server throws in
+            let spec = try #require(try await server.request("GET", "/v1/api/openapi.json").json)
+            let paths = try #require(spec["paths"] as? [String: [String: Any]])
+            for method in ["post", "delete", "patch", "get"] {
+                var specified = Set<String>()
+                for path in ["/v1/api/lock/uuid/{uuid}", "/v1/api/lock/key/{name}"] {
+                    let operation = try #require(paths[path]?[method] as? [String: Any])
+                    specified.formUnion((operation["responses"] as? [String: Any] ?? [:]).keys)
+                }
+                #expect(documented[method] == specified, "\(method.uppercased()): documented \(documented[method]?.sorted() ?? []), specified \(specified.sorted())")
+            }
+            for path in paths.keys where !path.hasPrefix("/v1/api/lock/") {
+                #expect(text.contains("`\(path)`") || text.contains("`GET \(path)`"), "Docs/http-api.md mentions \(path)")
+            }
+        }
+    }
+}
