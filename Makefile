@@ -39,4 +39,4 @@ run: deps
 
 # Test servers are killed by the tests themselves; this catches any left by a crashed run.
 clean-test-servers:
-	@pkill -9 -f 'locklock-test-redis' 2>/dev/null || true
+	@pkill -9 -f '[l]ocklock-test-redis' 2>/dev/null || true
