@@ -56,7 +56,7 @@ public struct ChaosClient: Sendable {
             let started = monotonicNanoseconds()
             do {
                 // The section records itself: withLock may still throw lockLost after it ran.
-                try await redlock.withLock("chaos:resource", ttl: options.ttl, wait: .seconds(2),
+                try await redlock.withLock("chaos:resource", ttl: options.ttl, wait: .seconds(1),
                                            retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3))) { handle in
                     let record = try await criticalSection(handle: handle, witness: witness, started: started, pid: pid)
                     _ = try await witness.send("RPUSH", WitnessKeys.events, record.line)

@@ -45,6 +45,7 @@ public struct ScenarioResult: Sendable {
             "late_writes_accepted": report.lateWritesAccepted, "writes_rejected": report.writesRejected, "injections": injections,
             "sections_per_s": ["baseline": (report.baselineRate * 10).rounded() / 10, "fault": (report.faultRate * 10).rounded() / 10],
             "availability": (report.availability * 1000).rounded() / 1000,
+            "throughput_ratio": (report.throughputRatio * 1000).rounded() / 1000,
             "acquire_success": ["baseline": (report.baselineSuccessRate * 1000).rounded() / 1000, "fault": (report.faultSuccessRate * 1000).rounded() / 1000],
             "fault_acquire_ms": ["p50": (report.faultAcquireP50 * 100).rounded() / 100, "p99": (report.faultAcquireP99 * 100).rounded() / 100],
             "outcomes": report.outcomes,
@@ -68,7 +69,7 @@ public struct ChaosRunner: Sendable {
     public var think: Duration
 
     /// Creates a runner.
-    public init(clientExecutable: String, clients: Int = 4, timing: Timing, think: Duration = .milliseconds(50)) {
+    public init(clientExecutable: String, clients: Int = 4, timing: Timing, think: Duration = .milliseconds(100)) {
         self.clientExecutable = clientExecutable
         self.clients = clients
         self.timing = timing
@@ -80,9 +81,9 @@ public struct ChaosRunner: Sendable {
 
     /// Runs one scenario from fresh servers to the checker's verdict.
     public func run(_ scenario: Scenario) async throws -> ScenarioResult {
-        let clockFile = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-chaos-clock-\(UUID().uuidString)")
-        try "+0".write(to: clockFile, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: clockFile) }
+        let clockFiles = (0..<5).map { FileManager.default.temporaryDirectory.appendingPathComponent("locklock-chaos-clock-\($0)-\(UUID().uuidString)").path }
+        for file in clockFiles { try "+0".write(toFile: file, atomically: true, encoding: .utf8) }
+        defer { for file in clockFiles { try? FileManager.default.removeItem(atPath: file) } }
         let witnessServer = try await RedisServer.start()
         var masters: [RedisServer] = []
         var proxies: [[FaultProxy]] = [[], []]
@@ -98,7 +99,7 @@ public struct ChaosRunner: Sendable {
             await witnessServer.shutdown()
         }
         do {
-            for index in 0..<5 { masters.append(try await RedisServer.start(options: options(for: scenario, master: index, clockFile: clockFile.path))) }
+            for index in 0..<5 { masters.append(try await RedisServer.start(options: options(for: scenario, master: index, clockFile: clockFiles[index]))) }
             for group in 0..<2 {
                 for master in masters { proxies[group].append(try await FaultProxy.start(upstreamPort: master.port)) }
             }
@@ -114,7 +115,7 @@ public struct ChaosRunner: Sendable {
                     "--think-ms", String(think.nanosecondCount / 1_000_000),
                 ] + (scenario.fenced ? ["--fenced"] : [])))
             }
-            let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFile: clockFile.path)
+            let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFiles: clockFiles)
             try await Task.sleep(for: timing.warmUp)
             let baseline = monotonicNanoseconds()
             try await Task.sleep(for: timing.baseline)
@@ -189,7 +190,7 @@ public struct ChaosRunner: Sendable {
         case .appendOnlyAlways:
             return RedisServerOptions(persistence: .appendOnlyAlways)
         case .jumpableClock:
-            guard case .clockJump(let jumping, _, _) = scenario.fault, jumping.contains(master) else { return RedisServerOptions() }
+            if case .clockJump(let jumping, _, _) = scenario.fault, !jumping.contains(master) { return RedisServerOptions() }
             // Debian's redis-server needs tcmalloc loaded before libfaketime to start under it.
             return RedisServerOptions(environment: [
                 "LD_PRELOAD": "\(Self.tcmalloc) \(Self.faketime)", "FAKETIME_TIMESTAMP_FILE": clockFile, "FAKETIME_NO_CACHE": "1",
@@ -207,7 +208,7 @@ struct FaultContext: Sendable {
     let proxies: [[FaultProxy]]
     let children: [ChildProcess]
     let witness: RedisConnection
-    let clockFile: String
+    let clockFiles: [String]
 
     /// Injects `fault`; returns how many discrete injections happened.
     func inject(_ fault: Fault, ttl: Duration, until end: ContinuousClock.Instant) async throws -> Int {
@@ -240,13 +241,37 @@ struct FaultContext: Sendable {
                 try await Task.sleep(for: ttl)
             }
             return done
-        case .clockJump(_, let step, let times):
+        case .clockJump(let indexes, let step, let times):
             var done = 0
             for jump in 1...max(times, 1) {
                 guard try await waitForHolder(until: end) != nil else { break }
-                try "+\(step.components.seconds * Int64(jump))".write(toFile: clockFile, atomically: true, encoding: .utf8)
+                for index in indexes {
+                    try "+\(step.components.seconds * Int64(jump))".write(toFile: clockFiles[index], atomically: true, encoding: .utf8)
+                }
                 done += 1
                 try await Task.sleep(for: ttl)
+            }
+            return done
+        case .clockJumpOnBareQuorum(let step, let times):
+            let direct = masters.map { RedisConnection(address: $0.address) }
+            defer { for connection in direct { Task { await connection.close() } } }
+            var offsets = [Int64](repeating: 0, count: masters.count)
+            var done = 0
+            while done < times, ContinuousClock.now < end {
+                guard try await waitForHolder(until: end) != nil else { break }
+                var values: [[UInt8]?] = []
+                for connection in direct { values.append(try? await connection.send("GET", "redlock:lock:chaos:resource").bytes) }
+                let holders = Dictionary(grouping: values.indices.filter { values[$0] != nil }) { values[$0]! }
+                guard let bare = holders.values.first(where: { $0.count == masters.count / 2 + 1 }) else {
+                    try await Task.sleep(for: .milliseconds(2))
+                    continue
+                }
+                let index = bare[0]
+                offsets[index] += step.components.seconds
+                try "+\(offsets[index])".write(toFile: clockFiles[index], atomically: true, encoding: .utf8)
+                done += 1
+                // Long enough for the holder's section (and a second holder's) to end.
+                try await Task.sleep(for: .milliseconds(800))
             }
             return done
         case .pauseHolder(let pause, let times):
@@ -272,7 +297,7 @@ struct FaultContext: Sendable {
             for index in indexes { masters[index].resume() }
         case .proxy, .splitPartition:
             for group in proxies { for proxy in group { proxy.set(.none) } }
-        case .none, .restartWhileHeld, .clockJump, .pauseHolder:
+        case .none, .restartWhileHeld, .clockJump, .clockJumpOnBareQuorum, .pauseHolder:
             break
         }
     }

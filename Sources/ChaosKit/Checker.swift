@@ -46,8 +46,12 @@ public struct CheckReport: Sendable, Equatable {
     /// Attempt outcomes over the whole run.
     public var outcomes: [String: Int]
 
-    /// faultRate / baselineRate.
-    public var availability: Double { baselineRate > 0 ? faultRate / baselineRate : 0 }
+    /// Availability under the fault relative to fault-free: the share of attempts that got
+    /// the lock (each waits up to the client's limit), fault phase / baseline phase.
+    public var availability: Double { baselineSuccessRate > 0 ? faultSuccessRate / baselineSuccessRate : 0 }
+    /// Critical sections per second under the fault / fault-free. Also moves with the
+    /// machine's load, so it is reported, not asserted.
+    public var throughputRatio: Double { baselineRate > 0 ? faultRate / baselineRate : 0 }
 }
 
 /// Turns the witness's records into a ``CheckReport``. Pure: the same records give the same

@@ -18,6 +18,9 @@ public enum Fault: Sendable {
     /// These masters (started under libfaketime) jump this far ahead, `times` times, each
     /// while a client holds the lock.
     case clockJump([Int], by: Duration, times: Int)
+    /// One master jumps this far ahead, `times` times, each while the holder's value is on
+    /// exactly a quorum of masters (a bare majority) and that master is one of them.
+    case clockJumpOnBareQuorum(by: Duration, times: Int)
     /// SIGSTOP the client in its critical section for `pause`, `times` times.
     case pauseHolder(pause: Duration, times: Int)
 }
@@ -39,7 +42,7 @@ public enum MasterSetup: Sendable {
     case plain
     /// AOF with `appendfsync always`.
     case appendOnlyAlways
-    /// Under libfaketime with a clock file the runner can move.
+    /// Under libfaketime, each master with its own clock file the runner can move.
     case jumpableClock
     /// Under libfaketime, these masters' clocks run this much fast (1.005 = 0.5 %).
     case fastClock([Int], rate: Double)
@@ -99,6 +102,8 @@ public struct Scenario: Sendable {
                      expectation: .unsafe, ttl: .seconds(2), hold: longHold),
             Scenario(name: "majority restarted at once, no persistence (fenced)", fault: .restartWhileHeld(majority, delay: nil, times: 3),
                      expectation: .unsafe, fenced: true, ttl: .seconds(2), hold: longHold),
+            Scenario(name: "clock jump on one master of a bare majority", fault: .clockJumpOnBareQuorum(by: .seconds(5), times: 3),
+                     masters: .jumpableClock, expectation: .unsafe, ttl: .seconds(2), hold: longHold),
             Scenario(name: "clock jump beyond the drift on a majority", fault: .clockJump(majority, by: .seconds(5), times: 3), masters: .jumpableClock,
                      expectation: .unsafe, ttl: .seconds(2), hold: longHold),
             Scenario(name: "clock jump beyond the drift on a majority (fenced)", fault: .clockJump(majority, by: .seconds(5), times: 3),

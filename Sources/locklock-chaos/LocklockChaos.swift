@@ -24,7 +24,7 @@ struct RunSuite: AsyncParsableCommand {
     @Option(help: "seed of the fault schedule (which masters are hit)") var seed: UInt64 = 1
     @Option(help: "run only scenarios whose name contains this") var only: String?
     @Option(help: "contending client processes") var clients = 4
-    @Option(help: "each client's pause between attempts, ms (0: hammer the lock)") var thinkMs = 50
+    @Option(help: "each client's pause between attempts, ms (0: hammer the lock)") var thinkMs = 100
 
     func run() async throws {
         var random = SplitMix64(seed: seed)

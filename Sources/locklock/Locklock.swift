@@ -121,6 +121,7 @@ struct Dev: AsyncParsableCommand {
         }
         let servers = try await RedisServerGroup.start(count: 3)
         print("locklock dev: masters \(servers.commaSeparated); serving http://\(options.host):\(options.port)/v1/api (Ctrl-C stops everything)")
+        fflush(nil)  // visible at once even when stdout is a file or a pipe
         do {
             try await serve(groups: try options.groups(primary: servers.addresses, logger: logger), configuration: try options.configuration(), logger: logger)
         } catch {

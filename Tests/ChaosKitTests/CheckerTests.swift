@@ -50,7 +50,8 @@ struct CheckerTests {
         let report = Checker.check(records: baseline + fault + after + [failed], counter: 16, acceptedTokens: Array(0..<16), phases: phases)
         #expect(abs(report.baselineRate - 1e7) < 1)  // 10 sections in 1 µs of fake time
         #expect(abs(report.faultRate - 5e6) < 1)
-        #expect(abs(report.availability - 0.5) < 1e-9)
+        #expect(abs(report.throughputRatio - 0.5) < 1e-9)
+        #expect(abs(report.availability - 5.0 / 6.0) < 1e-9)  // 5 of 6 attempts under the fault, 10 of 10 before
         #expect(report.faultSuccessRate == 5.0 / 6.0)
         #expect(report.recoveryMilliseconds == 40 / 1e6)
         #expect(report.outcomes == ["ok": 16, "quorumUnreachable": 1])

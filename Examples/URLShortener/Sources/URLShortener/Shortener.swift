@@ -54,6 +54,9 @@ public struct Shortener: Sendable {
     public func shorten(_ longURL: String) async throws -> Outcome {
         // The lock's TTL only has to outlast one critical section; withLock extends it anyway.
         let ttl = processingDelay * 10 + .seconds(1)
+        // Guarded modes look first without the lock: a URL shortened long ago answers 200
+        // at once instead of queueing (or 409) behind a request that merely reads it.
+        if mode != .none, let existing = try await database.find(longURL: longURL) { return .existing(existing) }
         switch mode {
         case .none:
             return try await checkThenInsert(longURL)
