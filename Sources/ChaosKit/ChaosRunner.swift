@@ -230,15 +230,18 @@ struct FaultContext: Sendable {
             return 1
         case .restartWhileHeld(let indexes, let delay, let times):
             var done = 0
+            // Unsafe runs need the fault to land inside a section several times, so this
+            // may run past the fault phase, by at most 6 s.
+            let bound = end + .seconds(6)
             for _ in 0..<times {
-                guard try await waitForHolder(until: end) != nil else { break }
+                guard try await waitForHolder(until: bound) != nil else { break }
                 if let delay {
                     for index in indexes { await masters[index].kill9() }
                     try await Task.sleep(for: delay)
                 }
                 for index in indexes { try await masters[index].restart() }
                 done += 1
-                try await Task.sleep(for: ttl)
+                try await Task.sleep(for: delay == nil ? .milliseconds(900) : ttl)
             }
             return done
         case .clockJump(let indexes, let step, let times):
