@@ -92,7 +92,7 @@ public struct ChaosRunner: Sendable {
             for child in children {
                 child.send(SIGCONT)
                 child.send(SIGKILL)
-                _ = await child.wait()
+                _ = await child.wait(timeout: .seconds(5))
             }
             for proxy in proxies.joined() { await proxy.stop() }
             for master in masters { await master.shutdown() }
@@ -129,15 +129,12 @@ public struct ChaosRunner: Sendable {
             let end = monotonicNanoseconds()
             _ = try await witness.send("SET", "chaos:stop", "1")
             for child in children {
-                // Bounded: a client finishes its section within TTL + 2 s wait; then it is killed.
-                let finished = await withTaskGroup(of: Bool.self) { group in
-                    group.addTask { _ = await child.wait(); return true }
-                    group.addTask { try? await Task.sleep(for: .seconds(8)); return false }
-                    let first = await group.next() ?? false
-                    group.cancelAll()
-                    return first
+                // Bounded: a client finishes its section within TTL + its 1 s wait; then it is killed.
+                if await child.wait(timeout: .seconds(8)) == nil {
+                    child.send(SIGCONT)
+                    child.send(SIGKILL)
+                    _ = await child.wait(timeout: .seconds(5))
                 }
-                if !finished { child.send(SIGKILL) }
             }
             let lines = try await witness.send("LRANGE", WitnessKeys.events, "0", "-1")
             let tokens = try await witness.send("LRANGE", WitnessKeys.acceptedTokens, "0", "-1")

@@ -42,13 +42,21 @@ public struct ChildProcess: Sendable {
     public func send(_ signal: Int32) { kill(pid, signal) }
 
     /// Waits for the command to exit: its exit status, or 128 + the signal that ended it.
-    public func wait() async -> Int32 {
+    /// Waits at most `timeout` when given; nil if it has not exited by then or the calling
+    /// task is cancelled (the process is left running).
+    public func wait(timeout: Duration? = nil) async -> Int32? {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
         var status: Int32 = 0
         while true {
             let reaped = waitpid(pid, &status, WNOHANG)
             if reaped == pid { break }
             if reaped < 0 && errno != EINTR { return 1 }
-            try? await Task.sleep(for: .milliseconds(20))
+            if let deadline, ContinuousClock.now >= deadline { return nil }
+            do {
+                try await Task.sleep(for: .milliseconds(20))
+            } catch {
+                return nil  // cancelled: without this the loop would spin
+            }
         }
         let signal = status & 0x7F
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
