@@ -75,7 +75,7 @@ public struct ChaosClient: Sendable {
 
     private func criticalSection(handle: LockHandle, witness: RedisConnection, started: Int64, pid: String) async throws -> AttemptRecord {
         let enter = monotonicNanoseconds()
-        let validUntil = enter + handle.remainingValidity.nanosecondCount
+        let validUntil = enter + handle.remainingValidity.nanoseconds
         let token = handle.fencingToken ?? 0
         _ = try await witness.send("SET", WitnessKeys.holder, pid)
         let value = Int(try await witness.send("GET", WitnessKeys.counter).string ?? "0") ?? 0
@@ -94,9 +94,4 @@ public struct ChaosClient: Sendable {
             exit: exit, token: token, writeAccepted: reply == .integer(1)
         )
     }
-}
-
-extension Duration {
-    /// The duration in whole nanoseconds.
-    var nanosecondCount: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

@@ -111,8 +111,8 @@ public struct ChaosRunner: Sendable {
                     clientExecutable, "client", "--id", String(id),
                     "--masters", proxies[group].map { "127.0.0.1:\($0.port)" }.joined(separator: ","),
                     "--witness", witnessServer.hostAndPort,
-                    "--ttl-ms", String(scenario.ttl.nanosecondCount / 1_000_000), "--hold-ms", String(scenario.hold.nanosecondCount / 1_000_000),
-                    "--think-ms", String(think.nanosecondCount / 1_000_000),
+                    "--ttl-ms", String(scenario.ttl.nanoseconds / 1_000_000), "--hold-ms", String(scenario.hold.nanoseconds / 1_000_000),
+                    "--think-ms", String(think.nanoseconds / 1_000_000),
                 ] + (scenario.fenced ? ["--fenced"] : [])))
             }
             let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFiles: clockFiles)

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import RedisWire
 import Synchronization
 
 /// What a ``FaultProxy`` does to the traffic through it.
@@ -125,7 +126,7 @@ public final class FaultProxy: Sendable {
                 peer.writeAndFlush(buffer, promise: nil)
             case .latency(let delay):
                 let peer = peer
-                context.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay.components.seconds) * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)) {
+                context.eventLoop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) {
                     peer.writeAndFlush(buffer, promise: nil)
                 }
             case .blackHole:
