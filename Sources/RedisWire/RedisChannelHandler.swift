@@ -23,8 +23,13 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private let reader = HiredisReader()
     private var context: ChannelHandlerContext?
     private var flushScheduled = false
-    /// Commands written during this tick, sent as one write and one flush at its end.
+    /// Commands queued during this tick, sent as one write and one flush at its end (or as soon
+    /// as `eagerFlushCommands` have queued).
     private var outbound = ByteBuffer()
+    /// Commands in `outbound`.
+    private var unflushed = 0
+    /// Past this many commands in one tick, flush at once instead of at the tick's end.
+    static let eagerFlushCommands = 16
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline = .distantFuture
     private var failure: RedisWireError?
@@ -43,7 +48,9 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Queues one encoded command; everything queued during this event-loop tick goes out as
-    /// one write and one flush at its end, so concurrent callers share syscalls.
+    /// one write and one flush at its end, so concurrent callers share syscalls. Past
+    /// ``eagerFlushCommands`` queued commands the batch goes out at once, so the server works
+    /// on it while later callers queue theirs.
     func send(_ encoded: ByteBuffer, deadline: NIODeadline, completion: @escaping Completion) {
         guard let context, failure == nil else {
             completion(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
@@ -52,17 +59,35 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         pending.append(Pending(completion: completion, deadline: deadline))
         var encoded = encoded
         outbound.writeBuffer(&encoded)
-        if !flushScheduled {
-            flushScheduled = true
-            context.eventLoop.execute { [self] in
-                flushScheduled = false
-                guard let context = self.context, self.outbound.readableBytes > 0 else { return }
-                let batch = self.outbound
-                self.outbound = context.channel.allocator.buffer(capacity: max(batch.readableBytes, 256))
-                context.writeAndFlush(wrapOutboundOut(batch), promise: nil)
-            }
+        unflushed += 1
+        if unflushed >= Self.eagerFlushCommands {
+            // Many callers in one tick: send what we have now so the server starts on it while
+            // we queue the rest, rather than ping-pong one big batch each way.
+            flushOutbound(context: context)
+        } else {
+            scheduleFlush(context: context)
         }
         if deadline < timerDeadline { armTimer(at: deadline) }
+    }
+
+    /// Flushes at the end of this tick, after the callers woken in it have queued their commands.
+    private func scheduleFlush(context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.execute { [self] in
+            flushScheduled = false
+            guard let context = self.context else { return }
+            self.flushOutbound(context: context)
+        }
+    }
+
+    /// Writes and flushes everything queued so far as one write.
+    private func flushOutbound(context: ChannelHandlerContext) {
+        guard unflushed > 0 else { return }
+        unflushed = 0
+        let batch = outbound
+        outbound = context.channel.allocator.buffer(capacity: max(batch.readableBytes, 256))
+        context.writeAndFlush(wrapOutboundOut(batch), promise: nil)
     }
 
     /// Promise-based form of ``send(_:deadline:completion:)``.

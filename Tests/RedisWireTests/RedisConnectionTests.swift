@@ -43,6 +43,28 @@ struct RedisConnectionTests {
         }
     }
 
+    @Test func commandsQueuedInOneEventLoopTickGoOutInSeveralBatchesAndEachReplyReachesItsCaller() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            try await connection.connect()
+            // All queued from one job on the loop: more than the eager-flush batch several times
+            // over, so some batches leave before the tick ends and others at its end.
+            let count = 100
+            let commands = try (0..<count).map { try RedisCommand(["ECHO", "reply-\($0)"].map { Array($0.utf8) }) }
+            let deadline = NIODeadline.now() + .seconds(5)
+            let replies: [RESPValue] = try await connection.eventLoop.flatSubmit {
+                let futures = commands.map { command -> EventLoopFuture<RESPValue> in
+                    let promise = connection.eventLoop.makePromise(of: RESPValue.self)
+                    connection.send(command, deadline: deadline) { promise.completeWith($0.mapError { $0 as any Error }) }
+                    return promise.futureResult
+                }
+                return EventLoopFuture.whenAllSucceed(futures, on: connection.eventLoop)
+            }.get()
+            #expect(replies.map(\.string) == (0..<count).map { "reply-\($0)" })
+            await connection.close()
+        }
+    }
+
     @Test func keepsBinaryValuesWithNulAndCRLFIntact() async throws {
         try await withRedisServers(count: 1) { group throws in
             let connection = RedisConnection(address: group[0].address)
