@@ -41,14 +41,17 @@ struct Wire: AsyncParsableCommand {
         guard let address = RedisServerAddress(parsing: master) else { throw ValidationError("bad --master \(master)") }
         let connection = RedisConnection(address: address, configuration: .init(commandTimeout: .seconds(5)))
         try await connection.connect()
-        let prefix = "bench:wire:\(UUID().uuidString.prefix(8)):"
+        let prefix = Array("bench:wire:\(UUID().uuidString.prefix(8)):".utf8)
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
         let warmup = min(ops / 10, 2_000)
+        // Like redis-benchmark, build each command from constant parts and a numbered key.
+        let (set, value, nx, px, ttl) = (Array("SET".utf8), Array("v".utf8), Array("NX".utf8), Array("PX".utf8), Array("10000".utf8))
+        let command: @Sendable (Int) -> [[UInt8]] = { number in [set, prefix + key(number), value, nx, px, ttl] }
         _ = try await runWorkers(tasks: tasks, total: warmup, executor: executor == .loop ? connection.taskExecutor : nil) { index in
-            _ = try await connection.send(["SET", "\(prefix)w\(index)", "v", "NX", "PX", "10000"].map { Array($0.utf8) })
+            _ = try await connection.send(command(-1 - index))
         }
         let result = try await runWorkers(tasks: tasks, total: ops, executor: executor == .loop ? connection.taskExecutor : nil) { index in
-            _ = try await connection.send(["SET", "\(prefix)\(index)", "v", "NX", "PX", "10000"].map { Array($0.utf8) })
+            _ = try await connection.send(command(index))
         }
         await connection.close()
         result.print(mode: mode.rawValue, rateKey: "ops_per_s", extra: ["concurrency": tasks, "executor": executor.rawValue])
@@ -114,6 +117,18 @@ struct BenchResult {
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         Swift.print(String(decoding: data, as: UTF8.self))
     }
+}
+
+/// The decimal digits of `index` (negative numbers get a leading "w" for warm-up keys).
+func key(_ index: Int) -> [UInt8] {
+    var digits = [UInt8]()
+    var rest = index.magnitude
+    repeat {
+        digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
+        rest /= 10
+    } while rest > 0
+    if index < 0 { digits.append(UInt8(ascii: "w")) }
+    return digits.reversed()
 }
 
 /// Runs `total` operations split over `tasks` workers, timing each one.
