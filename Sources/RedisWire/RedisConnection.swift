@@ -230,14 +230,16 @@ public final class RedisConnection: @unchecked Sendable {
         guard case .connecting(let waiters) = state else { return }
         let now = NIODeadline.now()
         var kept: [Waiter] = []
+        var expired: [Waiter] = []
         for waiter in waiters {
-            if waiter.deadline <= now {
-                waiter.completion(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
-            } else {
-                kept.append(waiter)
-            }
+            if waiter.deadline <= now { expired.append(waiter) } else { kept.append(waiter) }
         }
+        // State first: a completion may send again on this connection, and that command must
+        // join the waiters rather than be overwritten.
         state = .connecting(waiters: kept)
+        for waiter in expired {
+            waiter.completion(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
+        }
     }
 
     private func dial() {
@@ -329,19 +331,23 @@ public final class RedisConnection: @unchecked Sendable {
     private func didFailToConnect(_ error: RedisWireError) {
         guard case .connecting(let waiters) = state else { return }
         let unavailable = RedisWireError(.unavailable, "cannot connect: \(error.message)", underlying: error)
-        for waiter in waiters { waiter.completion(.failure(unavailable)) }
-        for promise in connectedWaiters { promise.fail(unavailable) }
-        connectedWaiters = []
         if failedAttempts == 0 {
             logger.warning("server unreachable, re-dialling in the background", metadata: ["error": "\(error.message)"])
         }
         failedAttempts += 1
+        // Down before any completion runs: a completion that sends again on this connection
+        // (a fan-out releasing after a failed acquisition does) must fail fast, not be queued
+        // on a dial that is over and then dropped.
         state = .down(since: .now(), lastError: error)
         let delay = backoff(attempt: failedAttempts)
         redial = eventLoop.scheduleTask(in: delay) { [self] in
             self.redial = nil
             if case .down = self.state { self.dial() }
         }
+        let promises = connectedWaiters
+        connectedWaiters = []
+        for waiter in waiters { waiter.completion(.failure(unavailable)) }
+        for promise in promises { promise.fail(unavailable) }
     }
 
     private func backoff(attempt: Int) -> TimeAmount {

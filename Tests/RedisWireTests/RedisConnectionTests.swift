@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import RedisWire
 import RedlockTestSupport
 import Testing
@@ -170,6 +171,27 @@ struct RedisConnectionTests {
         await connection.close()
     }
 
+    @Test func aCommandSentFromAFailedDialsCompletionFailsFastInsteadOfVanishing() async throws {
+        // Redlock's fan-out does this: a failed acquisition's completion sends the release at
+        // once, on the same connection, while the failed dial is still delivering its failures.
+        let port = try FreePort.pick()
+        let connection = RedisConnection(address: .hostname("127.0.0.1", port: port))
+        let ping = try RedisCommand([Array("PING".utf8)])
+        let outcomes = Mutex<[RedisWireError.Code?]>([])
+        connection.eventLoop.execute {
+            let deadline = NIODeadline.now() + .seconds(2)
+            connection.send(ping, deadline: deadline) { first in
+                outcomes.withLock { $0.append(first.errorCode) }
+                connection.send(ping, deadline: deadline) { second in
+                    outcomes.withLock { $0.append(second.errorCode) }
+                }
+            }
+        }
+        for _ in 0..<300 where outcomes.withLock({ $0.count }) < 2 { try await Task.sleep(for: .milliseconds(10)) }  // bounded: 3 s
+        #expect(outcomes.withLock { $0 } == [.unavailable, .unavailable])
+        await connection.close()
+    }
+
     @Test func closeFailsLaterCommands() async throws {
         try await withRedisServers(count: 1) { group throws in
             let connection = RedisConnection(address: group[0].address)
@@ -178,5 +200,13 @@ struct RedisConnectionTests {
             let error = await #expect(throws: RedisWireError.self) { try await connection.send("PING") }
             #expect(error?.code == .closed)
         }
+    }
+}
+
+extension Result where Failure == RedisWireError {
+    /// The error's code, or nil on success.
+    fileprivate var errorCode: RedisWireError.Code? {
+        if case .failure(let error) = self { return error.code }
+        return nil
     }
 }
