@@ -103,6 +103,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() async throws {
+        bootstrapLogging()
         let logger = Logger(label: "locklock")
         try await serve(groups: try options.groups(primary: try master.addresses(), logger: logger), configuration: try options.configuration(), logger: logger)
     }
@@ -113,6 +114,7 @@ struct Dev: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() async throws {
+        bootstrapLogging()
         let logger = Logger(label: "locklock")
         do {
             _ = try RedisServer.findExecutable()
@@ -137,6 +139,7 @@ struct HashKey: AsyncParsableCommand {
     @Argument(help: "The API key.") var key: String?
 
     func run() async throws {
+        bootstrapLogging()
         let key = self.key ?? (readLine(strippingNewline: true) ?? "")
         guard !key.isEmpty else { throw ValidationError("no key given") }
         print(TenantDirectory.hash(key: key))
@@ -174,6 +177,7 @@ struct Run: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []
 
     func run() async throws {
+        bootstrapLogging()
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         guard let executable = arguments.first else { throw ValidationError("give the command after --") }
         let redlock = try options.redlock()
@@ -259,6 +263,7 @@ struct Acquire: AsyncParsableCommand {
     @OptionGroup var options: LockOptions
 
     func run() async throws {
+        bootstrapLogging()
         let redlock = try options.redlock()
         let token = "cli-" + UUID().uuidString.lowercased()
         do {
@@ -281,6 +286,7 @@ struct Release: AsyncParsableCommand {
     @Option(help: "The token `acquire` printed.") var token: String
 
     func run() async throws {
+        bootstrapLogging()
         let redlock = Redlock(masters: try master.addresses())
         defer { Task { await redlock.shutdown() } }
         do {

@@ -5,14 +5,14 @@ import Redlock
 import Testing
 
 /// Runs the built `locklock` executable (it sits next to the test bundle).
-private func locklock(_ arguments: [String], masters: String) async throws -> (status: Int32, stdout: String, stderr: String) {
+private func locklock(_ arguments: [String], masters: String, environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
     let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("locklock")
     let directory = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("locklock")
     let executable = FileManager.default.isExecutableFile(atPath: binary.path) ? binary : directory
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": masters]) { $1 }
+    process.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": masters]) { $1 }.merging(environment) { $1 }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
@@ -92,6 +92,20 @@ struct CLITests {
         let result = try await locklock(["serve", "--tenants", file.path, "--port", "0"], masters: "127.0.0.1:6379")
         #expect(result.status != 0)
         #expect(result.stderr.contains("tenants name regions with no --region: eu"))
+    }
+
+    @Test func logsGoToStandardErrorAtTheLevelLocklockLogLevelNames() async throws {
+        // Port 1 refuses connections at once: the wire layer logs a warning and the
+        // acquisition fails; standard output, the lock value's channel, stays empty.
+        let noisy = try await locklock(["acquire", "--lock", "logs", "--ttl", "1s"], masters: "127.0.0.1:1")
+        #expect(noisy.status != 0)
+        #expect(noisy.stdout.isEmpty)
+        #expect(noisy.stderr.contains("warning redlock:"), "stderr: \(noisy.stderr)")
+        #expect(noisy.stderr.contains("redis.address=127.0.0.1:1"))
+        #expect(noisy.stderr.contains("server unreachable"))
+        let quiet = try await locklock(["acquire", "--lock", "logs", "--ttl", "1s"], masters: "127.0.0.1:1", environment: ["LOCKLOCK_LOG_LEVEL": "error"])
+        #expect(quiet.status == noisy.status)
+        #expect(!quiet.stderr.contains("server unreachable"), "stderr: \(quiet.stderr)")
     }
 
     @Test func hashKeyPrintsTheTenantsFileHash() async throws {
