@@ -21,12 +21,15 @@ echo -n '{"bench":"redis-benchmark -c64 -P16 SET"} '; redis-benchmark -h 127.0.0
 for executor in global loop; do
   "$bin/redlock-bench" wire --master "$first" --mode latency --ops 50000 --executor "$executor" | tail -1
 done
-"$bin/redlock-bench" wire --master "$first" --mode throughput --concurrency 64 --ops 500000 | tail -1
-python3 ../shared/tools/fanout-floor.py "$masters" 5000   # the team's floor tool, beside the checkout
+for executor in global loop; do
+  "$bin/redlock-bench" wire --master "$first" --mode throughput --concurrency 64 --ops 500000 --executor "$executor" | tail -1
+done
+echo -n '{"bench":"redis-benchmark -c64 -P16 SET, again"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 64 -P 16 -n 1000000 -t set -r 1000000 --csv | csv
+# Lock-cycle latency: the team's floor tool (../shared/tools, beside the checkout), the same
+# network work with Locklock's Lua release (scripts/bench/safe-floor.py) and redlock-bench,
+# interleaved over rounds with ratios taken within each round.
+python3 scripts/bench/latency-rounds.py "$bin" "$masters" 5 3000
 for fencing in on off; do
-  for executor in global loop; do
-    "$bin/redlock-bench" lock --masters "$masters" --mode latency --cycles 10000 --executor "$executor" --fencing "$fencing" | tail -1
-  done
   "$bin/redlock-bench" lock --masters "$masters" --mode throughput --concurrency 64 --cycles 100000 --fencing "$fencing" | tail -1
 done
 scripts/bench-server.sh 20 | tail -1
