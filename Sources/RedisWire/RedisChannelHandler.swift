@@ -29,7 +29,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Commands in `outbound`.
     private var unflushed = 0
     /// Past this many commands in one tick, flush at once instead of at the tick's end.
-    static let eagerFlushCommands = 16
+    static let eagerFlushCommands = 32
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline = .distantFuture
     private var failure: RedisWireError?
