@@ -7,6 +7,10 @@
 ///   key gets ``Outcome/inProgress``. The lock is released when the operation ends, so a later
 ///   retry runs again (pair it with a stored result to replay, as the Idempotency-Key
 ///   middleware does).
+///
+/// The guard takes its locks without fencing tokens: the operation never sees one, and a
+/// fenced lock would leave a counter key per idempotency key on every master for
+/// ``RedlockConfiguration/fencingCounterRetention``, besides costing a Lua script per call.
 public struct IdempotencyGuard: Sendable {
     /// How keys are guarded.
     public enum Mode: Sendable {
@@ -61,7 +65,7 @@ public struct IdempotencyGuard: Sendable {
             }
         case .exclusive(let ttl):
             do {
-                return .performed(try await redlock.withLock(resource, ttl: ttl, retry: RedlockConfiguration.Retry.never) { _ in try await operation() })
+                return .performed(try await redlock.withLock(resource, ttl: ttl, retry: RedlockConfiguration.Retry.never, fencing: false) { _ in try await operation() })
             } catch let error as RedlockError where error.code == .lockHeld {
                 let state = try? await redlock.inspect(resource)
                 return .inProgress(retryAfter: state?.remaining)
@@ -81,7 +85,7 @@ public struct IdempotencyGuard: Sendable {
         let deadline = clock.now + .seconds(2)
         while true {
             do {
-                return try await redlock.acquire(resource, ttl: ttl, retry: RedlockConfiguration.Retry.never)
+                return try await redlock.acquire(resource, ttl: ttl, retry: RedlockConfiguration.Retry.never, fencing: false)
             } catch where error.code == .lockHeld {
                 if try await redlock.inspect(resource).isHeld { return nil }
                 guard clock.now < deadline else { throw error }

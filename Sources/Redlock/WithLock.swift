@@ -1,6 +1,6 @@
 import Synchronization
 
-/// What the body of ``Redlock/withLock(_:ttl:wait:retry:_:)`` sees of its lock while it runs.
+/// What the body of ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)`` sees of its lock while it runs.
 public final class LockHandle: Sendable {
     private let state: Mutex<(lock: Lock, lost: Bool)>
 
@@ -32,6 +32,8 @@ extension Redlock {
     /// ``RedlockError/Code/lockLost`` once the body has returned. Bodies should check for
     /// cancellation (`try Task.checkCancellation()`, or any cancellable `await`).
     ///
+    /// `fencing` overrides the configuration's, as in ``acquire(_:ttl:value:wait:retry:fencing:)``.
+    ///
     /// - Throws: the acquisition's ``RedlockError``, ``RedlockError/Code/lockLost``, or what
     ///   the body throws.
     public func withLock<Value: Sendable>(
@@ -39,20 +41,22 @@ extension Redlock {
         ttl: Duration,
         wait: Duration? = nil,
         retry: RedlockConfiguration.Retry? = nil,
+        fencing: Bool? = nil,
         _ body: @escaping @Sendable (LockHandle) async throws -> Value
     ) async throws -> Value {
-        try await withLock([resource], ttl: ttl, wait: wait, retry: retry, body)
+        try await withLock([resource], ttl: ttl, wait: wait, retry: retry, fencing: fencing, body)
     }
 
-    /// ``withLock(_:ttl:wait:retry:_:)`` over several resources at once (all or nothing).
+    /// ``withLock(_:ttl:wait:retry:fencing:_:)`` over several resources at once (all or nothing).
     public func withLock<Value: Sendable>(
         _ resources: [String],
         ttl: Duration,
         wait: Duration? = nil,
         retry: RedlockConfiguration.Retry? = nil,
+        fencing: Bool? = nil,
         _ body: @escaping @Sendable (LockHandle) async throws -> Value
     ) async throws -> Value {
-        let lock = try await acquire(resources, ttl: ttl, wait: wait, retry: retry)
+        let lock = try await acquire(resources, ttl: ttl, wait: wait, retry: retry, fencing: fencing)
         let handle = LockHandle(lock)
         let outcome: Result<Value, any Error> = await withTaskGroup(of: Step<Value>.self) { group in
             group.addTask {
