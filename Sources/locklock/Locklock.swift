@@ -65,6 +65,13 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
     @Option(help: "Serve TENANT.DOMAIN in that tenant's namespace.") var baseDomain: String?
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
+    @Option(help: "How long a lock name's fencing counter stays on the masters, e.g. 1h (one key per distinct name; shorter tolerates less clock skew between server replicas).")
+    var fencingRetention = DurationArgument(argument: "24h")!
+
+    /// The Redlock configuration every master group uses.
+    var redlockConfiguration: RedlockConfiguration {
+        RedlockConfiguration(fencingCounterRetention: fencingRetention.duration)
+    }
 
     func configuration() throws -> LocklockServerConfiguration {
         let directory = try tenants.map { try TenantDirectory(contentsOf: URL(fileURLWithPath: $0)) } ?? TenantDirectory([])
@@ -79,14 +86,14 @@ struct ServeOptions: ParsableArguments {
         for entry in region {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--region takes NAME=h:p,h:p,...") }
-            regions[String(parts[0])] = Redlock(masters: try MasterOptions.parse(String(parts[1])), logger: logger)
+            regions[String(parts[0])] = Redlock(masters: try MasterOptions.parse(String(parts[1])), configuration: redlockConfiguration, logger: logger)
         }
         let unknown = try configuration().tenants.regions.subtracting(regions.keys).sorted()
         guard unknown.isEmpty else {
             // Falling back to the default masters would silently move a tenant's locks.
             throw ValidationError("tenants name regions with no --region: \(unknown.joined(separator: ", "))")
         }
-        return MasterGroups(primary: Redlock(masters: primary, logger: logger), regions: regions)
+        return MasterGroups(primary: Redlock(masters: primary, configuration: redlockConfiguration, logger: logger), regions: regions)
     }
 }
 

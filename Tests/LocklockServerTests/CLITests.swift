@@ -4,13 +4,17 @@ import RedlockTestSupport
 import Redlock
 import Testing
 
-/// Runs the built `locklock` executable (it sits next to the test bundle).
-private func locklock(_ arguments: [String], masters: String, environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
+/// The built `locklock` executable (it sits next to the test bundle).
+private func locklockExecutable() -> URL {
     let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("locklock")
     let directory = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("locklock")
-    let executable = FileManager.default.isExecutableFile(atPath: binary.path) ? binary : directory
+    return FileManager.default.isExecutableFile(atPath: binary.path) ? binary : directory
+}
+
+/// Runs `locklock` to completion.
+private func locklock(_ arguments: [String], masters: String, environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
-    process.executableURL = executable
+    process.executableURL = locklockExecutable()
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": masters]) { $1 }.merging(environment) { $1 }
     let out = Pipe()
@@ -106,6 +110,41 @@ struct CLITests {
         let quiet = try await locklock(["acquire", "--lock", "logs", "--ttl", "1s"], masters: "127.0.0.1:1", environment: ["LOCKLOCK_LOG_LEVEL": "error"])
         #expect(quiet.status == noisy.status)
         #expect(!quiet.stderr.contains("server unreachable"), "stderr: \(quiet.stderr)")
+    }
+
+    @Test func serveKeepsFencingCountersForTheRetentionItIsGiven() async throws {
+        // One counter per distinct lock name: with fresh UUIDs that is one key per POST, so the
+        // retention is what bounds the masters' memory.
+        try await withRedisServers(count: 3) { group throws in
+            let port = try FreePort.pick()
+            let server = Process()
+            server.executableURL = locklockExecutable()
+            server.arguments = ["serve", "--port", "\(port)", "--anonymous-rate", "0", "--fencing-retention", "90s"]
+            server.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": group.commaSeparated]) { $1 }
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            defer {
+                server.terminate()
+                server.waitUntilExit()
+            }
+            try await waitUntilServing(port: port, path: "/livez")
+            let created = try await loopbackRequest(
+                port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())", body: #"{"expires_in":30}"#,
+                headers: ["Content-Type": "application/json"]
+            )
+            #expect(created.status == 201, "\(created.text)")
+            for master in group.servers {
+                let connection = RedisConnection(address: master.address)
+                let counters = try await connection.send("KEYS", "redlock:fence:*").array?.compactMap(\.string) ?? []
+                #expect(counters.count == 1)
+                if let counter = counters.first {
+                    let remaining = try await connection.send("PTTL", counter).integer ?? -1
+                    #expect(remaining > 60_000 && remaining <= 90_000, "PTTL \(remaining) ms, retention 90 s")
+                }
+                await connection.close()
+            }
+        }
     }
 
     @Test func hashKeyPrintsTheTenantsFileHash() async throws {
