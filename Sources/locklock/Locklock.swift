@@ -16,6 +16,21 @@ struct Locklock: AsyncParsableCommand {
         abstract: "Distributed locks over Redis masters (Redlock), as a REST service or around a command.",
         subcommands: [Serve.self, Dev.self, HashKey.self, Run.self, Acquire.self, Release.self]
     )
+
+    /// Sets up logging before any subcommand runs, then parses and runs as ArgumentParser does.
+    static func main() async {
+        bootstrapLogging()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
@@ -110,7 +125,6 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() async throws {
-        bootstrapLogging()
         let logger = Logger(label: "locklock")
         try await serve(groups: try options.groups(primary: try master.addresses(), logger: logger), configuration: try options.configuration(), logger: logger)
     }
@@ -121,7 +135,6 @@ struct Dev: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() async throws {
-        bootstrapLogging()
         let logger = Logger(label: "locklock")
         do {
             _ = try RedisServer.findExecutable()
@@ -146,7 +159,6 @@ struct HashKey: AsyncParsableCommand {
     @Argument(help: "The API key.") var key: String?
 
     func run() async throws {
-        bootstrapLogging()
         let key = self.key ?? (readLine(strippingNewline: true) ?? "")
         guard !key.isEmpty else { throw ValidationError("no key given") }
         print(TenantDirectory.hash(key: key))
@@ -184,7 +196,6 @@ struct Run: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []
 
     func run() async throws {
-        bootstrapLogging()
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         guard let executable = arguments.first else { throw ValidationError("give the command after --") }
         let redlock = try options.redlock()
@@ -270,7 +281,6 @@ struct Acquire: AsyncParsableCommand {
     @OptionGroup var options: LockOptions
 
     func run() async throws {
-        bootstrapLogging()
         let redlock = try options.redlock()
         let token = "cli-" + UUID().uuidString.lowercased()
         do {
@@ -293,7 +303,6 @@ struct Release: AsyncParsableCommand {
     @Option(help: "The token `acquire` printed.") var token: String
 
     func run() async throws {
-        bootstrapLogging()
         let redlock = Redlock(masters: try master.addresses())
         defer { Task { await redlock.shutdown() } }
         do {

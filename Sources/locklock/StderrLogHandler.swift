@@ -55,13 +55,9 @@ struct StderrLogHandler: LogHandler {
 
 /// Routes every logger of the process to ``StderrLogHandler`` at the level named by
 /// `LOCKLOCK_LOG_LEVEL` (trace, debug, info, notice, warning, error, critical; default info).
-/// Safe to call more than once; only the first call bootstraps.
+/// Call once, before any logger is made.
 func bootstrapLogging() {
-    _ = loggingBootstrap
-}
-
-private let loggingBootstrap: Void = {
     let name = getenv("LOCKLOCK_LOG_LEVEL").map { String(cString: $0) } ?? "info"
     let level = Logger.Level(rawValue: name.lowercased()) ?? .info
     LoggingSystem.bootstrap { label in StderrLogHandler(label: label, logLevel: level) }
-}()
+}
