@@ -36,6 +36,16 @@ public struct ScenarioResult: Sendable {
     /// Why the expectation failed; empty when it held.
     public var failures: [String]
 
+    /// Whether another run may change the verdict (see ``isWorthRetrying(_:_:)``).
+    public var isWorthRetrying: Bool { Self.isWorthRetrying(scenario.expectation, failures) }
+
+    /// True only for an unsafe scenario whose sole miss is that its violation did not happen
+    /// this time; a safety failure, or a stale token accepted despite fencing, never is.
+    public static func isWorthRetrying(_ expectation: Expectation, _ failures: [String]) -> Bool {
+        guard case .unsafe = expectation else { return false }
+        return failures == [ChaosRunner.notReproduced]
+    }
+
     /// One JSON line for the summary.
     public var jsonLine: String {
         var object: [String: Any] = [
@@ -158,6 +168,10 @@ public struct ChaosRunner: Sendable {
         return []
     }
 
+    /// The one miss an unsafe scenario can show by chance: the interleaving that exposes the
+    /// violation did not happen in this run.
+    public static let notReproduced = "the violation was not reproduced"
+
     static func failures(_ scenario: Scenario, _ report: CheckReport, _ injections: Int) -> [String] {
         var failures: [String] = []
         if report.outcomes["ok", default: 0] == 0 { failures.append("no critical section ran") }
@@ -174,7 +188,7 @@ public struct ChaosRunner: Sendable {
             if scenario.fenced {
                 if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted despite fencing") }
             } else if report.violations + report.lostUpdates + report.staleTokensAccepted + report.lateWritesAccepted == 0 {
-                failures.append("the violation was not reproduced")
+                failures.append(notReproduced)
             }
         }
         return failures

@@ -65,6 +65,15 @@ struct CheckerTests {
         #expect(report.staleTokensAccepted == 0)
     }
 
+    @Test func onlyAnUnreproducedUnsafeScenarioIsWorthRetrying() {
+        #expect(ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.notReproduced]))
+        #expect(!ScenarioResult.isWorthRetrying(.unsafe, []))
+        #expect(!ScenarioResult.isWorthRetrying(.unsafe, ["2 stale tokens accepted despite fencing"]))
+        #expect(!ScenarioResult.isWorthRetrying(.unsafe, ["the fault was never injected", ChaosRunner.notReproduced]))
+        #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: 0.9), ["1 mutual-exclusion violations"]))
+        #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: nil), [ChaosRunner.notReproduced]))
+    }
+
     @Test func aRecordSurvivesItsWitnessLine() {
         let record = section(3, enter: 123, exit: 456, validUntil: 789, token: 42, accepted: false)
         #expect(AttemptRecord(line: record.line) == record)
