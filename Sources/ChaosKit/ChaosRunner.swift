@@ -122,7 +122,7 @@ public struct ChaosRunner: Sendable {
                     "--masters", proxies[group].map { "127.0.0.1:\($0.port)" }.joined(separator: ","),
                     "--witness", witnessServer.hostAndPort,
                     "--ttl-ms", String(scenario.ttl.nanoseconds / 1_000_000), "--hold-ms", String(scenario.hold.nanoseconds / 1_000_000),
-                    "--think-ms", String(think.nanoseconds / 1_000_000),
+                    "--think-ms", String((scenario.think ?? think).nanoseconds / 1_000_000),
                 ] + (scenario.fenced ? ["--fenced"] : [])))
             }
             let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFiles: clockFiles)
