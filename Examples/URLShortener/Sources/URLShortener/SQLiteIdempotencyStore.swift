@@ -13,10 +13,12 @@ public struct SQLiteIdempotencyStore: IdempotencyResponseStore {
     public init(database: ShortURLDatabase) { self.database = database }
 
     public func response(for key: String) async throws -> StoredResponse? {
-        let row = try await database.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT response FROM \(Self.tableName) WHERE key = ? AND expiresAt > ?", arguments: [key, Date()])
+        // Fetch Data (Sendable), not a Row, so that GRDB's async read is the overload chosen and
+        // the query does not block a cooperative thread.
+        let data = try await database.writer.read { db in
+            try Data.fetchOne(db, sql: "SELECT response FROM \(Self.tableName) WHERE key = ? AND expiresAt > ?", arguments: [key, Date()])
         }
-        guard let data: Data = row?["response"] else { return nil }
+        guard let data else { return nil }
         return try JSONDecoder().decode(StoredResponse.self, from: data)
     }
 
