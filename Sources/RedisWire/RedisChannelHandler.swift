@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// The NIO side of one connection: writes encoded commands, feeds replies through hiredis
@@ -15,18 +16,26 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias Completion = (Result<RESPValue, RedisWireError>) -> Void
 
     private struct Pending {
-        let completion: Completion
+        let sink: ReplySink
         let deadline: NIODeadline
+        /// Set for an EVALSHA: re-sent as EVAL when the server answers NOSCRIPT.
+        let script: RedisScriptCall?
     }
 
     private var pending = CircularBuffer<Pending>(initialCapacity: 32)
     private let reader = HiredisReader()
     private var context: ChannelHandlerContext?
+    private let logger: Logger
     private var flushScheduled = false
-    /// Commands queued during this tick, sent as one write and one flush at its end (or as soon
-    /// as `eagerFlushCommands` have queued).
-    private var outbound = ByteBuffer()
-    /// Commands in `outbound`.
+    /// The only command queued during this tick, written as it is: a fan-out's one encoded
+    /// command goes to every server without a copy or a buffer of ours.
+    private var single: ByteBuffer?
+    /// Commands queued during this tick once there is more than one, sent as one write and one
+    /// flush at its end (or as soon as `eagerFlushCommands` have queued).
+    private var outbound: ByteBuffer?
+    /// Size of the last batch, to size the next one.
+    private var lastBatchBytes = 256
+    /// Commands queued and not yet written.
     private var unflushed = 0
     /// Past this many commands in one tick, flush at once instead of at the tick's end.
     static let eagerFlushCommands = 32
@@ -37,6 +46,10 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Whether this connection has been dropped (timeout, protocol error, close) and must not
     /// take new commands, even before its channel has finished closing.
     var isDropped: Bool { failure != nil || context == nil }
+
+    init(logger: Logger = Logger(label: "redis-wire")) {
+        self.logger = logger
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -52,13 +65,31 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// ``eagerFlushCommands`` queued commands the batch goes out at once, so the server works
     /// on it while later callers queue theirs.
     func send(_ encoded: ByteBuffer, deadline: NIODeadline, completion: @escaping Completion) {
+        send(encoded, deadline: deadline, sink: .closure(completion), script: nil)
+    }
+
+    /// Queues one encoded command whose reply goes to `sink`; `script` makes a NOSCRIPT reply
+    /// re-send the command as EVAL instead of completing.
+    func send(_ encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?) {
         guard let context, failure == nil else {
-            completion(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
+            sink.deliver(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
             return
         }
-        pending.append(Pending(completion: completion, deadline: deadline))
-        var encoded = encoded
-        outbound.writeBuffer(&encoded)
+        pending.append(Pending(sink: sink, deadline: deadline, script: script))
+        if unflushed == 0 {
+            single = encoded
+        } else {
+            if outbound == nil {
+                var batch = context.channel.allocator.buffer(capacity: lastBatchBytes)
+                if var first = single {
+                    batch.writeBuffer(&first)
+                    single = nil
+                }
+                outbound = batch
+            }
+            var encoded = encoded
+            outbound!.writeBuffer(&encoded)
+        }
         unflushed += 1
         if unflushed >= Self.eagerFlushCommands {
             // Many callers in one tick: send what we have now so the server starts on it while
@@ -85,9 +116,14 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private func flushOutbound(context: ChannelHandlerContext) {
         guard unflushed > 0 else { return }
         unflushed = 0
-        let batch = outbound
-        outbound = context.channel.allocator.buffer(capacity: max(batch.readableBytes, 256))
-        context.writeAndFlush(wrapOutboundOut(batch), promise: nil)
+        if let command = single {
+            single = nil
+            context.writeAndFlush(wrapOutboundOut(command), promise: nil)
+        } else if let batch = outbound {
+            outbound = nil
+            lastBatchBytes = max(batch.readableBytes, 256)
+            context.writeAndFlush(wrapOutboundOut(batch), promise: nil)
+        }
     }
 
     /// Promise-based form of ``send(_:deadline:completion:)``.
@@ -108,10 +144,26 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
                 guard let head = pending.popFirst() else {
                     throw RedisWireError(.protocolError, "reply received with no command in flight")
                 }
-                head.completion(reply)
+                if let script = head.script, case .failure(let error) = reply, error.serverErrorPrefix == "NOSCRIPT" {
+                    sendAsEval(script, deadline: head.deadline, sink: head.sink)
+                } else {
+                    head.sink.deliver(reply)
+                }
             }
         } catch {
             drop(error, context: context)
+        }
+    }
+
+    /// The server does not have the script cached (restarted, or `SCRIPT FLUSH`): send its
+    /// source, which also caches it for the next EVALSHA.
+    private func sendAsEval(_ script: RedisScriptCall, deadline: NIODeadline, sink: ReplySink) {
+        logger.debug("script not cached on server, sending EVAL", metadata: ["redis.script": "\(script.script.sha1)"])
+        do throws(RedisWireError) {
+            let eval = try RedisCommand.eval(script.script, keys: script.keys, arguments: script.arguments)
+            send(eval.encoded, deadline: deadline, sink: sink, script: nil)
+        } catch {
+            sink.deliver(.failure(error))
         }
     }
 
@@ -151,7 +203,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             let timeout = RedisWireError(.timeout, "command deadline passed before the reply arrived")
             var survivors = CircularBuffer<Pending>()
             while let entry = pending.popFirst() {
-                if entry.deadline <= now { entry.completion(.failure(timeout)) } else { survivors.append(entry) }
+                if entry.deadline <= now { entry.sink.deliver(.failure(timeout)) } else { survivors.append(entry) }
             }
             pending = survivors
             drop(RedisWireError(.connectionClosed, "connection dropped after another command timed out"), context: context)
@@ -172,7 +224,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         timer = nil
         timerDeadline = .distantFuture
         while let entry = pending.popFirst() {
-            entry.completion(.failure(error))
+            entry.sink.deliver(.failure(error))
         }
     }
 }

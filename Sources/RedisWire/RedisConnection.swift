@@ -36,7 +36,8 @@ public final class RedisConnection: @unchecked Sendable {
     private struct Waiter {
         let encoded: ByteBuffer
         let deadline: NIODeadline
-        let completion: RedisChannelHandler.Completion
+        let sink: ReplySink
+        let script: RedisScriptCall?
     }
 
     private var state: State = .idle
@@ -79,7 +80,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends a pre-encoded command and waits for its reply.
     public func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
-        try await onLoop { self.send(encoded: command.encoded, deadline: deadline, completion: $0) }
+        try await onLoop { self.send(encoded: command.encoded, deadline: deadline, sink: .closure($0), script: nil) }
     }
 
     /// Runs `start` on the event loop (directly when already there) and waits for the
@@ -164,7 +165,7 @@ public final class RedisConnection: @unchecked Sendable {
             case .connected(let channel, _):
                 return channel.close().recover { _ in }
             case .connecting(let waiters):
-                for waiter in waiters { waiter.completion(.failure(closed)) }
+                for waiter in waiters { waiter.sink.deliver(.failure(closed)) }
                 return self.eventLoop.makeSucceededVoidFuture()
             default:
                 return self.eventLoop.makeSucceededVoidFuture()
@@ -179,50 +180,52 @@ public final class RedisConnection: @unchecked Sendable {
     /// This is the cheapest way to send: no promise, no future, no encoding.
     public func send(_ command: RedisCommand, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
         eventLoop.preconditionInEventLoop()
-        send(encoded: command.encoded, deadline: deadline, completion: completion)
+        send(encoded: command.encoded, deadline: deadline, sink: .closure(completion), script: nil)
+    }
+
+    /// Sends a pre-encoded command whose reply goes to `receiver` with `tag`; must be called on
+    /// ``eventLoop``, and the receiver is called there. Costs no allocation per command.
+    public func send(_ command: RedisCommand, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
+        eventLoop.preconditionInEventLoop()
+        send(encoded: command.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: nil)
     }
 
     /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`; must be called
     /// on ``eventLoop``. `completion` runs on it.
     public func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
         eventLoop.preconditionInEventLoop()
-        send(encoded: call.evalsha.encoded, deadline: deadline) { result in
-            guard case .failure(let error) = result, error.serverErrorPrefix == "NOSCRIPT" else {
-                completion(result)
-                return
-            }
-            self.logger.debug("script not cached on server, sending EVAL", metadata: ["redis.script": "\(call.script.sha1)"])
-            do throws(RedisWireError) {
-                let eval = try RedisCommand.eval(call.script, keys: call.keys, arguments: call.arguments)
-                self.send(encoded: eval.encoded, deadline: deadline, completion: completion)
-            } catch {
-                completion(.failure(error))
-            }
-        }
+        send(encoded: call.evalsha.encoded, deadline: deadline, sink: .closure(completion), script: call)
     }
 
-    private func send(encoded: ByteBuffer, deadline: NIODeadline, completion: @escaping RedisChannelHandler.Completion) {
+    /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`, with its reply
+    /// going to `receiver` with `tag`; must be called on ``eventLoop``.
+    public func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
+        eventLoop.preconditionInEventLoop()
+        send(encoded: call.evalsha.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: call)
+    }
+
+    private func send(encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?) {
         switch state {
         case .connected(_, let handler) where handler.isDropped:
             // Dropped but not yet closed (its close callback has not run): re-dial now rather
             // than hand the command to a connection that can only fail it.
             state = .idle
             dial()
-            send(encoded: encoded, deadline: deadline, completion: completion)
+            send(encoded: encoded, deadline: deadline, sink: sink, script: script)
         case .connected(_, let handler):
-            handler.send(encoded, deadline: deadline, completion: completion)
+            handler.send(encoded, deadline: deadline, sink: sink, script: script)
         case .idle:
             dial()
-            send(encoded: encoded, deadline: deadline, completion: completion)
+            send(encoded: encoded, deadline: deadline, sink: sink, script: script)
         case .connecting(var waiters):
             state = .idle  // avoid a copy-on-write of the array while we append
-            waiters.append(Waiter(encoded: encoded, deadline: deadline, completion: completion))
+            waiters.append(Waiter(encoded: encoded, deadline: deadline, sink: sink, script: script))
             state = .connecting(waiters: waiters)
             eventLoop.scheduleTask(deadline: deadline) { [self] in self.expireWaiters() }
         case .down(_, let error):
-            completion(.failure(RedisWireError(.unavailable, "server is down, re-dialling in the background: \(error.message)")))
+            sink.deliver(.failure(RedisWireError(.unavailable, "server is down, re-dialling in the background: \(error.message)")))
         case .closed:
-            completion(.failure(RedisWireError(.closed, "connection was closed")))
+            sink.deliver(.failure(RedisWireError(.closed, "connection was closed")))
         }
     }
 
@@ -238,7 +241,7 @@ public final class RedisConnection: @unchecked Sendable {
         // join the waiters rather than be overwritten.
         state = .connecting(waiters: kept)
         for waiter in expired {
-            waiter.completion(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
+            waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
         }
     }
 
@@ -248,7 +251,7 @@ public final class RedisConnection: @unchecked Sendable {
         default: return
         }
         state = .connecting(waiters: [])
-        let handler = RedisChannelHandler()
+        let handler = RedisChannelHandler(logger: logger)
         let connectTimeout = configuration.connectTimeout
         let setupDeadline = NIODeadline.now() + .nanoseconds(connectTimeout.nanoseconds)
         transport.connect(to: address, on: eventLoop, timeout: connectTimeout) { channel in
@@ -311,9 +314,9 @@ public final class RedisConnection: @unchecked Sendable {
         let now = NIODeadline.now()
         for waiter in waiters {
             if waiter.deadline <= now {
-                waiter.completion(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
+                waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
             } else {
-                handler.send(waiter.encoded, deadline: waiter.deadline, completion: waiter.completion)
+                handler.send(waiter.encoded, deadline: waiter.deadline, sink: waiter.sink, script: waiter.script)
             }
         }
         for promise in connectedWaiters { promise.succeed() }
@@ -346,7 +349,7 @@ public final class RedisConnection: @unchecked Sendable {
         }
         let promises = connectedWaiters
         connectedWaiters = []
-        for waiter in waiters { waiter.completion(.failure(unavailable)) }
+        for waiter in waiters { waiter.sink.deliver(.failure(unavailable)) }
         for promise in promises { promise.fail(unavailable) }
     }
 

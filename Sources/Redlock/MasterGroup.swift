@@ -13,32 +13,38 @@ struct MasterGroup: Sendable {
     var count: Int { connections.count }
     var quorum: Int { connections.count / 2 + 1 }
 
-    /// Sends one command, encoded once, to every master (or to `indices`) at once and
-    /// completes when `decided` says the replies so far settle the question, when every
+    /// Sends one command, encoded once, to every master (or to `indices`) at once and calls
+    /// `done` once: when `decided` says the replies so far settle the question, when every
     /// addressed master has answered or failed, or (with `lateReplyGrace`) that long after a
-    /// quorum has answered without settling it. Must be called on ``eventLoop``.
+    /// quorum has answered without settling it. Must be called on ``eventLoop``; `done` runs
+    /// there, possibly before this returns (when every master fails at once).
     func fanOut(
         _ command: FanOutCommand,
         to indices: [Int]? = nil,
         deadline: NIODeadline,
         lateReplyGrace: Duration? = nil,
-        until decided: (@Sendable (Replies) -> Bool)? = nil
-    ) -> EventLoopFuture<Replies> {
+        until decided: (@Sendable (Replies) -> Bool)? = nil,
+        then done: @escaping @Sendable (Replies) -> Void
+    ) {
         eventLoop.preconditionInEventLoop()
-        let targets = indices ?? Array(connections.indices)
-        let collector = FanIn(count: connections.count, expected: targets.count, promise: eventLoop.makePromise(), decided: decided)
+        let expected = indices?.count ?? connections.count
+        let collector = FanIn(count: connections.count, expected: expected, decided: decided, done: done)
         if let lateReplyGrace {
             collector.grace = (quorum, .nanoseconds(lateReplyGrace.nanoseconds), eventLoop)
         }
-        if targets.isEmpty { collector.promise.succeed(collector.replies) }
-        for index in targets {
-            let completion: @Sendable (Result<RESPValue, RedisWireError>) -> Void = { collector.record(index, $0) }
-            switch command {
-            case .plain(let plain): connections[index].send(plain, deadline: deadline, completion: completion)
-            case .script(let call): connections[index].evaluate(call, deadline: deadline, completion: completion)
-            }
+        if expected == 0 { collector.finish() }
+        if let indices {
+            for index in indices { send(command, to: index, deadline: deadline, collector) }
+        } else {
+            for index in connections.indices { send(command, to: index, deadline: deadline, collector) }
         }
-        return collector.promise.futureResult
+    }
+
+    private func send(_ command: FanOutCommand, to index: Int, deadline: NIODeadline, _ collector: FanIn) {
+        switch command {
+        case .plain(let plain): connections[index].send(plain, deadline: deadline, receiver: collector, tag: index)
+        case .script(let call): connections[index].evaluate(call, deadline: deadline, receiver: collector, tag: index)
+        }
     }
 }
 
@@ -64,8 +70,9 @@ enum FanOutCommand: Sendable {
     }
 }
 
-/// Collects the replies of one fan-out. Confined to the group's event loop.
-private final class FanIn: @unchecked Sendable {
+/// Collects the replies of one fan-out: the one receiver every master's connection answers,
+/// tagged with the master's index. Confined to the group's event loop.
+private final class FanIn: RedisReplyReceiver, @unchecked Sendable {
     // @unchecked: created and completed on the event loop; every callback runs there.
     var replies: Replies
     var outstanding: Int
@@ -74,21 +81,21 @@ private final class FanIn: @unchecked Sendable {
     /// After `quorum` answers without a decision, complete `after` later on `loop`.
     var grace: (quorum: Int, after: TimeAmount, loop: any EventLoop)?
     var graceTimer: Scheduled<Void>?
-    let promise: EventLoopPromise<Replies>
     let decided: (@Sendable (Replies) -> Bool)?
+    let completion: @Sendable (Replies) -> Void
 
-    init(count: Int, expected: Int, promise: EventLoopPromise<Replies>, decided: (@Sendable (Replies) -> Bool)?) {
+    init(count: Int, expected: Int, decided: (@Sendable (Replies) -> Bool)?, done: @escaping @Sendable (Replies) -> Void) {
         self.replies = Replies(repeating: nil, count: count)
         self.outstanding = expected
-        self.promise = promise
         self.decided = decided
+        self.completion = done
     }
 
-    func record(_ index: Int, _ result: Result<RESPValue, RedisWireError>) {
+    func receive(_ reply: Result<RESPValue, RedisWireError>, tag index: Int) {
         guard !done else { return }
-        replies[index] = result
+        replies[index] = reply
         outstanding -= 1
-        if case .success = result { answered += 1 }
+        if case .success = reply { answered += 1 }
         if outstanding == 0 || decided?(replies) == true {
             finish()
         } else if let grace, graceTimer == nil, answered >= grace.quorum {
@@ -96,10 +103,10 @@ private final class FanIn: @unchecked Sendable {
         }
     }
 
-    private func finish() {
+    func finish() {
         guard !done else { return }
         done = true
         graceTimer?.cancel()
-        promise.succeed(replies)
+        completion(replies)
     }
 }

@@ -142,7 +142,7 @@ public final class Redlock: Service, Sendable {
             attempt += 1
             metrics.attempts.increment()
             let started = clock.now
-            let outcome = await onLoop { self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl) }
+            let outcome = await onLoop { self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl, completion: $0) }
             metrics.acquireLatency.recordNanoseconds((clock.now - started).nanoseconds)
             switch outcome {
             case .success(let lock):
@@ -165,17 +165,21 @@ public final class Redlock: Service, Sendable {
     }
 
     /// One attempt, entirely on the event loop: SET-with-fence on every master, raise lagging
-    /// fencing counters, compute the validity, and on failure release everywhere.
-    private func attempt(resources: [String], lockKeys: [[UInt8]], fenceKeys: [[UInt8]], value: [UInt8], ttl: Duration) -> EventLoopFuture<Result<Lock, RedlockError>> {
+    /// fencing counters, compute the validity, and on failure release everywhere. Calls
+    /// `completion` once, on the loop.
+    private func attempt(
+        resources: [String], lockKeys: [[UInt8]], fenceKeys: [[UInt8]], value: [UInt8], ttl: Duration,
+        completion: @escaping @Sendable (Result<Lock, RedlockError>) -> Void
+    ) {
         let start = ContinuousClock.now
         let quorum = group.quorum
         let count = group.count
-        let retention = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
         let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
         let deadline = instanceDeadline()
         let command: FanOutCommand
         do throws(RedlockError) {
             if !fenceKeys.isEmpty {
+                let retention = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
                 let seed = Array(String(Self.fencingSeed()).utf8)
                 command = try .script(Scripts.acquireFenced, keys: lockKeys + fenceKeys, arguments: [value, ttlArgument, retention, seed])
             } else if lockKeys.count == 1 {
@@ -184,12 +188,13 @@ public final class Redlock: Service, Sendable {
                 command = try .script(Scripts.acquireMany, keys: lockKeys, arguments: [value, ttlArgument])
             }
         } catch {
-            return group.eventLoop.makeSucceededFuture(.failure(error))
+            completion(.failure(error))
+            return
         }
         // A split vote (a rival holds some masters) is otherwise settled only by the last
         // masters; when those are paused or partitioned every contender would wait for the
         // instance timeout before retrying.
-        return group.fanOut(command, deadline: deadline, lateReplyGrace: configuration.lateReplyGrace, until: { replies in
+        let decided: @Sendable (Replies) -> Bool = { replies in
             var granted = 0
             var pending = 0
             for reply in replies {
@@ -200,8 +205,8 @@ public final class Redlock: Service, Sendable {
                 }
             }
             return granted >= quorum || granted + pending < quorum
-        })
-        .flatMap { replies in
+        }
+        group.fanOut(command, deadline: deadline, lateReplyGrace: configuration.lateReplyGrace, until: decided) { replies in
             var granted: [(index: Int, tokens: [Int64])] = []
             var answered = 0
             for (index, reply) in replies.enumerated() {
@@ -209,7 +214,7 @@ public final class Redlock: Service, Sendable {
                 case .success(.null)?:
                     answered += 1
                 case .success(let value)?:
-                    granted.append((index, value.array?.map { $0.integer ?? 0 } ?? []))
+                    granted.append((index, fenceKeys.isEmpty ? [] : value.array?.map { $0.integer ?? 0 } ?? []))
                     answered += 1
                 case .failure(let error)?:
                     self.metrics.masterError(index, code: error.code.description)
@@ -221,51 +226,55 @@ public final class Redlock: Service, Sendable {
                 let error = answered >= quorum
                     ? RedlockError(.lockHeld, "resource is held by another owner")
                     : RedlockError(.quorumUnreachable, "only \(answered) of \(count) masters answered; \(quorum) needed")
-                return self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies).map { .failure(error) }
+                self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies) { completion(.failure(error)) }
+                return
             }
             var tokens = [Int64](repeating: 0, count: fenceKeys.count)
             for entry in granted {
                 for (slot, token) in entry.tokens.enumerated() where slot < tokens.count { tokens[slot] = max(tokens[slot], token) }
             }
             let finalTokens = tokens
-            let grantedCount = granted.count
-            let lagging = granted.filter { $0.tokens != finalTokens }.map(\.index)
-            let raised: EventLoopFuture<Int>
-            if lagging.isEmpty {
-                raised = self.group.eventLoop.makeSucceededFuture(grantedCount)
-            } else {
-                // Masters of the quorum whose counters are behind the token we hand out must
-                // catch up, or a later quorum that overlaps only them could hand out a lower one.
-                let raiseArguments = tokens.map { Array(String($0).utf8) } + [retention]
-                guard let raise = try? FanOutCommand.script(Scripts.raiseCounters, keys: fenceKeys, arguments: raiseArguments) else {
-                    return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
-                }
-                raised = self.group.fanOut(raise, to: lagging, deadline: self.instanceDeadline()).map { raiseReplies in
-                    grantedCount - lagging.count + lagging.filter { if case .success? = raiseReplies[$0] { true } else { false } }.count
-                }
-            }
-            return raised.flatMap { confirmed in
+            let conclude: @Sendable (Int) -> Void = { confirmed in
                 let elapsed = ContinuousClock.now - start
                 let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
                 if confirmed < quorum {
                     let error = RedlockError(.quorumUnreachable, "fencing counters could not be raised on a quorum")
-                    return self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies).map { .failure(error) }
+                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies) { completion(.failure(error)) }
+                    return
                 }
                 guard validity > .zero else {
                     let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL")
-                    return self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies).map { .failure(error) }
+                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies) { completion(.failure(error)) }
+                    return
                 }
-                let lock = Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), value: value)
-                return self.group.eventLoop.makeSucceededFuture(.success(lock))
+                let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
+                completion(.success(Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)))
+            }
+            let lagging = fenceKeys.isEmpty ? [] : granted.filter { $0.tokens != finalTokens }.map(\.index)
+            if lagging.isEmpty {
+                conclude(granted.count)
+                return
+            }
+            // Masters of the quorum whose counters are behind the token we hand out must catch
+            // up, or a later quorum that overlaps only them could hand out a lower one.
+            let retention = Array(String(self.configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
+            let raiseArguments = tokens.map { Array(String($0).utf8) } + [retention]
+            guard let raise = try? FanOutCommand.script(Scripts.raiseCounters, keys: fenceKeys, arguments: raiseArguments) else {
+                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                return
+            }
+            let grantedCount = granted.count
+            self.group.fanOut(raise, to: lagging, deadline: self.instanceDeadline()) { raiseReplies in
+                conclude(grantedCount - lagging.count + lagging.filter { if case .success? = raiseReplies[$0] { true } else { false } }.count)
             }
         }
     }
 
     /// Releases on every master that may hold our value: those that granted it, and those
     /// that timed out or have not answered yet (the SET may have landed). A master that
-    /// answered nil provably did not set it. Waits only for the masters that answered the
-    /// acquisition, which are responsive.
-    private func releaseAfterFailure(lockKeys: [[UInt8]], value: [UInt8], answered: Replies) -> EventLoopFuture<Void> {
+    /// answered nil provably did not set it. Calls `then` once the masters that answered the
+    /// acquisition (which are responsive) have answered the release.
+    private func releaseAfterFailure(lockKeys: [[UInt8]], value: [UInt8], answered: Replies, then: @escaping @Sendable () -> Void) {
         var targets: [Int] = []
         var responsive: [Int] = []
         for (index, reply) in answered.enumerated() {
@@ -276,13 +285,14 @@ public final class Redlock: Service, Sendable {
             }
         }
         guard !targets.isEmpty, let release = try? FanOutCommand.script(Scripts.release, keys: lockKeys, arguments: [value, Self.exactMode]) else {
-            return group.eventLoop.makeSucceededVoidFuture()
+            then()
+            return
         }
         let awaited = responsive
-        let sent = group.fanOut(release, to: targets, deadline: instanceDeadline()) { replies in
-            awaited.allSatisfy { replies[$0] != nil }
+        group.fanOut(release, to: targets, deadline: instanceDeadline(), until: { replies in awaited.allSatisfy { replies[$0] != nil } }) { _ in
+            if !awaited.isEmpty { then() }
         }
-        return responsive.isEmpty ? group.eventLoop.makeSucceededVoidFuture() : sent.map { _ in }
+        if awaited.isEmpty { then() }
     }
 
     // MARK: - Extend
@@ -307,7 +317,7 @@ public final class Redlock: Service, Sendable {
 
     private func extend(_ lock: Lock, match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Lock {
         try validate(resources: lock.resources, ttl: ttl)
-        let result = await onLoop { self.extendOnLoop(lock, match: match, ttl: ttl) }
+        let result = await onLoop { self.extendOnLoop(lock, match: match, ttl: ttl, completion: $0) }
         switch result {
         case .success(let lock):
             metrics.extended.increment()
@@ -318,7 +328,7 @@ public final class Redlock: Service, Sendable {
         }
     }
 
-    private func extendOnLoop(_ lock: Lock, match: ValueMatch, ttl: Duration) -> EventLoopFuture<Result<Lock, RedlockError>> {
+    private func extendOnLoop(_ lock: Lock, match: ValueMatch, ttl: Duration, completion: @escaping @Sendable (Result<Lock, RedlockError>) -> Void) {
         let start = ContinuousClock.now
         let quorum = group.quorum
         let keys = lock.resources.map(lockKey)
@@ -327,43 +337,47 @@ public final class Redlock: Service, Sendable {
         do throws(RedlockError) {
             command = try .script(Scripts.extend, keys: keys, arguments: [match.bytes, ttlArgument, match.mode])
         } catch {
-            return group.eventLoop.makeSucceededFuture(.failure(error))
+            completion(.failure(error))
+            return
         }
-        return group.fanOut(command, deadline: instanceDeadline())
-            .flatMap { replies in
-                var extended = 0
-                var answered = 0
-                var missing: [Int] = []
-                for (index, reply) in replies.enumerated() {
-                    guard case .success(let value)? = reply else {
-                        if case .failure(let error)? = reply { self.metrics.masterError(index, code: error.code.description) }
-                        continue
-                    }
-                    answered += 1
-                    switch value.integer {
-                    case .some(1): extended += 1
-                    case .some(-1): missing.append(index)
-                    default: break
-                    }
+        group.fanOut(command, deadline: instanceDeadline()) { replies in
+            var extended = 0
+            var answered = 0
+            var missing: [Int] = []
+            for (index, reply) in replies.enumerated() {
+                guard case .success(let value)? = reply else {
+                    if case .failure(let error)? = reply { self.metrics.masterError(index, code: error.code.description) }
+                    continue
                 }
-                let elapsed = ContinuousClock.now - start
-                let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
-                guard extended >= quorum else {
-                    let error = answered >= quorum
-                        ? RedlockError(.lockLost, "only \(extended) of \(replies.count) masters still hold the lock")
-                        : RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the extension")
-                    return self.group.eventLoop.makeSucceededFuture(.failure(error))
+                answered += 1
+                switch value.integer {
+                case .some(1): extended += 1
+                case .some(-1): missing.append(index)
+                default: break
                 }
-                guard validity > .zero else {
-                    return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.lockLost, "extension took \(elapsed), no validity left")))
-                }
-                let extendedLock = lock.with(validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), ttl: ttl)
-                guard !missing.isEmpty, case .exact = match else { return self.group.eventLoop.makeSucceededFuture(.success(extendedLock)) }
-                guard let reseed = try? FanOutCommand.script(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument]) else {
-                    return self.group.eventLoop.makeSucceededFuture(.success(extendedLock))
-                }
-                return self.group.fanOut(reseed, to: missing, deadline: self.instanceDeadline()).map { _ in .success(extendedLock) }
             }
+            let elapsed = ContinuousClock.now - start
+            let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
+            guard extended >= quorum else {
+                let error = answered >= quorum
+                    ? RedlockError(.lockLost, "only \(extended) of \(replies.count) masters still hold the lock")
+                    : RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the extension")
+                completion(.failure(error))
+                return
+            }
+            guard validity > .zero else {
+                completion(.failure(RedlockError(.lockLost, "extension took \(elapsed), no validity left")))
+                return
+            }
+            let extendedLock = lock.with(validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), ttl: ttl)
+            guard !missing.isEmpty, case .exact = match,
+                let reseed = try? FanOutCommand.script(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument])
+            else {
+                completion(.success(extendedLock))
+                return
+            }
+            self.group.fanOut(reseed, to: missing, deadline: self.instanceDeadline()) { _ in completion(.success(extendedLock)) }
+        }
     }
 
     // MARK: - Release
@@ -396,9 +410,10 @@ public final class Redlock: Service, Sendable {
         }
         let keys = resources.map(lockKey)
         let quorum = group.quorum
-        let result: Result<ReleaseOutcome, RedlockError> = await onLoop {
+        let result: Result<ReleaseOutcome, RedlockError> = await onLoop { completion in
             guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: [value, mode]) else {
-                return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                return
             }
             // Decided as soon as a quorum deleted it or too few can still have: a paused or
             // black-holed master costs the caller nothing (the command still reaches it).
@@ -410,7 +425,7 @@ public final class Redlock: Service, Sendable {
                 }
                 return deleted >= quorum || kept > replies.count - quorum
             }
-            return self.group.fanOut(release, deadline: self.instanceDeadline(), until: decided).map { replies in
+            self.group.fanOut(release, deadline: self.instanceDeadline(), until: decided) { replies in
                 var deleted = 0
                 var answered = 0
                 for reply in replies {
@@ -418,9 +433,13 @@ public final class Redlock: Service, Sendable {
                     answered += 1
                     if (value.integer ?? 0) > 0 { deleted += 1 }
                 }
-                if deleted >= quorum { return .success(.released) }
-                if answered >= quorum { return .success(.notHeld) }
-                return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the release"))
+                if deleted >= quorum {
+                    completion(.success(.released))
+                } else if answered >= quorum {
+                    completion(.success(.notHeld))
+                } else {
+                    completion(.failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the release")))
+                }
             }
         }
         switch result {
@@ -441,36 +460,40 @@ public final class Redlock: Service, Sendable {
         let counter = fenceKey(resource)
         let quorum = group.quorum
         let driftFactor = configuration.driftFactor
-        let result: Result<LockState, RedlockError> = await onLoop {
+        let result: Result<LockState, RedlockError> = await onLoop { completion in
             guard let inspect = try? FanOutCommand.script(Scripts.inspect, keys: [key, counter], arguments: []) else {
-                return self.group.eventLoop.makeSucceededFuture(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                return
             }
-            return self.group.fanOut(inspect, deadline: self.instanceDeadline()).map { replies in
-                var answered = 0
-                var holders: [[UInt8]: [Int64]] = [:]
-                var tokens: [[UInt8]: Int64] = [:]
-                for reply in replies {
-                    guard case .success(let value)? = reply, let triple = value.array, triple.count == 3 else { continue }
-                    answered += 1
-                    if let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0 {
-                        holders[holder, default: []].append(ttl)
-                        if let token = triple[2].string.flatMap({ Int64($0) }) { tokens[holder] = max(tokens[holder] ?? 0, token) }
-                    }
-                }
-                guard answered >= quorum else {
-                    return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
-                }
-                guard let (holder, ttls) = holders.first(where: { $0.value.count >= quorum }) else {
-                    return .success(LockState(isHeld: false, remaining: nil, holder: nil))
-                }
-                // The quorum-th largest TTL: the lock is held on a quorum at least that long.
-                let sorted = ttls.sorted(by: >)
-                let ttl = Duration.milliseconds(sorted[quorum - 1])
-                let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
-                return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: tokens[holder]))
-            }
+            self.group.fanOut(inspect, deadline: self.instanceDeadline()) { replies in completion(Self.lockState(replies, quorum: quorum, driftFactor: driftFactor)) }
         }
         return try result.get()
+    }
+
+    /// What a quorum of inspect replies says about the lock.
+    private static func lockState(_ replies: Replies, quorum: Int, driftFactor: Double) -> Result<LockState, RedlockError> {
+        var answered = 0
+        var holders: [[UInt8]: [Int64]] = [:]
+        var tokens: [[UInt8]: Int64] = [:]
+        for reply in replies {
+            guard case .success(let value)? = reply, let triple = value.array, triple.count == 3 else { continue }
+            answered += 1
+            if let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0 {
+                holders[holder, default: []].append(ttl)
+                if let token = triple[2].string.flatMap({ Int64($0) }) { tokens[holder] = max(tokens[holder] ?? 0, token) }
+            }
+        }
+        guard answered >= quorum else {
+            return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
+        }
+        guard let (holder, ttls) = holders.first(where: { $0.value.count >= quorum }) else {
+            return .success(LockState(isHeld: false, remaining: nil, holder: nil))
+        }
+        // The quorum-th largest TTL: the lock is held on a quorum at least that long.
+        let sorted = ttls.sorted(by: >)
+        let ttl = Duration.milliseconds(sorted[quorum - 1])
+        let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
+        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: tokens[holder]))
     }
 
     // MARK: - Helpers
@@ -482,19 +505,15 @@ public final class Redlock: Service, Sendable {
         .now() + .nanoseconds(configuration.instanceTimeout.nanoseconds)
     }
 
-    /// Runs `body` on the masters' event loop and awaits its result: one hop in, one out (none
-    /// when the caller already runs on that loop).
-    private func onLoop<T: Sendable>(_ body: @escaping @Sendable () -> EventLoopFuture<Result<T, RedlockError>>) async -> Result<T, RedlockError> {
+    /// Runs `body` on the masters' event loop and awaits the result it passes to its completion
+    /// (which must be called exactly once, on the loop): one hop in, one out, none when the
+    /// caller already runs on that loop. No promise or future on this path.
+    private func onLoop<T: Sendable>(
+        _ body: @escaping @Sendable (@escaping @Sendable (Result<T, RedlockError>) -> Void) -> Void
+    ) async -> Result<T, RedlockError> {
         let eventLoop = group.eventLoop
         return await withUnsafeContinuation { continuation in
-            let start: @Sendable () -> Void = {
-                body().whenComplete { result in
-                    switch result {
-                    case .success(let value): continuation.resume(returning: value)
-                    case .failure(let error): continuation.resume(returning: .failure(RedlockError(.shutdown, "event loop failed: \(error)")))
-                    }
-                }
-            }
+            let start: @Sendable () -> Void = { body { continuation.resume(returning: $0) } }
             if eventLoop.inEventLoop { start() } else { eventLoop.execute(start) }
         }
     }
@@ -502,7 +521,7 @@ public final class Redlock: Service, Sendable {
     private func validate(resources: [String], ttl: Duration) throws(RedlockError) {
         guard !resources.isEmpty else { throw RedlockError(.invalidArgument, "at least one resource is needed") }
         guard !resources.contains(where: \.isEmpty) else { throw RedlockError(.invalidArgument, "resource names must not be empty") }
-        guard Set(resources).count == resources.count else { throw RedlockError(.invalidArgument, "resources must be distinct") }
+        guard resources.count == 1 || Set(resources).count == resources.count else { throw RedlockError(.invalidArgument, "resources must be distinct") }
         guard ttl >= .milliseconds(1) else { throw RedlockError(.invalidArgument, "ttl must be at least 1 ms") }
         guard Validity.drift(ttl: ttl, driftFactor: configuration.driftFactor) < ttl else {
             throw RedlockError(.invalidArgument, "ttl \(ttl) is shorter than its drift allowance")

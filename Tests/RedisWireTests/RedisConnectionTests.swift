@@ -145,6 +145,39 @@ struct RedisConnectionTests {
         }
     }
 
+    @Test func aSharedReceiverGetsEachReplyOnceUnderItsTagIncludingAfterANoscriptFallback() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            try await connection.connect()
+            let script = RedisScript("return 'script-' .. ARGV[1]")
+            _ = try await connection.send("SCRIPT", "FLUSH")
+            let receiver = TaggedReplies()
+            let count = 40
+            // Even tags are plain ECHOs, odd tags the uncached script: its first EVALSHA gets
+            // NOSCRIPT and is re-sent as EVAL, behind later commands, yet lands on its own tag.
+            let plain = try (0..<count).map { try RedisCommand(["ECHO", "plain-\($0)"].map { Array($0.utf8) }) }
+            let calls = try (0..<count).map { try RedisScriptCall(script, keys: [], arguments: [Array(String($0).utf8)]) }
+            let deadline = NIODeadline.now() + .seconds(5)
+            try await connection.eventLoop.submit {
+                for tag in 0..<count {
+                    if tag % 2 == 0 {
+                        connection.send(plain[tag], deadline: deadline, receiver: receiver, tag: tag)
+                    } else {
+                        connection.evaluate(calls[tag], deadline: deadline, receiver: receiver, tag: tag)
+                    }
+                }
+            }.get()
+            for _ in 0..<500 where receiver.count < count { try await Task.sleep(for: .milliseconds(10)) }  // bounded: 5 s
+            let replies = receiver.snapshot
+            #expect(replies.count == count)
+            for tag in 0..<count {
+                let expected = tag % 2 == 0 ? "plain-\(tag)" : "script-\(tag)"
+                #expect(replies[tag] == [expected], "tag \(tag)")
+            }
+            await connection.close()
+        }
+    }
+
     @Test func errorRepliesSurfaceAsTypedErrorsWithTheServersMessage() async throws {
         try await withRedisServers(count: 1) { group throws in
             let connection = RedisConnection(address: group[0].address)
@@ -209,4 +242,21 @@ extension Result where Failure == RedisWireError {
         if case .failure(let error) = self { return error.code }
         return nil
     }
+}
+
+/// Records every reply a connection hands it, by tag.
+private final class TaggedReplies: RedisReplyReceiver {
+    private let replies = Mutex<[Int: [String]]>([:])
+
+    func receive(_ reply: Result<RESPValue, RedisWireError>, tag: Int) {
+        let text: String
+        switch reply {
+        case .success(let value): text = value.string ?? "\(value)"
+        case .failure(let error): text = "error: \(error.message)"
+        }
+        replies.withLock { $0[tag, default: []].append(text) }
+    }
+
+    var count: Int { replies.withLock { $0.values.reduce(0) { $0 + $1.count } } }
+    var snapshot: [Int: [String]] { replies.withLock { $0 } }
 }
