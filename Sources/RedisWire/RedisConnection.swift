@@ -80,17 +80,19 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends a pre-encoded command and waits for its reply.
     public func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
-        try await onLoop { self.send(encoded: command.encoded, deadline: deadline, sink: .closure($0), script: nil) }
+        try await sendAndWait(command.encoded, deadline: deadline, script: nil)
     }
 
-    /// Runs `start` on the event loop (directly when already there) and waits for the
-    /// completion it is handed: one hop in, no promise or future.
-    private func onLoop(
-        _ start: @escaping @Sendable (@escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) -> Void
-    ) async throws(RedisWireError) -> RESPValue {
+    /// Queues `encoded` on the event loop (directly when already there) and waits for its
+    /// reply: one hop in, and the reply resumes the caller's continuation itself, with no
+    /// promise, future or closure in between.
+    private func sendAndWait(_ encoded: ByteBuffer, deadline: NIODeadline, script: RedisScriptCall?) async throws(RedisWireError) -> RESPValue {
         let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
-            let complete: @Sendable (Result<RESPValue, RedisWireError>) -> Void = { continuation.resume(returning: $0) }
-            if eventLoop.inEventLoop { start(complete) } else { eventLoop.execute { start(complete) } }
+            if eventLoop.inEventLoop {
+                send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script)
+            } else {
+                eventLoop.execute { self.send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script) }
+            }
         }
         return try result.get()
     }
@@ -110,7 +112,7 @@ public final class RedisConnection: @unchecked Sendable {
     ) async throws(RedisWireError) -> RESPValue {
         let deadline = NIODeadline.now() + .nanoseconds((timeout ?? configuration.commandTimeout).nanoseconds)
         let call = try RedisScriptCall(script, keys: keys, arguments: arguments)
-        return try await onLoop { self.evaluate(call, deadline: deadline, completion: $0) }
+        return try await sendAndWait(call.evalsha.encoded, deadline: deadline, script: call)
     }
 
     /// Dials now (if not connected) and waits until the connection is usable.

@@ -11,11 +11,14 @@ public protocol RedisReplyReceiver: AnyObject, Sendable {
 enum ReplySink {
     case closure(RedisChannelHandler.Completion)
     case receiver(any RedisReplyReceiver, tag: Int)
+    /// An awaiting caller, resumed directly.
+    case continuation(UnsafeContinuation<Result<RESPValue, RedisWireError>, Never>)
 
     func deliver(_ reply: Result<RESPValue, RedisWireError>) {
         switch self {
         case .closure(let completion): completion(reply)
         case .receiver(let receiver, let tag): receiver.receive(reply, tag: tag)
+        case .continuation(let continuation): continuation.resume(returning: reply)
         }
     }
 }
