@@ -192,13 +192,6 @@ public final class RedisConnection: @unchecked Sendable {
         send(encoded: command.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: nil)
     }
 
-    /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`; must be called
-    /// on ``eventLoop``. `completion` runs on it.
-    public func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
-        eventLoop.preconditionInEventLoop()
-        send(encoded: call.evalsha.encoded, deadline: deadline, sink: .closure(completion), script: call)
-    }
-
     /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`, with its reply
     /// going to `receiver` with `tag`; must be called on ``eventLoop``.
     public func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {

@@ -34,6 +34,8 @@ public final class Redlock: Service, Sendable {
     let metrics: RedlockMetrics
     private let lockPrefix: [UInt8]
     private let fencePrefix: [UInt8]
+    /// The fencing counters' retention in milliseconds, as the scripts take it.
+    private let retentionArgument: [UInt8]
 
     /// Creates a client. It dials lazily, or in ``run()`` / ``connect()``.
     /// - Parameters:
@@ -61,6 +63,7 @@ public final class Redlock: Service, Sendable {
         self.metrics = RedlockMetrics(masters: masters.map(\.description), factory: configuration.metricsFactory)
         self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
         self.fencePrefix = Array((configuration.keyPrefix + "fence:").utf8)
+        self.retentionArgument = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
     }
 
     /// How many masters must agree: N/2 + 1.
@@ -179,9 +182,8 @@ public final class Redlock: Service, Sendable {
         let command: FanOutCommand
         do throws(RedlockError) {
             if !fenceKeys.isEmpty {
-                let retention = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
                 let seed = Array(String(Self.fencingSeed()).utf8)
-                command = try .script(Scripts.acquireFenced, keys: lockKeys + fenceKeys, arguments: [value, ttlArgument, retention, seed])
+                command = try .script(Scripts.acquireFenced, keys: lockKeys + fenceKeys, arguments: [value, ttlArgument, retentionArgument, seed])
             } else if lockKeys.count == 1 {
                 command = try .plain([Self.set, lockKeys[0], value, Self.nx, Self.px, ttlArgument])
             } else {
@@ -214,7 +216,7 @@ public final class Redlock: Service, Sendable {
                 case .success(.null)?:
                     answered += 1
                 case .success(let value)?:
-                    granted.append((index, fenceKeys.isEmpty ? [] : value.array?.map { $0.integer ?? 0 } ?? []))
+                    granted.append((index, value.array?.map { $0.integer ?? 0 } ?? []))
                     answered += 1
                 case .failure(let error)?:
                     self.metrics.masterError(index, code: error.code.description)
@@ -257,8 +259,7 @@ public final class Redlock: Service, Sendable {
             }
             // Masters of the quorum whose counters are behind the token we hand out must catch
             // up, or a later quorum that overlaps only them could hand out a lower one.
-            let retention = Array(String(self.configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
-            let raiseArguments = tokens.map { Array(String($0).utf8) } + [retention]
+            let raiseArguments = tokens.map { Array(String($0).utf8) } + [self.retentionArgument]
             guard let raise = try? FanOutCommand.script(Scripts.raiseCounters, keys: fenceKeys, arguments: raiseArguments) else {
                 completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
                 return
