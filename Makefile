@@ -22,8 +22,8 @@ build: deps
 
 test: deps
 	$(SWIFT) build --build-tests
-	@# Suites of different targets would otherwise run at once; their timing checks share 2 cores.
-	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test --no-parallel
+	@# Plain `swift test`: suites that start real servers take turns (the .realRedisServers trait).
+	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test
 	scripts/api-conformance.sh
 	@# The fault-injection suite, short form (about 2.5 minutes): exits 1 if any scenario fails.
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $$($(SWIFT) build --show-bin-path)/locklock-chaos run --form short

@@ -146,9 +146,15 @@ let package = Package(
             path: "Examples/ExactlyOnce/Sources/exactly-once-demo",
             swiftSettings: strictSwift
         ),
+        // Test-only: the trait that runs real-server tests one at a time (imports Testing).
+        .target(
+            name: "RealServerGate",
+            path: "Tests/RealServerGate",
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "ExactlyOnceTests",
-            dependencies: ["ExactlyOnce", "Redlock", "RedisWire", "RedlockTestSupport"],
+            dependencies: ["ExactlyOnce", "Redlock", "RedisWire", "RedlockTestSupport", "RealServerGate"],
             path: "Examples/ExactlyOnce/Tests/ExactlyOnceTests",
             swiftSettings: strictSwift
         ),
@@ -184,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "URLShortenerTests",
             dependencies: [
-                "URLShortener", "HummingbirdIdempotency", "Redlock", "RedisWire", "RedlockTestSupport",
+                "URLShortener", "HummingbirdIdempotency", "Redlock", "RedisWire", "RedlockTestSupport", "RealServerGate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -198,13 +204,13 @@ let package = Package(
         ),
         .testTarget(
             name: "RedisWireTests",
-            dependencies: ["RedisWire", "RedlockTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["RedisWire", "RedlockTestSupport", "RealServerGate", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "RedlockTests",
             dependencies: [
-                "Redlock", "RedisWire", "RedlockTestSupport",
+                "Redlock", "RedisWire", "RedlockTestSupport", "RealServerGate",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -215,7 +221,7 @@ let package = Package(
         .testTarget(
             name: "LocklockServerTests",
             dependencies: [
-                "LocklockServer", "Redlock", "RedisWire", "RedlockTestSupport",
+                "LocklockServer", "Redlock", "RedisWire", "RedlockTestSupport", "RealServerGate",
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: strictSwift

@@ -3,6 +3,7 @@ import RedisWire
 import RedlockTestSupport
 import Redlock
 import Testing
+import RealServerGate
 
 /// The built `locklock` executable (it sits next to the test bundle).
 private func locklockExecutable() -> URL {
@@ -28,7 +29,7 @@ private func locklock(_ arguments: [String], masters: String, environment: [Stri
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
-@Suite("locklock CLI", .serialized)
+@Suite("locklock CLI", .serialized, .realRedisServers)
 struct CLITests {
     @Test func runHoldsTheLockWhileTheCommandRunsAndExitsWithItsStatus() async throws {
         try await withRedisServers(count: 3) { group throws in

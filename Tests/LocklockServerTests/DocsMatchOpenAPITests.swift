@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import RealServerGate
 
 /// Docs/http-api.md is written by hand; this keeps it honest against the OpenAPI document
 /// the server serves: every lock operation's status codes, and every other path.
-@Suite("HTTP API reference matches the OpenAPI document", .serialized)
+@Suite("HTTP API reference matches the OpenAPI document", .serialized, .realRedisServers)
 struct DocsMatchOpenAPITests {
     static let reference = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -3,6 +3,7 @@ import LocklockServer
 import RedisWire
 import RedlockTestSupport
 import Testing
+import RealServerGate
 
 private func uuid() -> String { UUID().uuidString.lowercased() }
 
@@ -14,7 +15,7 @@ private func expectProblem(_ result: HTTPResult, _ status: Int, sourceLocation: 
     #expect(json?["title"] is String && json?["detail"] is String && json?["type"] is String, sourceLocation: sourceLocation)
 }
 
-@Suite("Locklock REST API over a live server and real masters", .serialized)
+@Suite("Locklock REST API over a live server and real masters", .serialized, .realRedisServers)
 struct LockAPITests {
     @Test func theSeedDocumentsCurlSessionWorks() async throws {
         try await withLiveServer { server throws in

@@ -3,8 +3,9 @@ import Synchronization
 import RedisWire
 import RedlockTestSupport
 import Testing
+import RealServerGate
 
-@Suite("RedisConnection against a real redis-server", .serialized)
+@Suite("RedisConnection against a real redis-server", .serialized, .realRedisServers)
 struct RedisConnectionTests {
     @Test func roundTripsSetAndGet() async throws {
         try await withRedisServers(count: 1) { group throws in

@@ -3,10 +3,11 @@ import RedisWire
 import Redlock
 import RedlockTestSupport
 import Testing
+import RealServerGate
 
 /// One test per limit documented in Docs/redlock.md: each reproduces the limit, and where a
 /// mitigation exists, shows that the mitigation closes it.
-@Suite("Redlock's documented limits, reproduced", .serialized)
+@Suite("Redlock's documented limits, reproduced", .serialized, .realRedisServers)
 struct KnownLimitsTests {
     private func client(_ group: RedisServerGroup) async -> Redlock {
         let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .never))

@@ -6,7 +6,7 @@ import RedlockTestSupport
 import Synchronization
 import Testing
 
-@Suite("withLock, multi-resource locks, IdempotencyGuard", .serialized)
+@Suite("withLock, multi-resource locks, IdempotencyGuard", .serialized, .realRedisServers)
 struct WithLockTests {
     @Test func aBodyThatOutlivesTheTTLKeepsTheLockByAutoExtension() async throws {
         // Generous instance timeout: this test is about extension, not latency, and CI shares 2 cores.
@@ -204,8 +204,9 @@ final class LogCapture: LogHandler, @unchecked Sendable {
 }
 
 import MetricsTestKit
+import RealServerGate
 
-@Suite("Redlock metrics", .serialized)
+@Suite("Redlock metrics", .serialized, .realRedisServers)
 struct RedlockMetricsTests {
     @Test func attemptsOutcomesLatencyAndMasterErrorsAreRecorded() async throws {
         let metrics = TestMetrics()
@@ -229,7 +230,7 @@ struct RedlockMetricsTests {
     }
 }
 
-@Suite("IdempotencyGuard under split votes", .serialized)
+@Suite("IdempotencyGuard under split votes", .serialized, .realRedisServers)
 struct IdempotencySplitVoteTests {
     @Test func aSplitVoteIsNotMistakenForADuplicate() async throws {
         try await withRedlock(configuration: .init(retry: .never)) { redlock, group in

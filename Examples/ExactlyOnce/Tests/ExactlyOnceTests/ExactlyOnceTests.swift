@@ -3,8 +3,9 @@ import RedisWire
 import Redlock
 import RedlockTestSupport
 import Testing
+import RealServerGate
 
-@Suite("Exactly-once handling of an at-least-once feed", .serialized)
+@Suite("Exactly-once handling of an at-least-once feed", .serialized, .realRedisServers)
 struct ExactlyOnceTests {
     let events = (1...40).map { Event(id: "evt-\($0)", amount: $0) }
     var expectedBalance: Int { events.map(\.amount).reduce(0, +) }

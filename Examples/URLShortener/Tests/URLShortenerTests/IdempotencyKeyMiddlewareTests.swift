@@ -6,6 +6,7 @@ import Redlock
 import RedlockTestSupport
 import Synchronization
 import Testing
+import RealServerGate
 
 /// Counts how often the guarded handler really ran.
 final class RunCounter: Sendable {
@@ -14,7 +15,7 @@ final class RunCounter: Sendable {
     var count: Int { value.withLock { $0 } }
 }
 
-@Suite("Idempotency-Key middleware", .serialized)
+@Suite("Idempotency-Key middleware", .serialized, .realRedisServers)
 struct IdempotencyKeyMiddlewareTests {
     /// A small app: `POST /work` runs once per call (slowly), `POST /flaky` fails with 503 on
     /// its first run, `GET /work` is not guarded.

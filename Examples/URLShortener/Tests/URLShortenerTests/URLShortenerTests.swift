@@ -2,8 +2,9 @@ import Foundation
 import RedlockTestSupport
 import Testing
 import URLShortener
+import RealServerGate
 
-@Suite("URL shortener: 50 identical requests at once", .serialized)
+@Suite("URL shortener: 50 identical requests at once", .serialized, .realRedisServers)
 struct URLShortenerTests {
     let longURL = "https://example.com/a/very/long/path?campaign=locklock"
 
