@@ -4,8 +4,9 @@ import Redlock
 import RedlockTestSupport
 import Synchronization
 import Testing
+import RealServerGate
 
-@Suite("Redlock against 5 real masters", .serialized)
+@Suite("Redlock against 5 real masters", .serialized, .realRedisServers)
 struct RedlockTests {
     @Test func sixtyFourContendersIncrementAPlainCounterWithoutLostUpdatesAndWithIncreasingTokens() async throws {
         try await withRedlock(configuration: .init(retry: fastRetry)) { redlock, _ in
@@ -129,19 +130,21 @@ struct RedlockTests {
         try await withRedlock(configuration: configuration) { redlock, group in
             try await withDirect(group) { masters in
                 let clock = ContinuousClock()
-                // DEBUG SLEEP blocks 3 of 5 masters for 150 ms: the quorum cannot answer sooner.
+                // 3 of 5 masters are paused for at least 150 ms after the attempt reached the
+                // other two (they hold its key): the quorum cannot answer sooner.
                 let ttl = Duration.seconds(2)
+                for index in 0..<3 { group[index].pause() }
+                defer { for index in 0..<3 { group[index].resume() } }
                 let start = clock.now
-                async let sleep0 = masters[0].send("DEBUG", "SLEEP", "0.15")
-                async let sleep1 = masters[1].send("DEBUG", "SLEEP", "0.15")
-                async let sleep2 = masters[2].send("DEBUG", "SLEEP", "0.15")
-                try await Task.sleep(for: .milliseconds(10))
-                let lock = try await redlock.acquire("slow", ttl: ttl)
+                let attempt = Task { try await redlock.acquire("slow", ttl: ttl) }
+                try await waitUntilHeld("redlock:lock:slow", on: [masters[3], masters[4]])
+                try await Task.sleep(for: .milliseconds(150))
+                for index in 0..<3 { group[index].resume() }
+                let lock = try await attempt.value
                 let outer = clock.now - start
-                _ = try await (sleep0, sleep1, sleep2)
                 let drift = Validity.drift(ttl: ttl, driftFactor: 0.01)
-                // validity = ttl - elapsed - drift, where 140 ms <= elapsed <= what we measured outside.
-                #expect(lock.validity <= ttl - .milliseconds(140) - drift)
+                // validity = ttl - elapsed - drift, where 150 ms <= elapsed <= what we measured outside.
+                #expect(lock.validity <= ttl - .milliseconds(150) - drift)
                 #expect(lock.validity >= ttl - outer - drift)
                 try await redlock.release(lock)
             }
@@ -177,13 +180,17 @@ struct RedlockTests {
         let configuration = RedlockConfiguration(instanceTimeout: .seconds(2), retry: .never)
         try await withRedlock(configuration: configuration) { redlock, group in
             try await withDirect(group) { masters in
-                async let sleep0 = masters[0].send("DEBUG", "SLEEP", "0.12")
-                async let sleep1 = masters[1].send("DEBUG", "SLEEP", "0.12")
-                async let sleep2 = masters[2].send("DEBUG", "SLEEP", "0.12")
-                try await Task.sleep(for: .milliseconds(10))
-                let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("too-slow", ttl: .milliseconds(100)) }
+                // Three of five masters answer only 1 s after the other two hold the key, so the
+                // quorum's elapsed time exceeds ttl - drift (1 s - 12 ms). They are paused before
+                // the attempt starts and resumed only after that, so the delay is never skipped.
+                for index in 0..<3 { group[index].pause() }
+                defer { for index in 0..<3 { group[index].resume() } }
+                let attempt = Task { try await redlock.acquire("too-slow", ttl: .seconds(1)) }
+                try await waitUntilHeld("redlock:lock:too-slow", on: [masters[3], masters[4]])
+                try await Task.sleep(for: .seconds(1))
+                for index in 0..<3 { group[index].resume() }
+                let error = await #expect(throws: RedlockError.self) { try await attempt.value }
                 #expect(error?.code == .validityExhausted)
-                _ = try await (sleep0, sleep1, sleep2)
                 for master in masters { #expect(try await master.send("EXISTS", "redlock:lock:too-slow") == .integer(0)) }
             }
         }

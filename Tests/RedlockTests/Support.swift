@@ -3,6 +3,7 @@ import RedisWire
 import Redlock
 import RedlockTestSupport
 import Synchronization
+import Testing
 
 /// Starts `count` masters, a client over them, and always tears both down.
 func withRedlock<T>(
@@ -34,6 +35,17 @@ func withDirect<T>(_ group: RedisServerGroup, _ body: ([RedisConnection]) async 
     let connections = group.servers.map(direct)
     defer { for connection in connections { Task { await connection.close() } } }
     return try await body(connections)
+}
+
+/// Waits (polling, at most about 2 s) until `key` exists on every one of `masters`.
+func waitUntilHeld(_ key: String, on masters: [RedisConnection]) async throws {
+    for _ in 0..<1_000 {
+        var held = 0
+        for master in masters where try await master.send("EXISTS", key) == .integer(1) { held += 1 }
+        if held == masters.count { return }
+        try await Task.sleep(for: .milliseconds(2))
+    }
+    Issue.record("\(key) never appeared on all \(masters.count) masters")
 }
 
 /// Thread-safe append-only log for tests.
