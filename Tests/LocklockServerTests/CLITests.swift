@@ -1,9 +1,9 @@
 import Foundation
-import RedisWire
-import RedlockTestSupport
-import Redlock
-import Testing
 import RealServerGate
+import RedisWire
+import Redlock
+import RedlockTestSupport
+import Testing
 
 /// The built `locklock` executable (it sits next to the test bundle).
 private func locklockExecutable() -> URL {

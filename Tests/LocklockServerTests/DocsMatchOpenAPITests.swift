@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import RealServerGate
+import Testing
 
 /// Docs/http-api.md is written by hand; this keeps it honest against the OpenAPI document
 /// the server serves: every lock operation's status codes, and every other path.

@@ -1,9 +1,9 @@
 import Foundation
 import LocklockServer
+import RealServerGate
 import RedisWire
 import RedlockTestSupport
 import Testing
-import RealServerGate
 
 private func uuid() -> String { UUID().uuidString.lowercased() }
 

@@ -1,9 +1,9 @@
 import NIOCore
-import Synchronization
+import RealServerGate
 import RedisWire
 import RedlockTestSupport
+import Synchronization
 import Testing
-import RealServerGate
 
 @Suite("RedisConnection against a real redis-server", .serialized, .realRedisServers)
 struct RedisConnectionTests {

@@ -1,9 +1,9 @@
 import Foundation
+import RealServerGate
 import RedisWire
 import Redlock
 import RedlockTestSupport
 import Testing
-import RealServerGate
 
 /// One test per limit documented in Docs/redlock.md: each reproduces the limit, and where a
 /// mitigation exists, shows that the mitigation closes it.

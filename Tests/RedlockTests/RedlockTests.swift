@@ -1,10 +1,10 @@
 import NIOCore
+import RealServerGate
 import RedisWire
 import Redlock
 import RedlockTestSupport
 import Synchronization
 import Testing
-import RealServerGate
 
 @Suite("Redlock against 5 real masters", .serialized, .realRedisServers)
 struct RedlockTests {

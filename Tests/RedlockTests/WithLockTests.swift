@@ -1,5 +1,7 @@
 import Logging
+import MetricsTestKit
 import NIOCore
+import RealServerGate
 import RedisWire
 import Redlock
 import RedlockTestSupport
@@ -202,9 +204,6 @@ final class LogCapture: LogHandler, @unchecked Sendable {
         storage.withLock { $0.append("\(event.level) \(event.message) \(all)") }
     }
 }
-
-import MetricsTestKit
-import RealServerGate
 
 @Suite("Redlock metrics", .serialized, .realRedisServers)
 struct RedlockMetricsTests {

@@ -1,9 +1,9 @@
 import ExactlyOnce
+import RealServerGate
 import RedisWire
 import Redlock
 import RedlockTestSupport
 import Testing
-import RealServerGate
 
 @Suite("Exactly-once handling of an at-least-once feed", .serialized, .realRedisServers)
 struct ExactlyOnceTests {

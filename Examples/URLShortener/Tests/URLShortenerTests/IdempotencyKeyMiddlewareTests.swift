@@ -2,11 +2,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdIdempotency
+import RealServerGate
 import Redlock
 import RedlockTestSupport
 import Synchronization
 import Testing
-import RealServerGate
 
 /// Counts how often the guarded handler really ran.
 final class RunCounter: Sendable {

@@ -1,8 +1,8 @@
 import Foundation
+import RealServerGate
 import RedlockTestSupport
 import Testing
 import URLShortener
-import RealServerGate
 
 @Suite("URL shortener: 50 identical requests at once", .serialized, .realRedisServers)
 struct URLShortenerTests {
