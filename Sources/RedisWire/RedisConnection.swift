@@ -15,12 +15,15 @@ import NIOPosix
 /// The connection dials lazily on first use, or when ``connect()`` is called.
 public final class RedisConnection: @unchecked Sendable {
     // @unchecked: every stored `var` below is read and written only on `eventLoop`
-    // (each entry point hops there first); the `let`s are immutable.
+    // (each entry point hops there first); the `let`s are immutable. `state`, read on every
+    // command, skips the dynamic exclusivity check for that reason.
 
     /// The server this connection talks to.
     public let address: RedisServerAddress
     /// The event loop that owns the socket; Redlock fans out on it without extra hops.
     public let eventLoop: any EventLoop
+    /// An executor that runs tasks on this connection's event loop (see ``EventLoopTaskExecutor``).
+    public let taskExecutor: EventLoopTaskExecutor
     private let configuration: RedisConnectionConfiguration
     private let transport: any RedisTransport
     private let logger: Logger
@@ -40,7 +43,7 @@ public final class RedisConnection: @unchecked Sendable {
         let script: RedisScriptCall?
     }
 
-    private var state: State = .idle
+    @exclusivity(unchecked) private var state: State = .idle
     private var failedAttempts = 0
     private var redial: Scheduled<Void>?
     private var connectedWaiters: [EventLoopPromise<Void>] = []
@@ -56,6 +59,7 @@ public final class RedisConnection: @unchecked Sendable {
         self.address = address
         self.configuration = configuration
         self.eventLoop = eventLoop
+        self.taskExecutor = EventLoopTaskExecutor(eventLoop)
         self.transport = transport
         var logger = logger
         logger[metadataKey: "redis.address"] = "\(address)"
@@ -71,22 +75,39 @@ public final class RedisConnection: @unchecked Sendable {
     ///   - timeout: the command's deadline from now; the configuration's `commandTimeout` if nil.
     /// - Throws: ``RedisWireError``; an error reply is ``RedisWireError/Code/serverError``
     ///   with the server's message.
-    public func send(_ arguments: [[UInt8]], timeout: Duration? = nil) async throws(RedisWireError) -> RESPValue {
+    public nonisolated(nonsending) func send(_ arguments: [[UInt8]], timeout: Duration? = nil) async throws(RedisWireError) -> RESPValue {
         let deadline = NIODeadline.now() + .nanoseconds((timeout ?? configuration.commandTimeout).nanoseconds)
-        // Encode on the caller's thread, then hop once; no promise or future on this path.
-        let command = try RedisCommand(arguments)
-        return try await send(command, deadline: deadline)
+        guard eventLoop.inEventLoop else {
+            // Encode on the caller's thread, then hop once; no promise or future on this path.
+            let command = try RedisCommand(arguments)
+            return try await send(command, deadline: deadline)
+        }
+        // On the loop and connected, hiredis encodes straight into the batch being written:
+        // no buffer of the command's own, and no copy of it.
+        let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
+            if case .connected(_, let handler) = state, !handler.isDropped {
+                handler.send(encoding: arguments, deadline: deadline, sink: .continuation(continuation))
+                return
+            }
+            do throws(RedisWireError) {
+                let command = try RedisCommand(arguments)
+                send(encoded: command.encoded, deadline: deadline, sink: .continuation(continuation), script: nil)
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        return try result.get()
     }
 
     /// Sends a pre-encoded command and waits for its reply.
-    public func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
+    public nonisolated(nonsending) func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
         try await sendAndWait(command.encoded, deadline: deadline, script: nil)
     }
 
     /// Queues `encoded` on the event loop (directly when already there) and waits for its
     /// reply: one hop in, and the reply resumes the caller's continuation itself, with no
     /// promise, future or closure in between.
-    private func sendAndWait(_ encoded: ByteBuffer, deadline: NIODeadline, script: RedisScriptCall?) async throws(RedisWireError) -> RESPValue {
+    private nonisolated(nonsending) func sendAndWait(_ encoded: ByteBuffer, deadline: NIODeadline, script: RedisScriptCall?) async throws(RedisWireError) -> RESPValue {
         let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
             if eventLoop.inEventLoop {
                 send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script)
@@ -98,13 +119,13 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     /// Sends one command given as text arguments (UTF-8).
-    public func send(_ arguments: String..., timeout: Duration? = nil) async throws(RedisWireError) -> RESPValue {
+    public nonisolated(nonsending) func send(_ arguments: String..., timeout: Duration? = nil) async throws(RedisWireError) -> RESPValue {
         try await send(arguments.map { Array($0.utf8) }, timeout: timeout)
     }
 
     /// Runs a Lua script with `EVALSHA`, falling back to `EVAL` when the server answers
     /// `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
-    public func evaluate(
+    public nonisolated(nonsending) func evaluate(
         _ script: RedisScript,
         keys: [[UInt8]],
         arguments: [[UInt8]],

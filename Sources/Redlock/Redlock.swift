@@ -30,6 +30,10 @@ public final class Redlock: Service, Sendable {
     /// The masters, in the order given.
     public let masters: [RedisServerAddress]
     let group: MasterGroup
+    /// An executor on the event loop that owns every master connection. Run latency-critical
+    /// callers under `withTaskExecutorPreference(redlock.taskExecutor) { ... }` and a lock
+    /// operation costs no thread hop at all (see `EventLoopTaskExecutor`).
+    public let taskExecutor: EventLoopTaskExecutor
     let logger: Logger
     let metrics: RedlockMetrics
     private let lockPrefix: [UInt8]
@@ -60,6 +64,7 @@ public final class Redlock: Service, Sendable {
             },
             eventLoop: eventLoop
         )
+        self.taskExecutor = EventLoopTaskExecutor(eventLoop)
         self.metrics = RedlockMetrics(masters: masters.map(\.description), factory: configuration.metricsFactory)
         self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
         self.fencePrefix = Array((configuration.keyPrefix + "fence:").utf8)
@@ -575,9 +580,3 @@ public final class Redlock: Service, Sendable {
     }
 }
 
-extension Redlock {
-    /// An executor on the event loop that owns every master connection. Run latency-critical
-    /// callers under `withTaskExecutorPreference(redlock.taskExecutor) { ... }` and a lock
-    /// operation costs no thread hop at all (see `EventLoopTaskExecutor`).
-    public var taskExecutor: EventLoopTaskExecutor { EventLoopTaskExecutor(group.eventLoop) }
-}

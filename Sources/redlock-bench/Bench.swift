@@ -46,7 +46,7 @@ struct Wire: AsyncParsableCommand {
         let warmup = min(ops / 10, 2_000)
         // Like redis-benchmark, build each command from constant parts and a numbered key.
         let (set, value, nx, px, ttl) = (Array("SET".utf8), Array("v".utf8), Array("NX".utf8), Array("PX".utf8), Array("10000".utf8))
-        let command: @Sendable (Int) -> [[UInt8]] = { number in [set, prefix + key(number), value, nx, px, ttl] }
+        let command: @Sendable (Int) -> [[UInt8]] = { number in [set, key(number, after: prefix), value, nx, px, ttl] }
         _ = try await runWorkers(tasks: tasks, total: warmup, executor: executor == .loop ? connection.taskExecutor : nil) { index in
             _ = try await connection.send(command(-1 - index))
         }
@@ -119,16 +119,27 @@ struct BenchResult {
     }
 }
 
-/// The decimal digits of `index` (negative numbers get a leading "w" for warm-up keys).
-func key(_ index: Int) -> [UInt8] {
-    var digits = [UInt8]()
+/// `prefix` followed by the decimal digits of `index` (negative numbers get a trailing "w",
+/// for warm-up keys), built in one allocation as redis-benchmark builds its keys in place.
+func key(_ index: Int, after prefix: [UInt8] = []) -> [UInt8] {
+    var digitCount = 1
     var rest = index.magnitude
-    repeat {
-        digits.append(UInt8(ascii: "0") + UInt8(rest % 10))
+    while rest >= 10 {
+        digitCount += 1
         rest /= 10
+    }
+    var bytes = prefix
+    bytes.reserveCapacity(prefix.count + digitCount + 1)
+    bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: digitCount))
+    rest = index.magnitude
+    var position = bytes.count - 1
+    repeat {
+        bytes[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+        rest /= 10
+        position -= 1
     } while rest > 0
-    if index < 0 { digits.append(UInt8(ascii: "w")) }
-    return digits.reversed()
+    if index < 0 { bytes.append(UInt8(ascii: "w")) }
+    return bytes
 }
 
 /// Runs `total` operations split over `tasks` workers, timing each one.

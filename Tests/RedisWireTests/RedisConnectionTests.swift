@@ -67,6 +67,44 @@ struct RedisConnectionTests {
         }
     }
 
+    @Test func tasksOnTheConnectionsLoopMixArgumentListsEncodedCommandsAndBadCommandsAndEachGetsItsOwnReply() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let connection = RedisConnection(address: group[0].address)
+            try await connection.connect()
+            // On the loop, argument lists are encoded straight into the batch being written,
+            // beside pre-encoded commands queued in the same tick.
+            let outcomes = try await withThrowingTaskGroup(of: (onLoop: Bool, ok: Bool, rejected: Bool).self) { tasks in
+                for index in 0..<200 {
+                    tasks.addTask(executorPreference: connection.taskExecutor) {
+                        let onLoop = connection.eventLoop.inEventLoop
+                        let direct = try await connection.send([Array("ECHO".utf8), Array("direct-\(index)".utf8)])
+                        let encoded = try RedisCommand([Array("ECHO".utf8), Array("encoded-\(index)".utf8)])
+                        let viaBuffer = try await connection.send(encoded, deadline: .now() + .seconds(5))
+                        var rejected = true
+                        if index % 10 == 0 {
+                            do throws(RedisWireError) {
+                                _ = try await connection.send([])
+                                rejected = false
+                            } catch {
+                                rejected = error.code == .invalidArgument
+                            }
+                        }
+                        let after = try await connection.send("ECHO", "after-\(index)")
+                        let ok = direct.string == "direct-\(index)" && viaBuffer.string == "encoded-\(index)" && after.string == "after-\(index)"
+                        return (onLoop, ok, rejected)
+                    }
+                }
+                return try await tasks.reduce(into: []) { $0.append($1) }
+            }
+            #expect(outcomes.count == 200)
+            #expect(outcomes.allSatisfy { $0.onLoop })
+            #expect(outcomes.allSatisfy { $0.ok })
+            #expect(outcomes.allSatisfy { $0.rejected })
+            #expect(try await connection.send("PING") == .simpleString("PONG"))
+            await connection.close()
+        }
+    }
+
     @Test func keepsBinaryValuesWithNulAndCRLFIntact() async throws {
         try await withRedisServers(count: 1) { group throws in
             let connection = RedisConnection(address: group[0].address)
