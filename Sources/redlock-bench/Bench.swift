@@ -9,7 +9,7 @@ struct RedlockBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redlock-bench",
         abstract: "Measures RedisWire and Redlock against real masters; prints one JSON line last.",
-        subcommands: [Wire.self, LockCycles.self]
+        subcommands: [Wire.self, LockCycles.self, NIOFloor.self]
     )
 }
 
@@ -77,7 +77,7 @@ struct LockCycles: AsyncParsableCommand {
         let prefix = "bench:lock:\(UUID().uuidString.prefix(8)):"
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
         let preferred = executor == .loop ? redlock.taskExecutor : nil
-        let cycle: @Sendable (Int) async throws -> Void = { index in
+        let cycle: nonisolated(nonsending) @Sendable (Int) async throws -> Void = { index in
             let lock = try await redlock.acquire("\(prefix)\(index)", ttl: .seconds(10))
             try await redlock.release(lock)
         }
@@ -147,7 +147,7 @@ func runWorkers(
     tasks: Int,
     total: Int,
     executor: EventLoopTaskExecutor?,
-    _ operation: @escaping @Sendable (Int) async throws -> Void
+    _ operation: nonisolated(nonsending) @escaping @Sendable (Int) async throws -> Void
 ) async throws -> BenchResult {
     let clock = ContinuousClock()
     let start = clock.now

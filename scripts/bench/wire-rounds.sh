@@ -10,12 +10,17 @@
 # redis-benchmark with exactly our command, `SET key v NX PX 10000`, as a like-for-like
 # reference: the expiry costs the server CPU per command too.
 #
-# usage: scripts/bench/wire-rounds.sh [ROUNDS]   (after make test)
+# usage: [BENCH_BIN_DIR=dir] scripts/bench/wire-rounds.sh [ROUNDS]   (after make test)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
-swift build -c release --product redlock-bench >/dev/null
-bin=$(swift build -c release --show-bin-path)
+# BENCH_BIN_DIR=dir measures a redlock-bench built elsewhere (an older commit, for an A/B).
+if [ -n "${BENCH_BIN_DIR:-}" ]; then
+  bin=$BENCH_BIN_DIR
+else
+  swift build -c release --product redlock-bench >/dev/null
+  bin=$(swift build -c release --show-bin-path)
+fi
 dir=$(mktemp -d /tmp/locklock-wire-rounds-XXXX)
 master=$(scripts/start-masters.sh 1 "$dir/masters")
 trap 'scripts/stop-masters.sh "$dir/masters"; rm -rf "$dir"' EXIT
@@ -23,7 +28,7 @@ port=${master##*:}
 flush() { redis-cli -p "$port" flushall >/dev/null; }
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().splitlines()[-1])['$1'])"; }
 # redis-benchmark --csv: "test","rps","avg_ms","min_ms","p50_ms",...
-rb() { flush; redis-benchmark -h 127.0.0.1 -p "$port" "$@" --csv | tail -1 | tr -d '"' | cut -d, -f"$field_index"; }
+rb() { flush; redis-benchmark -h 127.0.0.1 -p "$port" --csv "$@" | tail -1 | tr -d '"' | cut -d, -f"$field_index"; }
 ours() { flush; "$bin/redlock-bench" wire --master "$master" "$@"; }
 for round in $(seq 1 "$rounds"); do
   rb_pipelined=$(field_index=2; rb -c 64 -P 16 -n 1000000 -r 1000000 -t set)
