@@ -16,15 +16,20 @@ port=${first##*:}
 echo "# machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(redis-server --version | cut -d' ' -f3), $(date -u +%F)"
 # redis-benchmark --csv: "test","rps","avg_ms","min_ms","p50_ms","p95_ms","p99_ms","max_ms"
 csv() { tail -1 | tr -d '"' | awk -F',' '{printf "{\"rps\":%s,\"p50_us\":%.0f,\"p99_us\":%.0f}\n", $2, $5*1000, $7*1000}'; }
-echo -n '{"bench":"redis-benchmark -c1 SET"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 1 -n 50000 -t set -r 1000000 --csv | csv
-echo -n '{"bench":"redis-benchmark -c64 -P16 SET"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 64 -P 16 -n 1000000 -t set -r 1000000 --csv | csv
+# Each wire measurement starts from an empty keyspace (see scripts/bench/wire-rounds.sh).
+flush() { redis-cli -p "$port" flushall >/dev/null; }
+flush; echo -n '{"bench":"redis-benchmark -c1 SET"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 1 -n 50000 -t set -r 1000000 --csv | csv
+flush; echo -n '{"bench":"redis-benchmark -c64 -P16 SET"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 64 -P 16 -n 1000000 -t set -r 1000000 --csv | csv
+flush; echo -n '{"bench":"redis-benchmark -c64 -P16 SET NX PX 10000 (our command)"} '
+redis-benchmark -h 127.0.0.1 -p "$port" --csv -c 64 -P 16 -n 1000000 -r 1000000 SET 'key:__rand_int__' v NX PX 10000 | csv
 for executor in global loop; do
-  "$bin/redlock-bench" wire --master "$first" --mode latency --ops 50000 --executor "$executor" | tail -1
+  flush; "$bin/redlock-bench" wire --master "$first" --mode latency --ops 50000 --executor "$executor" | tail -1
 done
 for executor in global loop; do
-  "$bin/redlock-bench" wire --master "$first" --mode throughput --concurrency 64 --ops 500000 --executor "$executor" | tail -1
+  flush; "$bin/redlock-bench" wire --master "$first" --mode throughput --concurrency 64 --ops 500000 --executor "$executor" | tail -1
 done
-echo -n '{"bench":"redis-benchmark -c64 -P16 SET, again"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 64 -P 16 -n 1000000 -t set -r 1000000 --csv | csv
+flush; echo -n '{"bench":"redis-benchmark -c64 -P16 SET, again"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 64 -P 16 -n 1000000 -t set -r 1000000 --csv | csv
+flush
 # Lock-cycle latency: the team's floor tool (../shared/tools, beside the checkout), the same
 # network work with Locklock's Lua release (scripts/bench/safe-floor.py) and redlock-bench,
 # interleaved over rounds with ratios taken within each round.

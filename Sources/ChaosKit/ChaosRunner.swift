@@ -36,14 +36,19 @@ public struct ScenarioResult: Sendable {
     /// Why the expectation failed; empty when it held.
     public var failures: [String]
 
-    /// Whether another run may change the verdict (see ``isWorthRetrying(_:_:)``).
-    public var isWorthRetrying: Bool { Self.isWorthRetrying(scenario.expectation, failures) }
+    /// Whether another run may change the verdict (see ``isWorthRetrying(_:_:injectionWaitsOnChance:)``).
+    public var isWorthRetrying: Bool {
+        Self.isWorthRetrying(scenario.expectation, failures, injectionWaitsOnChance: scenario.fault.injectionWaitsOnChance)
+    }
 
     /// True only for an unsafe scenario whose sole miss is that its violation did not happen
-    /// this time; a safety failure, or a stale token accepted despite fencing, never is.
-    public static func isWorthRetrying(_ expectation: Expectation, _ failures: [String]) -> Bool {
+    /// this time, or (for a fault that is injected only when the clients happen to reach a
+    /// given state) that the state, and so the fault, never came; a safety failure, or a stale
+    /// token accepted despite fencing, never is.
+    public static func isWorthRetrying(_ expectation: Expectation, _ failures: [String], injectionWaitsOnChance: Bool = false) -> Bool {
         guard case .unsafe = expectation else { return false }
-        return failures == [ChaosRunner.notReproduced]
+        if failures == [ChaosRunner.notReproduced] { return true }
+        return injectionWaitsOnChance && failures == [ChaosRunner.neverInjected, ChaosRunner.notReproduced]
     }
 
     /// One JSON line for the summary.
@@ -171,6 +176,8 @@ public struct ChaosRunner: Sendable {
     /// The one miss an unsafe scenario can show by chance: the interleaving that exposes the
     /// violation did not happen in this run.
     public static let notReproduced = "the violation was not reproduced"
+    /// The fault phase ended before the fault could be injected.
+    public static let neverInjected = "the fault was never injected"
 
     static func failures(_ scenario: Scenario, _ report: CheckReport, _ injections: Int) -> [String] {
         var failures: [String] = []
@@ -184,7 +191,7 @@ public struct ChaosRunner: Sendable {
                 failures.append("availability \(report.availability) below \(floor) of fault-free")
             }
         case .unsafe:
-            if injections == 0 { failures.append("the fault was never injected") }
+            if injections == 0 { failures.append(neverInjected) }
             if scenario.fenced {
                 if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted despite fencing") }
             } else if report.violations + report.lostUpdates + report.staleTokensAccepted + report.lateWritesAccepted == 0 {

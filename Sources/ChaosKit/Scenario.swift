@@ -25,6 +25,16 @@ public enum Fault: Sendable {
     case pauseHolder(pause: Duration, times: Int)
 }
 
+extension Fault {
+    /// Whether injecting the fault waits for a state the contending clients reach only by
+    /// chance (a split vote that leaves the holder on a bare majority), so that a phase may
+    /// end without it.
+    public var injectionWaitsOnChance: Bool {
+        if case .clockJumpOnBareQuorum = self { return true }
+        return false
+    }
+}
+
 /// What a scenario must show.
 public enum Expectation: Sendable {
     /// Redlock's assumptions hold: no violation, no lost update, no stale token accepted,

@@ -81,14 +81,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         if unflushed == 0 && outbound == nil {
             single = encoded
         } else {
-            if outbound == nil {
-                var batch = context.channel.allocator.buffer(capacity: lastBatchBytes)
-                if var first = single {
-                    batch.writeBuffer(&first)
-                    single = nil
-                }
-                outbound = batch
-            }
+            openBatch(context: context)
             var encoded = encoded
             outbound!.writeBuffer(&encoded)
         }
@@ -102,14 +95,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             sink.deliver(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
             return
         }
-        if outbound == nil {
-            var batch = context.channel.allocator.buffer(capacity: lastBatchBytes)
-            if var first = single {
-                batch.writeBuffer(&first)
-                single = nil
-            }
-            outbound = batch
-        }
+        openBatch(context: context)
         do throws(RedisWireError) {
             try HiredisEncoder.encode(arguments, into: &outbound!)
         } catch {
@@ -117,6 +103,17 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         queued(Pending(sink: sink, deadline: deadline, script: nil), context: context)
+    }
+
+    /// Makes sure this tick's batch buffer exists, moving a lone queued command into it.
+    private func openBatch(context: ChannelHandlerContext) {
+        guard outbound == nil else { return }
+        var batch = context.channel.allocator.buffer(capacity: lastBatchBytes)
+        if var first = single {
+            batch.writeBuffer(&first)
+            single = nil
+        }
+        outbound = batch
     }
 
     /// Counts a command whose bytes are queued, and flushes now or at the tick's end.

@@ -39,7 +39,7 @@ struct RunSuite: AsyncParsableCommand {
             // three runs. Safety failures are never retried.
             for run in 2...3 where result.isWorthRetrying {
                 print(result.jsonLine)
-                print("# \(scenario.name): \(ChaosRunner.notReproduced), run \(run) of 3")
+                print("# \(scenario.name): \(result.failures.joined(separator: ", ")), run \(run) of 3")
                 result = try await runner.run(scenario)
             }
             print(result.jsonLine)

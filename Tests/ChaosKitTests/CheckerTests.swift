@@ -65,11 +65,16 @@ struct CheckerTests {
         #expect(report.staleTokensAccepted == 0)
     }
 
-    @Test func onlyAnUnreproducedUnsafeScenarioIsWorthRetrying() {
+    @Test func onlyAChanceMissOfAnUnsafeScenarioIsWorthRetrying() {
         #expect(ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.notReproduced]))
         #expect(!ScenarioResult.isWorthRetrying(.unsafe, []))
         #expect(!ScenarioResult.isWorthRetrying(.unsafe, ["2 stale tokens accepted despite fencing"]))
-        #expect(!ScenarioResult.isWorthRetrying(.unsafe, ["the fault was never injected", ChaosRunner.notReproduced]))
+        #expect(!ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.neverInjected, ChaosRunner.notReproduced]))
+        #expect(ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.neverInjected, ChaosRunner.notReproduced], injectionWaitsOnChance: true))
+        #expect(!ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.neverInjected], injectionWaitsOnChance: true))
+        #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: nil), [ChaosRunner.neverInjected, ChaosRunner.notReproduced], injectionWaitsOnChance: true))
+        #expect(Fault.clockJumpOnBareQuorum(by: .seconds(5), times: 3).injectionWaitsOnChance)
+        #expect(!Fault.clockJump([0, 1, 2], by: .seconds(5), times: 3).injectionWaitsOnChance)
         #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: 0.9), ["1 mutual-exclusion violations"]))
         #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: nil), [ChaosRunner.notReproduced]))
     }

@@ -29,6 +29,8 @@ def bench(fencing, executor):
 series = {}
 for _ in range(rounds):
     row = {"fanout-floor (SET, DEL)": last_json(["python3", str(floor_tool), masters, cycles])[-1]["p50_us"]}
+    row["nio-floor (SET, DEL over bare SwiftNIO channels)"] = last_json(
+        [f"{bin_dir}/redlock-bench", "nio-floor", "--masters", masters, "--cycles", cycles])[-1]["p50_us"]
     for line in last_json(["python3", str(here / "safe-floor.py"), masters, cycles]):
         row[f"safe-floor {line['variant']} (Lua release)"] = line["p50_us"]
     for fencing in ("off", "on"):
