@@ -36,10 +36,12 @@ struct RunSuite: AsyncParsableCommand {
         for scenario in scenarios {
             var result = try await runner.run(scenario)
             // An unsafe scenario needs one unlucky interleaving to show its violation: up to
-            // three runs. Safety failures are never retried.
-            for run in 2...3 where result.isWorthRetrying {
+            // three runs, five when even injecting its fault waits on chance. Safety failures
+            // are never retried.
+            let runs = scenario.fault.injectionWaitsOnChance ? 5 : 3
+            for run in 2...runs where result.isWorthRetrying {
                 print(result.jsonLine)
-                print("# \(scenario.name): \(result.failures.joined(separator: ", ")), run \(run) of 3")
+                print("# \(scenario.name): \(result.failures.joined(separator: ", ")), run \(run) of \(runs)")
                 result = try await runner.run(scenario)
             }
             print(result.jsonLine)
