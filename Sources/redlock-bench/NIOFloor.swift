@@ -1,6 +1,7 @@
 import ArgumentParser
 import NIOCore
 import NIOPosix
+import RedisWire
 
 /// The fan-out floor's network work done over SwiftNIO: what a lock cycle costs when NIO owns
 /// the sockets, before any lock library code runs.
@@ -19,20 +20,18 @@ struct NIOFloor: AsyncParsableCommand {
     @Option(help: "number of SET+DEL cycles") var cycles: Int = 20_000
 
     func run() async throws {
-        let addresses = masters.split(separator: ",").compactMap { RedisServerAddressParts(String($0)) }
+        let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
         guard !addresses.isEmpty, addresses.count == masters.split(separator: ",").count else { throw ValidationError("bad --masters \(masters)") }
         let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let driver = FloorDriver(masters: addresses.count, cycles: max(cycles, 1), eventLoop: loop)
+        let driver = FloorDriver(cycles: max(cycles, 1), eventLoop: loop)
         var channels: [any Channel] = []
-        for (index, address) in addresses.enumerated() {
-            let channel = try await ClientBootstrap(group: loop)
-                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ReplyLineCounter(driver: driver, index: index))
-                    }
+        // The same transport (TCP_NODELAY, keep-alive) as RedisConnection's, with only a counter on top.
+        for address in addresses {
+            let channel = try await PlainRedisTransport().connect(to: address, on: loop, timeout: .seconds(5)) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ReplyLineCounter(driver: driver))
                 }
-                .connect(host: address.host, port: address.port).get()
+            }.get()
             channels.append(channel)
         }
         let connected = channels
@@ -43,23 +42,10 @@ struct NIOFloor: AsyncParsableCommand {
     }
 }
 
-/// A master's host and port, split without the library's address type.
-private struct RedisServerAddressParts {
-    let host: String
-    let port: Int
-
-    init?(_ text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else { return nil }
-        self.host = String(text[..<colon])
-        self.port = port
-    }
-}
-
 /// Runs the cycles: sends a phase's command to every master, and the next phase once every
 /// master has answered. Confined to its event loop.
 private final class FloorDriver: @unchecked Sendable {
     // @unchecked: created off the loop, then touched only on it (start and every reply).
-    private let masters: Int
     private let cycles: Int
     private let eventLoop: any EventLoop
     private var channels: [any Channel] = []
@@ -70,8 +56,7 @@ private final class FloorDriver: @unchecked Sendable {
     private var samples: [Int64] = []
     private var done: EventLoopPromise<[Int64]>?
 
-    init(masters: Int, cycles: Int, eventLoop: any EventLoop) {
-        self.masters = masters
+    init(cycles: Int, eventLoop: any EventLoop) {
         self.cycles = cycles
         self.eventLoop = eventLoop
         samples.reserveCapacity(cycles)
@@ -112,7 +97,7 @@ private final class FloorDriver: @unchecked Sendable {
     }
 
     private func send(_ buffer: ByteBuffer) {
-        outstanding = masters
+        outstanding = channels.count
         for channel in channels { channel.writeAndFlush(buffer, promise: nil) }
     }
 
@@ -129,12 +114,8 @@ private final class ReplyLineCounter: ChannelInboundHandler, @unchecked Sendable
     // @unchecked: NIO calls it only on its channel's event loop.
     typealias InboundIn = ByteBuffer
     private let driver: FloorDriver
-    private let index: Int
 
-    init(driver: FloorDriver, index: Int) {
-        self.driver = driver
-        self.index = index
-    }
+    init(driver: FloorDriver) { self.driver = driver }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
