@@ -42,12 +42,27 @@ public struct RedlockError: Error, Sendable, CustomStringConvertible {
     public var retryAfter: Duration?
     /// The lower-level error, if any.
     public var underlying: (any Error & Sendable)?
+    /// For a failed acquisition: each master's vote, in the order the masters were given.
+    public var votes: [Vote]
+
+    /// How one master answered one attempt.
+    public enum Vote: Sendable, Hashable {
+        /// It set our value.
+        case granted
+        /// It holds the resource for another owner.
+        case heldByAnother
+        /// It failed: an error, a timeout, or it is down.
+        case failed
+        /// It had not answered when the attempt was decided without it.
+        case pending
+    }
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, retryAfter: Duration? = nil, underlying: (any Error & Sendable)? = nil) {
+    public init(_ code: Code, _ message: String, retryAfter: Duration? = nil, votes: [Vote] = [], underlying: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
+        self.votes = votes
         self.underlying = underlying
     }
 

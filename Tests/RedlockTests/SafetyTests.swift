@@ -1,0 +1,122 @@
+import NIOCore
+import RealServerGate
+import RedisWire
+import Redlock
+import RedlockTestSupport
+import Testing
+
+/// Waits (bounded, about 2 s) until the client sees exactly `count` masters connected.
+private func waitUntilReachable(_ redlock: Redlock, count: Int) async throws {
+    for _ in 0..<200 {
+        if await redlock.reachableMasters() == count { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("the client never saw \(count) masters connected")
+}
+
+/// The lock keys on one master.
+private func lockKeys(on master: RedisConnection) async throws -> [String] {
+    try await master.send("KEYS", "redlock:lock:*").array?.compactMap(\.string) ?? []
+}
+
+@Suite("Safety under faults, against 5 real masters", .serialized, .realRedisServers)
+struct SafetyTests {
+    @Test(arguments: [true, false])
+    func aFailedAcquisitionWithTheFirstMastersDownLeavesNothingOfOursOnTheSurvivors(fenced: Bool) async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never, fencing: fenced)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            try await withDirect(group) { masters in
+                for index in 0..<3 { await group[index].kill9() }
+                try await waitUntilReachable(redlock, count: 2)
+                for attempt in 0..<9 {
+                    let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("outage-\(attempt)", ttl: .seconds(3600)) }
+                    #expect(error?.code == .quorumUnreachable)
+                }
+                for master in masters.suffix(2) {
+                    // The release follows its SET on the same connection, so once a PING has
+                    // come back every command of the attempts has been applied.
+                    _ = try await master.send("PING")
+                    #expect(try await lockKeys(on: master) == [], "a failed acquisition left its key on a healthy master")
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [1, 2])
+    func aHeldLockIsReportedAsHeldWithAMinorityDown(down: Int) async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            let holder = try await redlock.acquire("contended", ttl: .seconds(20))
+            for index in 0..<down { await group[index].kill9() }
+            try await waitUntilReachable(redlock, count: 5 - down)
+            for _ in 0..<20 {
+                let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("contended", ttl: .seconds(10)) }
+                #expect(error?.code == .lockHeld, "a minority down must not turn a held lock into unreachable")
+                let retryAfter = try #require(error?.retryAfter, "a held lock says when to retry")
+                #expect(retryAfter > .seconds(15) && retryAfter <= .seconds(20))
+                let votes = error?.votes ?? []
+                #expect(votes.count == 5)
+                #expect(votes.filter { $0 == .failed }.count == down)
+                #expect(votes.filter { $0 == .heldByAnother }.count == 5 - down)
+            }
+            #expect(try await redlock.release(holder) == .released)
+        }
+    }
+
+    @Test func aMajorityDownIsUnreachableWithEachMastersVote() async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            _ = try await redlock.acquire("contended", ttl: .seconds(20))
+            for index in 0..<3 { await group[index].kill9() }
+            try await waitUntilReachable(redlock, count: 2)
+            let error = await #expect(throws: RedlockError.self) { try await redlock.acquire("contended", ttl: .seconds(10)) }
+            #expect(error?.code == .quorumUnreachable)
+            #expect(error?.votes.filter { $0 == .failed }.count == 3)
+        }
+    }
+
+    @Test func inspectReportsTheIssuedTokenWhenAMasterThatGrantedLateCountsFarAhead() async throws {
+        let configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
+        try await withRedlock(configuration: configuration) { redlock, group in
+            try await withDirect(group) { masters in
+                let first = try await redlock.acquire("skewed", ttl: .seconds(10))
+                try await redlock.release(first)
+                _ = try await masters[4].send("INCRBY", "redlock:fence:skewed", "1000000")
+                // Master 4 is paused before the attempt, so the quorum decides without it; it
+                // grants once resumed, with its far higher counter.
+                group[4].pause()
+                let lock: Lock
+                do {
+                    lock = try await redlock.acquire("skewed", ttl: .seconds(10))
+                } catch {
+                    group[4].resume()
+                    throw error
+                }
+                group[4].resume()
+                try await waitUntilHeld("redlock:lock:skewed", on: [masters[4]])
+                let issued = try #require(lock.fencingToken)
+                #expect(try await masters[4].send("GET", "redlock:fence:skewed").string.flatMap { Int64($0) }! > issued)
+                let state = try await redlock.inspect("skewed")
+                #expect(state.isHeld)
+                #expect(state.fencingToken == issued, "status reports the token issued to the holder, not a higher one")
+                try await redlock.release(lock)
+            }
+        }
+    }
+
+    @Test func withLockReportsALockLostBetweenExtensionsAsLost() async throws {
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
+            try await withDirect(group) { masters in
+                let error = await #expect(throws: RedlockError.self) {
+                    try await redlock.withLock("vanishing", ttl: .seconds(30)) { _ in
+                        // The lock disappears behind the holder's back (an operator's DEL, or
+                        // eviction) before the first extension is due.
+                        for master in masters { _ = try await master.send("DEL", "redlock:lock:vanishing") }
+                        return 42
+                    }
+                }
+                #expect(error?.code == .lockLost, "a body that ended without its lock must not be reported as a success")
+            }
+        }
+    }
+}
