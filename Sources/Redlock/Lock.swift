@@ -56,8 +56,11 @@ public struct LockState: Sendable, CustomStringConvertible {
     public let remaining: Duration?
     /// The holder's raw value. It proves ownership: never log or return it to other clients.
     public let holderValue: [UInt8]?
-    /// The highest fencing counter among the quorum that holds it: the holder's token when
-    /// the lock was fenced.
+    /// The fencing token issued to the holder's acquisition: the counter a quorum of the
+    /// holder's masters agree on. Nil when the lock is free, or when no quorum of the masters
+    /// that answered agrees (a master of the quorum that decided is unreachable), rather than
+    /// a guess. For an unfenced lock it is the resource's counter from the last fenced
+    /// acquisition, if any.
     public let fencingToken: Int64?
 
     init(isHeld: Bool, remaining: Duration?, holder: [UInt8]?, fencingToken: Int64? = nil) {

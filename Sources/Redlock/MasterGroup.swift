@@ -18,9 +18,15 @@ struct MasterGroup: Sendable {
     /// addressed master has answered or failed, or (with `lateReplyGrace`) that long after a
     /// quorum has answered without settling it. Must be called on ``eventLoop``; `done` runs
     /// there, possibly before this returns (when every master fails at once).
+    ///
+    /// Nothing is decided before the command is queued on every addressed master: a master
+    /// known to be down fails inside the send loop, and deciding then would queue a follow-up
+    /// (the release of a failed acquisition) ahead of the command on the masters not yet sent
+    /// to. `shuffled` sends in a random order, so that no master is systematically first.
     func fanOut(
         _ command: FanOutCommand,
         to indices: [Int]? = nil,
+        shuffled: Bool = false,
         deadline: NIODeadline,
         lateReplyGrace: Duration? = nil,
         until decided: (@Sendable (Replies) -> Bool)? = nil,
@@ -32,12 +38,14 @@ struct MasterGroup: Sendable {
         if let lateReplyGrace {
             collector.grace = (quorum, .nanoseconds(lateReplyGrace.nanoseconds), eventLoop)
         }
-        if expected == 0 { collector.finish() }
         if let indices {
             for index in indices { send(command, to: index, deadline: deadline, collector) }
+        } else if shuffled {
+            for index in connections.indices.shuffled() { send(command, to: index, deadline: deadline, collector) }
         } else {
             for index in connections.indices { send(command, to: index, deadline: deadline, collector) }
         }
+        collector.allSent()
     }
 
     private func send(_ command: FanOutCommand, to index: Int, deadline: NIODeadline, _ collector: FanIn) {
@@ -77,6 +85,8 @@ private final class FanIn: RedisReplyReceiver, @unchecked Sendable {
     var replies: Replies
     var outstanding: Int
     var done = false
+    /// True while the fan-out is still queuing its sends: replies are recorded, not acted on.
+    var sending = true
     var answered = 0
     /// After `quorum` answers without a decision, complete `after` later on `loop`.
     var grace: (quorum: Int, after: TimeAmount, loop: any EventLoop)?
@@ -96,6 +106,16 @@ private final class FanIn: RedisReplyReceiver, @unchecked Sendable {
         replies[index] = reply
         outstanding -= 1
         if case .success = reply { answered += 1 }
+        if !sending { settle() }
+    }
+
+    /// Called once every send is queued: from now on, replies may decide.
+    func allSent() {
+        sending = false
+        if !done { settle() }
+    }
+
+    private func settle() {
         if outstanding == 0 || decided?(replies) == true {
             finish()
         } else if let grace, graceTimer == nil, answered >= grace.quorum {

@@ -43,8 +43,11 @@ struct QuorumTally: Sendable, Equatable {
     /// left that could still grant. Pending masters count as "could still grant", never as
     /// failed.
     var isDecided: Bool {
-        let granted = number(of: .granted)
-        return granted >= quorum || granted + number(of: .pending) < quorum
+        Self.isDecided(granted: number(of: .granted), pending: number(of: .pending), quorum: quorum)
+    }
+
+    static func isDecided(granted: Int, pending: Int, quorum: Int) -> Bool {
+        granted >= quorum || granted + pending < quorum
     }
 
     /// The outcome once the attempt is over (masters still pending then are not counted as
@@ -77,6 +80,21 @@ extension QuorumTally {
         case .success(.integer(let ttl))?: (.heldByAnother, ttl)
         case .success?: (.granted, nil)
         }
+    }
+
+    /// ``isDecided`` for the replies of an acquisition fan-out so far, without building a
+    /// tally (it runs on every reply).
+    static func isDecided(acquisitionReplies replies: Replies) -> Bool {
+        var granted = 0
+        var pending = 0
+        for reply in replies {
+            switch acquisitionVote(reply).vote {
+            case .granted: granted += 1
+            case .pending: pending += 1
+            default: break
+            }
+        }
+        return isDecided(granted: granted, pending: pending, quorum: replies.count / 2 + 1)
     }
 
     /// Tallies the replies of one acquisition fan-out.

@@ -138,8 +138,8 @@ public final class Redlock: Service, Sendable {
         let retry = retry ?? configuration.retry
         let fenced = fencing ?? configuration.fencing
         try validate(resources: resources, ttl: ttl)
-        let value = value ?? Self.randomValue()
-        guard !value.isEmpty else { throw RedlockError(.invalidArgument, "lock value must not be empty") }
+        guard value?.isEmpty != true else { throw RedlockError(.invalidArgument, "lock value must not be empty") }
+        let suppliedValue = value
         let clock = ContinuousClock()
         let maximumWait = wait ?? retry.maximumWait
         let deadline = maximumWait.map { clock.now + $0 }
@@ -150,6 +150,9 @@ public final class Redlock: Service, Sendable {
             attempt += 1
             metrics.attempts.increment()
             let started = clock.now
+            // A fresh value for every attempt: a late SET of an earlier attempt, which no release
+            // can be sure to have followed, then never counts as this attempt's grant.
+            let value = suppliedValue ?? Self.randomValue()
             let outcome = await onLoop { self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl, completion: $0) }
             metrics.acquireLatency.recordNanoseconds((clock.now - started).nanoseconds)
             switch outcome {
@@ -198,42 +201,33 @@ public final class Redlock: Service, Sendable {
             completion(.failure(error))
             return
         }
-        // A split vote (a rival holds some masters) is otherwise settled only by the last
-        // masters; when those are paused or partitioned every contender would wait for the
-        // instance timeout before retrying.
-        let decided: @Sendable (Replies) -> Bool = { replies in
-            var granted = 0
-            var pending = 0
-            for reply in replies {
-                switch reply {
-                case .success(let value)?: if !value.isNull { granted += 1 }
-                case nil: pending += 1
-                default: break
-                }
-            }
-            return granted >= quorum || granted + pending < quorum
-        }
-        group.fanOut(command, deadline: deadline, lateReplyGrace: configuration.lateReplyGrace, until: decided) { replies in
+        // Decided as soon as a quorum granted or too few masters are left that could: a split
+        // vote (a rival holds some masters) is otherwise settled only by the last masters, and
+        // when those are paused or partitioned every contender would wait for the instance
+        // timeout before retrying.
+        group.fanOut(
+            command, shuffled: true, deadline: deadline, lateReplyGrace: configuration.lateReplyGrace,
+            until: QuorumTally.isDecided(acquisitionReplies:)
+        ) { replies in
+            let tally = QuorumTally(acquisitionReplies: replies)
             var granted: [(index: Int, tokens: [Int64])] = []
-            var answered = 0
             for (index, reply) in replies.enumerated() {
                 switch reply {
-                case .success(.null)?:
-                    answered += 1
-                case .success(let value)?:
-                    granted.append((index, value.array?.map { $0.integer ?? 0 } ?? []))
-                    answered += 1
                 case .failure(let error)?:
                     self.metrics.masterError(index, code: error.code.description)
-                case nil:
+                case .success(let value)? where tally.votes[index] == .granted:
+                    granted.append((index, value.array?.map { $0.integer ?? 0 } ?? []))
+                default:
                     break
                 }
             }
-            guard granted.count >= quorum else {
-                let error = answered >= quorum
-                    ? RedlockError(.lockHeld, "resource is held by another owner")
-                    : RedlockError(.quorumUnreachable, "only \(answered) of \(count) masters answered; \(quorum) needed")
-                self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies) { completion(.failure(error)) }
+            guard tally.outcome == .acquired else {
+                let error = tally.outcome == .held
+                    ? RedlockError(.lockHeld, "resource is held by another owner", retryAfter: tally.retryAfter, votes: tally.votes)
+                    : RedlockError(
+                        .quorumUnreachable, "\(tally.number(of: .failed)) of \(count) masters failed; \(quorum) needed", votes: tally.votes
+                    )
+                self.releaseAfterFailure(lockKeys: lockKeys, value: value, votes: tally.votes) { completion(.failure(error)) }
                 return
             }
             var tokens = [Int64](repeating: 0, count: fenceKeys.count)
@@ -245,13 +239,13 @@ public final class Redlock: Service, Sendable {
                 let elapsed = ContinuousClock.now - start
                 let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
                 if confirmed < quorum {
-                    let error = RedlockError(.quorumUnreachable, "fencing counters could not be raised on a quorum")
-                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies) { completion(.failure(error)) }
+                    let error = RedlockError(.quorumUnreachable, "fencing counters could not be raised on a quorum", votes: tally.votes)
+                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, votes: tally.votes) { completion(.failure(error)) }
                     return
                 }
                 guard validity > .zero else {
-                    let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL")
-                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, answered: replies) { completion(.failure(error)) }
+                    let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL", votes: tally.votes)
+                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, votes: tally.votes) { completion(.failure(error)) }
                     return
                 }
                 let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
@@ -277,17 +271,17 @@ public final class Redlock: Service, Sendable {
     }
 
     /// Releases on every master that may hold our value: those that granted it, and those
-    /// that timed out or have not answered yet (the SET may have landed). A master that
-    /// answered nil provably did not set it. Calls `then` once the masters that answered the
-    /// acquisition (which are responsive) have answered the release.
-    private func releaseAfterFailure(lockKeys: [[UInt8]], value: [UInt8], answered: Replies, then: @escaping @Sendable () -> Void) {
+    /// that failed or have not answered yet (the SET may have landed). A master that refused
+    /// provably did not set it. Calls `then` once the masters that granted (which are
+    /// responsive) have answered the release.
+    private func releaseAfterFailure(lockKeys: [[UInt8]], value: [UInt8], votes: [RedlockError.Vote], then: @escaping @Sendable () -> Void) {
         var targets: [Int] = []
         var responsive: [Int] = []
-        for (index, reply) in answered.enumerated() {
-            switch reply {
-            case .success(.null)?: continue
-            case .success?: targets.append(index); responsive.append(index)
-            default: targets.append(index)
+        for (index, vote) in votes.enumerated() {
+            switch vote {
+            case .heldByAnother: continue
+            case .granted: targets.append(index); responsive.append(index)
+            case .failed, .pending: targets.append(index)
             }
         }
         guard !targets.isEmpty, let release = try? FanOutCommand.script(Scripts.release, keys: lockKeys, arguments: [value, Self.exactMode]) else {
@@ -477,29 +471,38 @@ public final class Redlock: Service, Sendable {
     }
 
     /// What a quorum of inspect replies says about the lock.
-    private static func lockState(_ replies: Replies, quorum: Int, driftFactor: Double) -> Result<LockState, RedlockError> {
+    ///
+    /// The fencing token reported is the counter value that a quorum of the holder's masters
+    /// agree on. Every master of the quorum that decided the acquisition holds exactly the
+    /// issued token (lagging ones were raised to it before the grant), and a counter moves
+    /// only when an acquisition succeeds on its master, which cannot happen there while our
+    /// value is held. A master that granted after the decision keeps its own counter, which may
+    /// be higher; it is outvoted. When no quorum of holders agrees (a master of the deciding
+    /// quorum is unreachable now), the token is not reported rather than guessed.
+    static func lockState(_ replies: Replies, quorum: Int, driftFactor: Double) -> Result<LockState, RedlockError> {
         var answered = 0
-        var holders: [[UInt8]: [Int64]] = [:]
-        var tokens: [[UInt8]: Int64] = [:]
+        var holders: [[UInt8]: [(ttl: Int64, token: Int64?)]] = [:]
         for reply in replies {
             guard case .success(let value)? = reply, let triple = value.array, triple.count == 3 else { continue }
             answered += 1
             if let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0 {
-                holders[holder, default: []].append(ttl)
-                if let token = triple[2].string.flatMap({ Int64($0) }) { tokens[holder] = max(tokens[holder] ?? 0, token) }
+                holders[holder, default: []].append((ttl, triple[2].string.flatMap { Int64($0) }))
             }
         }
         guard answered >= quorum else {
             return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
         }
-        guard let (holder, ttls) = holders.first(where: { $0.value.count >= quorum }) else {
+        guard let (holder, entries) = holders.first(where: { $0.value.count >= quorum }) else {
             return .success(LockState(isHeld: false, remaining: nil, holder: nil))
         }
         // The quorum-th largest TTL: the lock is held on a quorum at least that long.
-        let sorted = ttls.sorted(by: >)
+        let sorted = entries.map(\.ttl).sorted(by: >)
         let ttl = Duration.milliseconds(sorted[quorum - 1])
         let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
-        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: tokens[holder]))
+        var votesPerToken: [Int64: Int] = [:]
+        for case let token? in entries.map(\.token) { votesPerToken[token, default: 0] += 1 }
+        let token = votesPerToken.first { $0.value >= quorum }?.key
+        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: token))
     }
 
     // MARK: - Helpers

@@ -7,18 +7,19 @@ enum Scripts {
     static var all: [RedisScript] { [acquireFenced, acquireMany, raiseCounters, release, extend, reseed, inspect] }
 
     /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters; ARGV: value, ttl ms, counter
-    /// retention ms, seed. All-or-nothing: nil if any lock key exists; otherwise sets every key
-    /// and returns the incremented counters. A missing counter starts at the seed (the
+    /// retention ms, seed. All-or-nothing: if any lock key exists, returns that key's PTTL (an
+    /// integer, so the caller learns when to retry); otherwise sets every key and returns the
+    /// incremented counters. A missing counter starts at the seed (the
     /// client's wall clock in microseconds, the same for every master of one attempt, so fresh
     /// counters agree across masters) and expires after the retention; a later seed is again
     /// higher than any token the expired counter handed out.
     static let acquireFenced = RedisScript("""
         local n = #KEYS / 2
         if n == 1 then
-          if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+          if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('pttl', KEYS[1]) end
         else
           for i = 1, n do
-            if redis.call('exists', KEYS[i]) == 1 then return false end
+            if redis.call('exists', KEYS[i]) == 1 then return redis.call('pttl', KEYS[i]) end
           end
           for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         end
@@ -36,13 +37,14 @@ enum Scripts {
         """)
 
     /// KEYS lock keys; ARGV value, ttl ms. All-or-nothing SET of several keys, without
-    /// fencing: 1 if set, nil if any key exists. (One unfenced key is a plain SET NX PX.)
+    /// fencing: OK if set; if any key exists, that key's PTTL (an integer). (One unfenced key
+    /// is a plain SET NX PX, whose refusal is nil.)
     static let acquireMany = RedisScript("""
         for i = 1, #KEYS do
-          if redis.call('exists', KEYS[i]) == 1 then return false end
+          if redis.call('exists', KEYS[i]) == 1 then return redis.call('pttl', KEYS[i]) end
         end
         for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
-        return 1
+        return redis.status_reply('OK')
         """)
 
     /// KEYS fencing counters; ARGV[1..n] tokens, ARGV[n+1] retention ms. Raises each counter to

@@ -85,9 +85,16 @@ extension Redlock {
             return result ?? .failure(RedlockError(.cancelled, "cancelled"))
         }
         do {
-            try await release(handle.lock)
+            if try await release(handle.lock) == .notHeld, case .success = outcome {
+                // The lock went (expired, evicted, deleted) between two extensions: the body
+                // finished without the protection it asked for.
+                logger.warning("lock was no longer held when the body finished", metadata: ["redlock.resource": "\(resources.joined(separator: ","))"])
+                throw RedlockError(.lockLost, "the lock was no longer held when the body finished")
+            }
+        } catch let error as RedlockError where error.code == .lockLost {
+            throw error
         } catch {
-            logger.debug("release after withLock failed; the lock will expire", metadata: ["redlock.reason": "\(error.code)"])
+            logger.warning("release after withLock failed; the lock will expire", metadata: ["redlock.reason": "\(error)"])
         }
         return try outcome.get()
     }

@@ -153,6 +153,21 @@ struct LockAPITests {
         }
     }
 
+    @Test(arguments: [1, 2])
+    func aHeldLockIsStill409WithAMinorityOfMastersDown(down: Int) async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"secret":"holder-a","expires_in":600}"#).status == 201)
+            for index in 0..<down { await server.masters[index].kill9() }
+            for _ in 0..<20 {
+                let post = try await server.request("POST", path, body: #"{"secret":"client-b","expires_in":60}"#)
+                expectProblem(post, 409)
+                let retryAfter = Int(post.header("Retry-After") ?? "") ?? 0
+                #expect(retryAfter > 500 && retryAfter <= 600, "Retry-After is the holder's remaining time, not a guess")
+            }
+        }
+    }
+
     @Test func aQuorumDownGives503FromPostAndReadyz() async throws {
         try await withLiveServer { server throws in
             #expect(try await server.request("GET", "/readyz").status == 200)

@@ -54,10 +54,13 @@ struct SafetyTests {
                 #expect(error?.code == .lockHeld, "a minority down must not turn a held lock into unreachable")
                 let retryAfter = try #require(error?.retryAfter, "a held lock says when to retry")
                 #expect(retryAfter > .seconds(15) && retryAfter <= .seconds(20))
+                // Each master's vote; the attempt is decided once no quorum is possible, so some
+                // may still be pending (a killed master's connection may be re-dialling).
                 let votes = error?.votes ?? []
                 #expect(votes.count == 5)
-                #expect(votes.filter { $0 == .failed }.count == down)
-                #expect(votes.filter { $0 == .heldByAnother }.count == 5 - down)
+                #expect(!votes.contains(.granted))
+                #expect(votes.contains(.heldByAnother))
+                #expect(votes.filter { $0 == .failed }.count <= down)
             }
             #expect(try await redlock.release(holder) == .released)
         }
