@@ -47,6 +47,11 @@ public final class RedisConnection: @unchecked Sendable {
     private var failedAttempts = 0
     private var redial: Scheduled<Void>?
     private var connectedWaiters: [EventLoopPromise<Void>] = []
+    /// The server's `run_id` as last seen (only with a restart quarantine configured).
+    private var knownRunID: String?
+    /// Until when commands fail because the server restarted (see
+    /// ``RedisConnectionConfiguration/restartQuarantine``).
+    @exclusivity(unchecked) private var quarantinedUntil: NIODeadline?
 
     /// Creates a connection; it does not dial until first used or ``connect()`` is called.
     public init(
@@ -85,7 +90,7 @@ public final class RedisConnection: @unchecked Sendable {
         // On the loop and connected, hiredis encodes straight into the batch being written:
         // no buffer of the command's own, and no copy of it.
         let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
-            if case .connected(_, let handler) = state, !handler.isDropped {
+            if case .connected(_, let handler) = state, !handler.isDropped, quarantinedUntil == nil {
                 handler.send(encoding: arguments, deadline: deadline, sink: .continuation(continuation))
                 return
             }
@@ -163,10 +168,12 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// Whether the connection is currently usable (connected), as seen on its event loop.
+    /// Whether the connection is currently usable (connected and not held out after a
+    /// restart), as seen on its event loop.
     public var isConnected: Bool {
         get async {
             (try? await eventLoop.submit {
+                if let until = self.quarantinedUntil, NIODeadline.now() < until { return false }
                 if case .connected = self.state { return true }
                 return false
             }.get()) ?? false
@@ -221,6 +228,13 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     private func send(encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?) {
+        if let until = quarantinedUntil, case .connected = state {
+            guard NIODeadline.now() >= until else {
+                sink.deliver(.failure(Self.quarantineError(until)))
+                return
+            }
+            quarantinedUntil = nil
+        }
         switch state {
         case .connected(_, let handler) where handler.isDropped:
             // Dropped but not yet closed (its close callback has not run): re-dial now rather
@@ -276,7 +290,9 @@ public final class RedisConnection: @unchecked Sendable {
             }
         }
         .flatMap { channel in
-            self.handshake(handler: handler, deadline: setupDeadline).map { channel }
+            self.handshake(handler: handler, deadline: setupDeadline)
+                .flatMap { self.identifyServer(handler: handler, deadline: setupDeadline) }
+                .map { channel }
                 .flatMapErrorThrowing { error in
                     channel.close(promise: nil)
                     throw error
@@ -315,6 +331,38 @@ public final class RedisConnection: @unchecked Sendable {
         return EventLoopFuture.andAllSucceed(replies, on: eventLoop)
     }
 
+    /// With a restart quarantine configured: reads `run_id` and `uptime_in_seconds`, and when the
+    /// run id changed since the last connection, holds the server out until it has been up for
+    /// the quarantine. Best effort: a server that refuses `INFO` is not held out.
+    private func identifyServer(handler: RedisChannelHandler, deadline: NIODeadline) -> EventLoopFuture<Void> {
+        guard let quarantine = configuration.restartQuarantine else { return eventLoop.makeSucceededVoidFuture() }
+        var buffer = ByteBufferAllocator().buffer(capacity: 32)
+        try? HiredisEncoder.encode([Array("INFO".utf8), Array("server".utf8)], into: &buffer)
+        let promise = eventLoop.makePromise(of: RESPValue.self)
+        handler.send(buffer, deadline: deadline, promise: promise)
+        return promise.futureResult.map { reply in
+            guard let identity = ServerIdentity(info: reply.string ?? "") else {
+                self.logger.warning("INFO server gave no run_id; restarts of this server cannot be detected")
+                return
+            }
+            defer { self.knownRunID = identity.runID }
+            guard let known = self.knownRunID, known != identity.runID else { return }
+            let remaining = quarantine - .seconds(identity.uptimeSeconds)
+            guard remaining > .zero else { return }
+            let until = NIODeadline.now() + .nanoseconds(remaining.nanoseconds)
+            self.quarantinedUntil = until
+            self.logger.warning(
+                "server restarted: held out of use until every lock it may have forgotten has expired",
+                metadata: ["redis.uptime_seconds": "\(identity.uptimeSeconds)", "redis.held_out_for": "\(remaining)"]
+            )
+        }.recover { _ in }
+    }
+
+    static func quarantineError(_ until: NIODeadline) -> RedisWireError {
+        let milliseconds = max((until - .now()).nanoseconds / 1_000_000, 0)
+        return RedisWireError(.unavailable, "server restarted; held out of use for \(milliseconds) ms more")
+    }
+
     private func didConnect(_ channel: any Channel, handler: RedisChannelHandler) {
         guard case .connecting(let waiters) = state else {
             channel.close(promise: nil)  // closed while dialling
@@ -329,7 +377,9 @@ public final class RedisConnection: @unchecked Sendable {
         state = .connected(channel, handler)
         let now = NIODeadline.now()
         for waiter in waiters {
-            if waiter.deadline <= now {
+            if let until = quarantinedUntil, now < until {
+                waiter.sink.deliver(.failure(Self.quarantineError(until)))
+            } else if waiter.deadline <= now {
                 waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
             } else {
                 handler.send(waiter.encoded, deadline: waiter.deadline, sink: waiter.sink, script: waiter.script)
@@ -386,5 +436,31 @@ public final class RedisConnection: @unchecked Sendable {
             return RedisWireError(.unavailable, "\(error)")
         }
         return RedisWireError(.connectionClosed, "\(error)")
+    }
+}
+
+/// What `INFO server` says about which process a connection reached.
+struct ServerIdentity: Equatable {
+    /// Random per server start: a different one means the server restarted.
+    let runID: String
+    /// Whole seconds since it started (rounded down).
+    let uptimeSeconds: Int64
+
+    init(runID: String, uptimeSeconds: Int64) {
+        self.runID = runID
+        self.uptimeSeconds = uptimeSeconds
+    }
+
+    /// Parses the reply of `INFO server`; nil when it names no run id or uptime.
+    init?(info: String) {
+        var runID: String?
+        var uptime: Int64?
+        for line in info.split(whereSeparator: \.isNewline) {
+            if line.hasPrefix("run_id:") { runID = String(line.dropFirst(7)) }
+            if line.hasPrefix("uptime_in_seconds:") { uptime = Int64(line.dropFirst(18)) }
+        }
+        guard let runID, !runID.isEmpty, let uptime else { return nil }
+        self.runID = runID
+        self.uptimeSeconds = uptime
     }
 }

@@ -39,6 +39,13 @@ public struct RedisConnectionConfiguration: Sendable {
     /// Scripts loaded with `SCRIPT LOAD` on every (re)connect, so their first `EVALSHA`
     /// does not pay a NOSCRIPT round trip (after a restart, for instance).
     public var preloadedScripts: [RedisScript]
+    /// After this connection sees the server restart (its `run_id`, from `INFO server` on every
+    /// (re)connect, differs from the one it saw before), every command fails with
+    /// ``RedisWireError/Code/unavailable`` until the server has been up this long. Redlock sets
+    /// it to the longest lock TTL in use: a master that restarted without persistence then
+    /// votes again only once every lock it forgot has expired. Nil (the default) sends no
+    /// `INFO` and never holds a server out.
+    public var restartQuarantine: Duration?
 
     /// Creates a configuration; every value has a production default.
     public init(
@@ -47,7 +54,8 @@ public struct RedisConnectionConfiguration: Sendable {
         reconnect: Reconnect = .init(),
         authentication: Authentication? = nil,
         database: Int = 0,
-        preloadedScripts: [RedisScript] = []
+        preloadedScripts: [RedisScript] = [],
+        restartQuarantine: Duration? = nil
     ) {
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
@@ -55,6 +63,7 @@ public struct RedisConnectionConfiguration: Sendable {
         self.authentication = authentication
         self.database = database
         self.preloadedScripts = preloadedScripts
+        self.restartQuarantine = restartQuarantine
     }
 }
 

@@ -55,6 +55,9 @@ public final class Redlock: Service, Sendable {
         let eventLoop = eventLoopGroup.next()
         var connectionConfiguration = configuration.connection
         connectionConfiguration.preloadedScripts += Scripts.all
+        if let maximumTTL = configuration.maximumTTL {
+            connectionConfiguration.restartQuarantine = maximumTTL + Validity.drift(ttl: maximumTTL, driftFactor: configuration.driftFactor)
+        }
         self.configuration = configuration
         self.masters = masters
         self.logger = logger
@@ -532,6 +535,9 @@ public final class Redlock: Service, Sendable {
         guard !resources.contains(where: \.isEmpty) else { throw RedlockError(.invalidArgument, "resource names must not be empty") }
         guard resources.count == 1 || Set(resources).count == resources.count else { throw RedlockError(.invalidArgument, "resources must be distinct") }
         guard ttl >= .milliseconds(1) else { throw RedlockError(.invalidArgument, "ttl must be at least 1 ms") }
+        if let maximumTTL = configuration.maximumTTL, ttl > maximumTTL {
+            throw RedlockError(.invalidArgument, "ttl \(ttl) is longer than the configured maximum TTL \(maximumTTL)")
+        }
         guard Validity.drift(ttl: ttl, driftFactor: configuration.driftFactor) < ttl else {
             throw RedlockError(.invalidArgument, "ttl \(ttl) is shorter than its drift allowance")
         }

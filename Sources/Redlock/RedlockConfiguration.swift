@@ -63,6 +63,13 @@ public struct RedlockConfiguration: @unchecked Sendable {
     public var metricsFactory: (any MetricsFactory)?
     /// Connection settings used for every master (connect timeout, reconnect backoff, AUTH).
     public var connection: RedisConnectionConfiguration
+    /// The longest TTL any client of these masters uses, when known. Turns on the delayed
+    /// rejoin of restarted masters: a master this client sees restart (its `run_id` changes
+    /// across a reconnect) is counted as unreachable until it has been up this long plus the
+    /// drift allowance, so a master that lost its locks in the restart (no persistence) votes
+    /// again only once every one of them has expired. Acquire and extend then reject longer
+    /// TTLs. Nil (the default) turns both off.
+    public var maximumTTL: Duration?
 
     /// Creates a configuration.
     public init(
@@ -75,7 +82,8 @@ public struct RedlockConfiguration: @unchecked Sendable {
         fencing: Bool = true,
         fencingCounterRetention: Duration = .seconds(24 * 3600),
         metricsFactory: (any MetricsFactory)? = nil,
-        connection: RedisConnectionConfiguration = .init(connectTimeout: .milliseconds(500), reconnect: .init(initialDelay: .milliseconds(25), maximumDelay: .seconds(1)))
+        connection: RedisConnectionConfiguration = .init(connectTimeout: .milliseconds(500), reconnect: .init(initialDelay: .milliseconds(25), maximumDelay: .seconds(1))),
+        maximumTTL: Duration? = nil
     ) {
         self.instanceTimeout = instanceTimeout
         self.lateReplyGrace = lateReplyGrace
@@ -87,5 +95,6 @@ public struct RedlockConfiguration: @unchecked Sendable {
         self.metricsFactory = metricsFactory
         self.fencingCounterRetention = fencingCounterRetention
         self.connection = connection
+        self.maximumTTL = maximumTTL
     }
 }

@@ -82,10 +82,18 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
     @Option(help: "How long a lock name's fencing counter stays on the masters, e.g. 1h (one key per distinct name; shorter tolerates less clock skew between server replicas).")
     var fencingRetention = DurationArgument(argument: "24h")!
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Keep a master that restarted out of votes until --max-expires-in has passed since it started, so one that lost its locks (no persistence) cannot grant them again. Turn off only for masters with appendfsync always."
+    )
+    var delayedRejoin = true
 
     /// The Redlock configuration every master group uses.
     var redlockConfiguration: RedlockConfiguration {
-        RedlockConfiguration(fencingCounterRetention: fencingRetention.duration)
+        RedlockConfiguration(
+            fencingCounterRetention: fencingRetention.duration,
+            maximumTTL: delayedRejoin ? .milliseconds(Int64((maxExpiresIn * 1000).rounded(.up))) : nil
+        )
     }
 
     func configuration() throws -> LocklockServerConfiguration {
