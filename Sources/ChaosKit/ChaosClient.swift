@@ -23,9 +23,14 @@ public struct ChaosClient: Sendable {
         public var fenced: Bool
         /// Pause between the end of one attempt and the next (0: hammer the lock).
         public var think: Duration
+        /// Turns on the delayed rejoin of restarted masters (nil: off).
+        public var maximumTTL: Duration?
+        /// Read the token back from the lock's status in each section and report a mismatch.
+        public var tokenFromStatus: Bool
 
         /// Creates options.
-        public init(id: Int, masters: [RedisServerAddress], witness: RedisServerAddress, ttl: Duration, hold: Duration, fenced: Bool, think: Duration) {
+        public init(id: Int, masters: [RedisServerAddress], witness: RedisServerAddress, ttl: Duration, hold: Duration, fenced: Bool, think: Duration,
+                    maximumTTL: Duration? = nil, tokenFromStatus: Bool = false) {
             self.id = id
             self.masters = masters
             self.witness = witness
@@ -33,6 +38,8 @@ public struct ChaosClient: Sendable {
             self.hold = hold
             self.fenced = fenced
             self.think = think
+            self.maximumTTL = maximumTTL
+            self.tokenFromStatus = tokenFromStatus
         }
     }
 
@@ -45,7 +52,10 @@ public struct ChaosClient: Sendable {
     public func run() async throws {
         let redlock = Redlock(
             masters: options.masters,
-            configuration: .init(instanceTimeout: .milliseconds(50), retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)), fencing: true),
+            configuration: .init(
+                instanceTimeout: .milliseconds(50), retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)), fencing: true,
+                maximumTTL: options.maximumTTL
+            ),
             logger: Logger(label: "chaos-client", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         let witness = RedisConnection(address: options.witness)
@@ -58,6 +68,9 @@ public struct ChaosClient: Sendable {
                 // The section records itself: withLock may still throw lockLost after it ran.
                 try await redlock.withLock("chaos:resource", ttl: options.ttl, wait: .seconds(1),
                                            retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3))) { handle in
+                    if options.tokenFromStatus, let reported = try? await redlock.inspect("chaos:resource"), reported.fencingToken != handle.fencingToken {
+                        _ = try await witness.send("RPUSH", WitnessKeys.tokenMismatches, "\(reported.fencingToken.map(String.init) ?? "none") != \(handle.fencingToken ?? 0)")
+                    }
                     let record = try await criticalSection(handle: handle, witness: witness, started: started, pid: pid)
                     _ = try await witness.send("RPUSH", WitnessKeys.events, record.line)
                 }

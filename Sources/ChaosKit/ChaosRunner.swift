@@ -122,13 +122,14 @@ public struct ChaosRunner: Sendable {
             try await witness.connect()
             for id in 0..<clients {
                 let group = id % 2
-                children.append(try ChildProcess.spawn([
-                    clientExecutable, "client", "--id", String(id),
-                    "--masters", proxies[group].map { "127.0.0.1:\($0.port)" }.joined(separator: ","),
-                    "--witness", witnessServer.hostAndPort,
-                    "--ttl-ms", String(scenario.ttl.nanoseconds / 1_000_000), "--hold-ms", String(scenario.hold.nanoseconds / 1_000_000),
-                    "--think-ms", String((scenario.think ?? think).nanoseconds / 1_000_000),
-                ] + (scenario.fenced ? ["--fenced"] : [])))
+                let masterList: String = proxies[group].map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+                var arguments: [String] = [clientExecutable, "client", "--id", String(id), "--masters", masterList, "--witness", witnessServer.hostAndPort]
+                arguments += ["--ttl-ms", String(scenario.ttl.nanoseconds / 1_000_000), "--hold-ms", String(scenario.hold.nanoseconds / 1_000_000)]
+                arguments += ["--think-ms", String((scenario.think ?? think).nanoseconds / 1_000_000)]
+                if scenario.fenced { arguments.append("--fenced") }
+                if let maximumTTL = scenario.maximumTTL { arguments += ["--max-ttl-ms", String(maximumTTL.nanoseconds / 1_000_000)] }
+                if scenario.tokenFromStatus { arguments.append("--token-from-status") }
+                children.append(try ChildProcess.spawn(arguments))
             }
             let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFiles: clockFiles)
             try await Task.sleep(for: timing.warmUp)
@@ -138,6 +139,12 @@ public struct ChaosRunner: Sendable {
             let faultEnd = ContinuousClock.now + timing.fault
             let injections = try await context.inject(scenario.fault, ttl: scenario.ttl, until: faultEnd)
             if ContinuousClock.now < faultEnd { try await Task.sleep(until: faultEnd) }
+            var observed: [String] = []
+            if let killed = scenario.killedMajority {
+                let survivors = (0..<5).filter { !killed.contains($0) }
+                let orphans = try await context.persistentLockValues(on: survivors)
+                if orphans > 0 { observed.append("\(orphans) lock keys of failed acquisitions left on reachable masters") }
+            }
             let healed = monotonicNanoseconds()
             try await context.heal(scenario.fault)
             try await Task.sleep(for: timing.healed)
@@ -154,6 +161,9 @@ public struct ChaosRunner: Sendable {
             let lines = try await witness.send("LRANGE", WitnessKeys.events, "0", "-1")
             let tokens = try await witness.send("LRANGE", WitnessKeys.acceptedTokens, "0", "-1")
             let counter = Int(try await witness.send("GET", WitnessKeys.counter).string ?? "0") ?? 0
+            if let mismatches = try await witness.send("LLEN", WitnessKeys.tokenMismatches).integer, mismatches > 0 {
+                observed.append("\(mismatches) sections read another fencing token from status than they were issued")
+            }
             await witness.close()
             let records = Self.strings(lines).compactMap(AttemptRecord.init(line:))
             let report = Checker.check(
@@ -161,7 +171,9 @@ public struct ChaosRunner: Sendable {
                 phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end)
             )
             await tearDown()
-            return ScenarioResult(scenario: scenario, report: report, injections: injections, failures: Self.failures(scenario, report, injections))
+            return ScenarioResult(
+                scenario: scenario, report: report, injections: injections, failures: Self.failures(scenario, report, injections) + observed
+            )
         } catch {
             await tearDown()
             throw error
@@ -187,6 +199,9 @@ public struct ChaosRunner: Sendable {
             if report.violations > 0 { failures.append("\(report.violations) mutual-exclusion violations") }
             if report.lostUpdates > 0 { failures.append("\(report.lostUpdates) lost updates") }
             if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted") }
+            if scenario.minorityFaulted, let unreachable = report.outcomes["quorumUnreachable"], unreachable > 0 {
+                failures.append("\(unreachable) attempts reported unreachable with only a minority faulted")
+            }
             if let floor, report.availability < floor {
                 failures.append("availability \(report.availability) below \(floor) of fault-free")
             }
@@ -321,6 +336,22 @@ struct FaultContext: Sendable {
         case .none, .restartWhileHeld, .clockJump, .clockJumpOnBareQuorum, .pauseHolder:
             break
         }
+    }
+
+    /// How many of `survivors` hold one lock value for the resource unchanged across three
+    /// looks 150 ms apart. With a majority down nobody can hold the lock, and an attempt's own
+    /// key lives only until its release: a value that stays is an orphan.
+    func persistentLockValues(on survivors: [Int]) async throws -> Int {
+        let direct = survivors.map { RedisConnection(address: masters[$0].address) }
+        defer { for connection in direct { Task { await connection.close() } } }
+        var seen: [[[UInt8]?]] = []
+        for look in 0..<3 {
+            if look > 0 { try await Task.sleep(for: .milliseconds(150)) }
+            var values: [[UInt8]?] = []
+            for connection in direct { values.append(try await connection.send("GET", "redlock:lock:chaos:resource").bytes) }
+            seen.append(values)
+        }
+        return direct.indices.filter { index in seen[0][index] != nil && seen.allSatisfy { $0[index] == seen[0][index] } }.count
     }
 
     /// Polls the witness until a client is in its critical section; returns its pid.

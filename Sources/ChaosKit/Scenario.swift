@@ -76,10 +76,17 @@ public struct Scenario: Sendable {
     /// Each client's pause between attempts, when the scenario needs its own (the runner's
     /// otherwise).
     public var think: Duration?
+    /// The clients' maximum TTL, which turns on the delayed rejoin of restarted masters
+    /// (``Redlock/RedlockConfiguration/maximumTTL``); nil leaves it off.
+    public var maximumTTL: Duration?
+    /// Whether each client also reads its fencing token back from the lock's status inside its
+    /// section; a status token other than the issued one fails the scenario.
+    public var tokenFromStatus: Bool
 
     /// Creates a scenario.
     public init(name: String, fault: Fault, masters: MasterSetup = .plain, expectation: Expectation, fenced: Bool = false,
-                ttl: Duration = .seconds(1), hold: Duration = .milliseconds(5), think: Duration? = nil) {
+                ttl: Duration = .seconds(1), hold: Duration = .milliseconds(5), think: Duration? = nil,
+                maximumTTL: Duration? = nil, tokenFromStatus: Bool = false) {
         self.name = name
         self.fault = fault
         self.masters = masters
@@ -88,6 +95,24 @@ public struct Scenario: Sendable {
         self.ttl = ttl
         self.hold = hold
         self.think = think
+        self.maximumTTL = maximumTTL
+        self.tokenFromStatus = tokenFromStatus
+    }
+
+    /// The masters a fault takes away from every client, when it hits a minority only: no
+    /// acquisition may then be reported as unreachable.
+    var minorityFaulted: Bool {
+        switch fault {
+        case .kill(let indexes), .pause(let indexes), .proxy(let indexes, _): indexes.count <= 2
+        default: false
+        }
+    }
+
+    /// The masters a fault kills for the whole fault phase, when they are a majority: their
+    /// survivors must then hold no key a failed acquisition left behind.
+    var killedMajority: [Int]? {
+        if case .kill(let indexes) = fault, indexes.count >= 3 { return indexes }
+        return nil
     }
 
     /// The suite. `random` picks which masters a fault hits (seeded, reproducible).
@@ -114,6 +139,14 @@ public struct Scenario: Sendable {
                      expectation: .safe(availabilityFloor: nil)),
             Scenario(name: "majority restarted at once, no persistence", fault: .restartWhileHeld(majority, delay: nil, times: 4),
                      expectation: .unsafe, ttl: .seconds(2), hold: longHold),
+            Scenario(name: "majority restarted at once, no persistence, delayed rejoin", fault: .restartWhileHeld(majority, delay: nil, times: 4),
+                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold, maximumTTL: .seconds(2)),
+            // The first three masters in send order used to be the ones whose synchronous
+            // failures decided the attempt before the survivors' SETs were queued.
+            Scenario(name: "majority killed, survivors keep nothing of failed attempts", fault: .kill([0, 1, 2]),
+                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(30)),
+            Scenario(name: "minority delayed 20 ms, tokens read back from status (fenced)", fault: .proxy(minority, .latency(.milliseconds(20))),
+                     expectation: .safe(availabilityFloor: nil), fenced: true, tokenFromStatus: true),
             Scenario(name: "majority restarted at once, no persistence (fenced)", fault: .restartWhileHeld(majority, delay: nil, times: 4),
                      expectation: .unsafe, fenced: true, ttl: .seconds(2), hold: longHold),
             // Clients that do not pause split votes often, which is what leaves a holder on a

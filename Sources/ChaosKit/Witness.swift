@@ -17,6 +17,9 @@ public enum WitnessKeys {
     public static let holder = "chaos:holder"
     /// One line per attempt (see ``AttemptRecord``).
     public static let events = "chaos:events"
+    /// One entry per critical section whose lock status reported another fencing token than
+    /// the one its acquisition was issued.
+    public static let tokenMismatches = "chaos:token-mismatches"
 }
 
 /// Writes to the witness: unfenced (plain SET, whatever the token) or fenced (rejected unless

@@ -69,6 +69,8 @@ struct Client: AsyncParsableCommand {
     @Option var holdMs: Int
     @Option var thinkMs: Int
     @Flag var fenced = false
+    @Option var maxTtlMs: Int?
+    @Flag var tokenFromStatus = false
 
     func run() async throws {
         let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
@@ -76,7 +78,8 @@ struct Client: AsyncParsableCommand {
             throw ValidationError("bad --masters or --witness")
         }
         let options = ChaosClient.Options(
-            id: id, masters: addresses, witness: witnessAddress, ttl: .milliseconds(ttlMs), hold: .milliseconds(holdMs), fenced: fenced, think: .milliseconds(thinkMs)
+            id: id, masters: addresses, witness: witnessAddress, ttl: .milliseconds(ttlMs), hold: .milliseconds(holdMs), fenced: fenced, think: .milliseconds(thinkMs),
+            maximumTTL: maxTtlMs.map { .milliseconds($0) }, tokenFromStatus: tokenFromStatus
         )
         try await ChaosClient(options: options).run()
     }
