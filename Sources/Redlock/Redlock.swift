@@ -454,6 +454,30 @@ public final class Redlock: Service, Sendable {
         }
     }
 
+    /// Replaces the value of a lock we hold with `newValue`, keeping its TTL (for markers that
+    /// record a state, as ``IdempotencyGuard`` does). Throws ``RedlockError/Code/lockLost``
+    /// when fewer than a quorum still held `lock`'s value.
+    func relabel(_ lock: Lock, to newValue: [UInt8]) async throws(RedlockError) -> Lock {
+        let key = lockKey(lock.resource)
+        let quorum = group.quorum
+        let result: Result<Int, RedlockError> = await onLoop { completion in
+            guard let relabel = try? FanOutCommand.script(Scripts.relabel, keys: [key], arguments: [lock.value, newValue]) else {
+                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                return
+            }
+            self.group.fanOut(relabel, deadline: self.instanceDeadline()) { replies in
+                completion(.success(replies.reduce(0) { count, reply in
+                    if case .success(.integer(1))? = reply { return count + 1 }
+                    return count
+                }))
+            }
+        }
+        guard try result.get() >= quorum else {
+            throw RedlockError(.lockLost, "fewer than a quorum still held the marker")
+        }
+        return Lock(resources: lock.resources, fencingTokens: lock.fencingTokens, ttl: lock.ttl, validity: lock.validity, validUntil: lock.validUntil, value: newValue)
+    }
+
     // MARK: - Inspect
 
     /// Asks every master who holds `resource`; held only if a quorum agrees on one value.

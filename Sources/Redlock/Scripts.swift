@@ -4,7 +4,7 @@ import RedisWire
 /// resource name is ever interpreted as anything but a key.
 enum Scripts {
     /// Every script, loaded on each connection as it connects.
-    static var all: [RedisScript] { [acquireFenced, acquireMany, raiseCounters, release, extend, reseed, inspect] }
+    static var all: [RedisScript] { [acquireFenced, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel] }
 
     /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters; ARGV: value, ttl ms, counter
     /// retention ms, seed. All-or-nothing: if any lock key exists, returns that key's PTTL (an
@@ -108,5 +108,15 @@ enum Scripts {
     /// and the counter (the token of the latest acquisition).
     static let inspect = RedisScript("""
         return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1]), redis.call('get', KEYS[2])}
+        """)
+
+    /// KEYS lock key; ARGV old value, new value. Compare-and-set that keeps the key's TTL: 1 if
+    /// the key held the old value and now holds the new one, 0 otherwise.
+    static let relabel = RedisScript("""
+        if redis.call('get', KEYS[1]) == ARGV[1] then
+          redis.call('set', KEYS[1], ARGV[2], 'KEEPTTL')
+          return 1
+        end
+        return 0
         """)
 }

@@ -68,8 +68,10 @@ public struct Ledger: Sendable {
 }
 
 /// Handles each event at most once per id, whatever the feed redelivers, through
-/// ``IdempotencyGuard`` in at-most-once mode. A handler that fails releases the guard so a
-/// redelivery can try again (the side effect had not happened).
+/// ``IdempotencyGuard`` in at-most-once mode. The ledger applies an event in one atomic
+/// step, so a failure that reached it may have applied the event: the guard then reports the
+/// outcome as unknown and never applies it again. Only a failure before the ledger was reached
+/// (``IdempotencyGuard/NotPerformed``) lets a redelivery try again.
 public struct ExactlyOnceHandler: Sendable {
     let guardian: IdempotencyGuard
     let ledger: Ledger
@@ -77,7 +79,7 @@ public struct ExactlyOnceHandler: Sendable {
     /// Creates a handler; the guard's marker for an event id lives for `retention`, which must
     /// exceed how long the feed may redeliver it.
     public init(redlock: Redlock, ledger: Ledger, retention: Duration = .seconds(24 * 3600)) {
-        self.guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: retention, releaseOnFailure: true), namespace: "event:")
+        self.guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: retention), namespace: "event:")
         self.ledger = ledger
     }
 
@@ -87,7 +89,7 @@ public struct ExactlyOnceHandler: Sendable {
         let ledger = self.ledger
         switch try await guardian.run(key: event.id, { try await ledger.apply(event) }) {
         case .performed: return true
-        case .alreadyPerformed, .inProgress: return false
+        case .alreadyPerformed, .inProgress, .outcomeUnknown: return false
         }
     }
 }

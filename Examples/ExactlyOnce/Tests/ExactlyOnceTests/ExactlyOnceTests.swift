@@ -42,8 +42,8 @@ struct ExactlyOnceTests {
         try await withRedisServers(count: 3) { masters throws in
             let redlock = Redlock(masters: masters.addresses, configuration: .init(retry: .never))
             await redlock.connect()
-            let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60), releaseOnFailure: true))
-            await #expect(throws: Unavailable.self) { _ = try await guardian.run(key: "evt-x") { throw Unavailable() } }
+            let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60)))
+            await #expect(throws: Unavailable.self) { _ = try await guardian.run(key: "evt-x") { throw IdempotencyGuard.NotPerformed(Unavailable()) } }
             let retried = try await guardian.run(key: "evt-x") { 1 }
             if case .performed(1) = retried {} else { Issue.record("a redelivery after a failure runs again, got \(retried)") }
             await redlock.shutdown()
