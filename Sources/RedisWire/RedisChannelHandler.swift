@@ -4,6 +4,11 @@ import NIOCore
 /// The NIO side of one connection: writes encoded commands, feeds replies through hiredis
 /// and completes callers strictly in FIFO order, and enforces per-command deadlines.
 ///
+/// A command past its deadline fails its caller at once but keeps its place in the FIFO: its
+/// late reply is read and dropped, so a slow server costs timeouts, not reconnects. Only a
+/// server that sends no reply at all for the health timeout while commands are outstanding
+/// gets the connection dropped.
+///
 /// Lives on its channel's event loop and is touched only there.
 final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: every method runs on the channel's event loop (NIO calls the handler there,
@@ -19,7 +24,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias Completion = (Result<RESPValue, RedisWireError>) -> Void
 
     private struct Pending {
-        let sink: ReplySink
+        var sink: ReplySink
         let deadline: NIODeadline
         /// Set for an EVALSHA: re-sent as EVAL when the server answers NOSCRIPT.
         let script: RedisScriptCall?
@@ -45,13 +50,39 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     @exclusivity(unchecked) private var timer: Scheduled<Void>?
     @exclusivity(unchecked) private var timerDeadline: NIODeadline = .distantFuture
     @exclusivity(unchecked) private var failure: RedisWireError?
+    /// Replies read so far, and how many had been read when the health check last saw
+    /// progress, and when: no progress for `healthTimeout` with commands outstanding drops the
+    /// connection.
+    @exclusivity(unchecked) private var repliesRead = 0
+    @exclusivity(unchecked) private var progressMark: (replies: Int, at: NIODeadline)?
+    private let healthTimeout: TimeAmount
+    private let maximumInFlight: Int
+    /// Set when the connection was dropped because the server went silent: the owner then
+    /// re-dials with backoff rather than at once.
+    private(set) var droppedAsSilent = false
 
     /// Whether this connection has been dropped (timeout, protocol error, close) and must not
     /// take new commands, even before its channel has finished closing.
     var isDropped: Bool { failure != nil || context == nil }
 
-    init(logger: Logger = Logger(label: "redis-wire")) {
+    init(logger: Logger = Logger(label: "redis-wire"), healthTimeout: Duration = .seconds(2), maximumInFlight: Int = 10_000) {
         self.logger = logger
+        self.healthTimeout = .nanoseconds(healthTimeout.nanoseconds)
+        self.maximumInFlight = max(maximumInFlight, 1)
+    }
+
+    /// Fails `sink` at once when the connection is gone, or too many commands are in flight,
+    /// or the socket's send buffer is full; returns whether it did.
+    private func refuses(_ sink: ReplySink, context: ChannelHandlerContext?) -> Bool {
+        guard let context, failure == nil else {
+            sink.deliver(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
+            return true
+        }
+        guard pending.count < maximumInFlight, context.channel.isWritable else {
+            sink.deliver(.failure(RedisWireError(.unavailable, "too many commands in flight on this connection")))
+            return true
+        }
+        return false
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -74,10 +105,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Queues one encoded command whose reply goes to `sink`; `script` makes a NOSCRIPT reply
     /// re-send the command as EVAL instead of completing.
     func send(_ encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?) {
-        guard let context, failure == nil else {
-            sink.deliver(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
-            return
-        }
+        guard !refuses(sink, context: context), let context else { return }
         if unflushed == 0 && outbound == nil {
             single = encoded
         } else {
@@ -91,10 +119,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Encodes `arguments` straight into this tick's batch and queues the command; an argument
     /// list hiredis cannot encode fails `sink` with ``RedisWireError/Code/invalidArgument``.
     func send(encoding arguments: [[UInt8]], deadline: NIODeadline, sink: ReplySink) {
-        guard let context, failure == nil else {
-            sink.deliver(.failure(failure ?? RedisWireError(.connectionClosed, "connection is closed")))
-            return
-        }
+        guard !refuses(sink, context: context), let context else { return }
         openBatch(context: context)
         do throws(RedisWireError) {
             try HiredisEncoder.encode(arguments, into: &outbound!)
@@ -173,6 +198,8 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
                 guard let head = pending.popFirst() else {
                     throw RedisWireError(.protocolError, "reply received with no command in flight")
                 }
+                repliesRead &+= 1
+                if case .abandoned = head.sink { continue }
                 if let script = head.script, case .failure(let error) = reply, error.serverErrorPrefix == "NOSCRIPT" {
                     sendAsEval(script, deadline: head.deadline, sink: head.sink)
                 } else {
@@ -207,7 +234,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func armTimer(at deadline: NIODeadline) {
-        guard let context else { return }
+        guard let context, deadline != .distantFuture else { return }
         timer?.cancel()
         timerDeadline = deadline
         timer = context.eventLoop.scheduleTask(deadline: deadline) { [self] in
@@ -218,27 +245,36 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private func timerFired() {
         timer = nil
         timerDeadline = .distantFuture
-        guard let context, !pending.isEmpty else { return }
+        guard let context, !pending.isEmpty else {
+            progressMark = nil
+            return
+        }
         let now = NIODeadline.now()
+        // Callers past their deadline are answered now; their slots stay until the replies come.
+        var expired: [ReplySink] = []
         var earliest = NIODeadline.distantFuture
-        var expired = false
-        for entry in pending {
-            if entry.deadline <= now { expired = true; break }
-            earliest = min(earliest, entry.deadline)
-        }
-        if expired {
-            // A late reply would be taken as the answer to the next command: fail the
-            // expired commands, then drop the connection (which fails the rest).
-            let timeout = RedisWireError(.timeout, "command deadline passed before the reply arrived")
-            var survivors = CircularBuffer<Pending>()
-            while let entry = pending.popFirst() {
-                if entry.deadline <= now { entry.sink.deliver(.failure(timeout)) } else { survivors.append(entry) }
+        for index in pending.indices {
+            if case .abandoned = pending[index].sink { continue }
+            if pending[index].deadline <= now {
+                expired.append(pending[index].sink)
+                pending[index].sink = .abandoned
+            } else {
+                earliest = min(earliest, pending[index].deadline)
             }
-            pending = survivors
-            drop(RedisWireError(.connectionClosed, "connection dropped after another command timed out"), context: context)
-        } else {
-            armTimer(at: earliest)
         }
+        if let mark = progressMark, mark.replies == repliesRead {
+            if now - mark.at >= healthTimeout {
+                droppedAsSilent = true
+                logger.warning("server sent no reply for the health timeout; dropping the connection")
+                drop(RedisWireError(.timeout, "the server sent no reply for \(healthTimeout.nanoseconds / 1_000_000) ms"), context: context)
+            }
+        } else {
+            progressMark = (repliesRead, now)
+        }
+        let timeout = RedisWireError(.timeout, "command deadline passed before the reply arrived")
+        for sink in expired { sink.deliver(.failure(timeout)) }
+        guard failure == nil, !pending.isEmpty, let mark = progressMark else { return }
+        armTimer(at: min(earliest, mark.at + healthTimeout))
     }
 
     private func drop(_ error: any Error, context: ChannelHandlerContext) {

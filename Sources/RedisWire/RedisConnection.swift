@@ -47,6 +47,8 @@ public final class RedisConnection: @unchecked Sendable {
     private var failedAttempts = 0
     private var redial: Scheduled<Void>?
     private var connectedWaiters: [EventLoopPromise<Void>] = []
+    private var waiterExpiry: Scheduled<Void>?
+    private var waiterExpiryDeadline = NIODeadline.distantFuture
     /// The server's `run_id` as last seen (only with a restart quarantine configured).
     private var knownRunID: String?
     /// Until when commands fail because the server restarted (see
@@ -130,6 +132,11 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Runs a Lua script with `EVALSHA`, falling back to `EVAL` when the server answers
     /// `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
+    ///
+    /// Ordering: the `EVAL` of a fallback is sent when the `NOSCRIPT` reply arrives, so it runs
+    /// after any command sent on this connection in the meantime. Scripts are loaded on every
+    /// (re)connect, so this happens only after a `SCRIPT FLUSH` or for a user who may not
+    /// run `SCRIPT LOAD`.
     public nonisolated(nonsending) func evaluate(
         _ script: RedisScript,
         keys: [[UInt8]],
@@ -251,11 +258,23 @@ public final class RedisConnection: @unchecked Sendable {
             state = .idle  // avoid a copy-on-write of the array while we append
             waiters.append(Waiter(encoded: encoded, deadline: deadline, sink: sink, script: script))
             state = .connecting(waiters: waiters)
-            eventLoop.scheduleTask(deadline: deadline) { [self] in self.expireWaiters() }
+            scheduleWaiterExpiry(at: deadline)
         case .down(_, let error):
             sink.deliver(.failure(RedisWireError(.unavailable, "server is down, re-dialling in the background: \(error.message)")))
         case .closed:
             sink.deliver(.failure(RedisWireError(.closed, "connection was closed")))
+        }
+    }
+
+    /// One timer for every command waiting on a dial, at the earliest deadline (not one each).
+    private func scheduleWaiterExpiry(at deadline: NIODeadline) {
+        guard deadline < waiterExpiryDeadline else { return }
+        waiterExpiry?.cancel()
+        waiterExpiryDeadline = deadline
+        waiterExpiry = eventLoop.scheduleTask(deadline: deadline) { [self] in
+            self.waiterExpiry = nil
+            self.waiterExpiryDeadline = .distantFuture
+            self.expireWaiters()
         }
     }
 
@@ -270,6 +289,7 @@ public final class RedisConnection: @unchecked Sendable {
         // State first: a completion may send again on this connection, and that command must
         // join the waiters rather than be overwritten.
         state = .connecting(waiters: kept)
+        if let next = kept.map(\.deadline).min() { scheduleWaiterExpiry(at: next) }
         for waiter in expired {
             waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
         }
@@ -281,7 +301,7 @@ public final class RedisConnection: @unchecked Sendable {
         default: return
         }
         state = .connecting(waiters: [])
-        let handler = RedisChannelHandler(logger: logger)
+        let handler = RedisChannelHandler(logger: logger, healthTimeout: configuration.healthTimeout, maximumInFlight: configuration.maximumInFlight)
         let connectTimeout = configuration.connectTimeout
         let setupDeadline = NIODeadline.now() + .nanoseconds(connectTimeout.nanoseconds)
         transport.connect(to: address, on: eventLoop, timeout: connectTimeout) { channel in
@@ -318,17 +338,22 @@ public final class RedisConnection: @unchecked Sendable {
         if configuration.database != 0 {
             commands.append(["SELECT", String(configuration.database)].map { Array($0.utf8) })
         }
-        for script in configuration.preloadedScripts {
-            commands.append([Array("SCRIPT".utf8), Array("LOAD".utf8), script.sourceBytes])
-        }
-        let replies = commands.map { command -> EventLoopFuture<RESPValue> in
+        let send = { (command: [[UInt8]]) -> EventLoopFuture<RESPValue> in
             var buffer = ByteBufferAllocator().buffer(capacity: 64)
             try? HiredisEncoder.encode(command, into: &buffer)
-            let promise = eventLoop.makePromise(of: RESPValue.self)
+            let promise = self.eventLoop.makePromise(of: RESPValue.self)
             handler.send(buffer, deadline: deadline, promise: promise)
             return promise.futureResult
         }
-        return EventLoopFuture.andAllSucceed(replies, on: eventLoop)
+        let required = commands.map(send)
+        // Best effort: a user without SCRIPT LOAD (an ACL) still connects, and pays one
+        // NOSCRIPT round trip per script instead.
+        let preloads = configuration.preloadedScripts.map { script in
+            send([Array("SCRIPT".utf8), Array("LOAD".utf8), script.sourceBytes]).map { _ in () }.recover { error in
+                self.logger.debug("could not preload a script", metadata: ["error": "\(error)"])
+            }
+        }
+        return EventLoopFuture.andAllSucceed(required, on: eventLoop).and(EventLoopFuture.andAllSucceed(preloads, on: eventLoop)).map { _ in () }
     }
 
     /// With a restart quarantine configured: reads `run_id` and `uptime_in_seconds`, and when the
@@ -391,10 +416,21 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     private func channelClosed(_ channel: any Channel) {
-        guard case .connected(let current, _) = state, current === channel else { return }
-        logger.debug("connection closed, re-dialling")
-        state = .idle
-        dial()
+        guard case .connected(let current, let handler) = state, current === channel else { return }
+        guard handler.droppedAsSilent else {
+            logger.debug("connection closed, re-dialling")
+            state = .idle
+            dial()
+            return
+        }
+        // A silent server (paused, black-holed): back off like a failed dial rather than
+        // re-dial in a storm.
+        failedAttempts += 1
+        state = .down(since: .now(), lastError: RedisWireError(.timeout, "the server stopped answering"))
+        redial = eventLoop.scheduleTask(in: backoff(attempt: failedAttempts)) { [self] in
+            self.redial = nil
+            if case .down = self.state { self.dial() }
+        }
     }
 
     private func didFailToConnect(_ error: RedisWireError) {

@@ -30,6 +30,15 @@ public struct RedisConnectionConfiguration: Sendable {
     public var connectTimeout: Duration
     /// The deadline of a command when the caller gives none.
     public var commandTimeout: Duration
+    /// How long the connection waits with commands outstanding and no reply at all before it
+    /// takes the server for gone, drops the connection and re-dials (with backoff). A command
+    /// that passes its own deadline only fails its caller: its late reply is read and thrown
+    /// away, so a slow server costs timeouts, not reconnects.
+    public var healthTimeout: Duration
+    /// Most commands awaiting replies on the connection at once; past it (or while the
+    /// socket's send buffer is full) new commands fail at once with
+    /// ``RedisWireError/Code/unavailable`` instead of queuing behind a stalled server.
+    public var maximumInFlight: Int
     /// Re-dial backoff while the server is down.
     public var reconnect: Reconnect
     /// Optional credentials.
@@ -51,6 +60,8 @@ public struct RedisConnectionConfiguration: Sendable {
     public init(
         connectTimeout: Duration = .seconds(1),
         commandTimeout: Duration = .seconds(1),
+        healthTimeout: Duration = .seconds(2),
+        maximumInFlight: Int = 10_000,
         reconnect: Reconnect = .init(),
         authentication: Authentication? = nil,
         database: Int = 0,
@@ -59,6 +70,8 @@ public struct RedisConnectionConfiguration: Sendable {
     ) {
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
+        self.healthTimeout = healthTimeout
+        self.maximumInFlight = maximumInFlight
         self.reconnect = reconnect
         self.authentication = authentication
         self.database = database

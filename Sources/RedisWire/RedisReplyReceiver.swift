@@ -13,9 +13,13 @@ enum ReplySink {
     case receiver(any RedisReplyReceiver, tag: Int)
     /// An awaiting caller, resumed directly.
     case continuation(UnsafeContinuation<Result<RESPValue, RedisWireError>, Never>)
+    /// A command whose caller has already been answered (it timed out): its late reply is
+    /// read, to keep the replies in step, and dropped.
+    case abandoned
 
     func deliver(_ reply: Result<RESPValue, RedisWireError>) {
         switch self {
+        case .abandoned: break
         case .closure(let completion): completion(reply)
         case .receiver(let receiver, let tag): receiver.receive(reply, tag: tag)
         case .continuation(let continuation): continuation.resume(returning: reply)

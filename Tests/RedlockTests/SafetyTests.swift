@@ -190,3 +190,38 @@ struct SafetyTests {
         }
     }
 }
+
+@Suite("Redlock with an ACL user", .serialized, .realRedisServers)
+struct ACLUserTests {
+    @Test func aUserWithoutScriptLoadStillConnectsSelectsItsDatabaseAndLocks() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            for server in group.servers {
+                let admin = direct(server)
+                // Every command but SCRIPT LOAD: scripts then run by EVALSHA's NOSCRIPT fallback.
+                _ = try await admin.send("ACL", "SETUSER", "locker", "on", ">s3cret", "~*", "+@all", "-script|load")
+                await admin.close()
+            }
+            var configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
+            configuration.connection.authentication = .init(username: "locker", password: "s3cret")
+            configuration.connection.database = 3
+            let redlock = Redlock(masters: group.addresses, configuration: configuration)
+            defer { Task { await redlock.shutdown() } }
+            #expect(await redlock.connect() == 3)
+            let lock = try await redlock.acquire("acl", ttl: .seconds(10))
+            #expect(lock.fencingToken != nil)
+            let admin = direct(group[0])
+            _ = try await admin.send("SELECT", "3")
+            #expect(try await admin.send("EXISTS", "redlock:lock:acl") == .integer(1), "the lock lives in the selected database")
+            await admin.close()
+            #expect(try await redlock.release(lock) == .released)
+
+            var wrong = configuration
+            wrong.connection.authentication = .init(username: "locker", password: "wrong")
+            let refused = Redlock(masters: group.addresses, configuration: wrong)
+            defer { Task { await refused.shutdown() } }
+            #expect(await refused.connect() == 0)
+            let error = await #expect(throws: RedlockError.self) { try await refused.acquire("acl", ttl: .seconds(1)) }
+            #expect(error?.code == .quorumUnreachable)
+        }
+    }
+}
