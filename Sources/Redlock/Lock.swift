@@ -108,6 +108,9 @@ public enum ReleaseOutcome: Sendable, Hashable {
     /// A quorum of masters no longer held our value: the lock had expired (or was never
     /// ours). Work done after the validity ran out was not protected.
     case notHeld
+    /// A quorum deleted our value, but the lock's validity (the client-side bound that allows
+    /// for clock drift) had already ended: work done after it was not protected.
+    case releasedAfterValidity
 }
 
 /// Redlock's timing rule, kept apart so that it can be tested on its own.

@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import RedisWire
 import ServiceLifecycle
+import Synchronization
 
 /// A distributed lock over N independent Redis masters (the Redlock algorithm).
 ///
@@ -40,6 +41,11 @@ public final class Redlock: Service, Sendable {
     private let fencePrefix: [UInt8]
     /// The fencing counters' retention in milliseconds, as the scripts take it.
     private let retentionArgument: [UInt8]
+    /// Operations running now, and whether shutdown has begun (see ``shutdown()``).
+    private let inFlight = Atomic<Int>(0)
+    private let closing = Atomic<Bool>(false)
+    /// The longest TTL or wait an operation takes: ten years.
+    static let longestDuration = Duration.seconds(10 * 365 * 24 * 3600)
 
     /// Creates a client. It dials lazily, or in ``run()`` / ``connect()``.
     /// - Parameters:
@@ -103,10 +109,30 @@ public final class Redlock: Service, Sendable {
         await shutdown()
     }
 
-    /// Closes every connection. Later calls fail with ``RedlockError/Code/quorumUnreachable``.
+    /// Lets the operations already running finish (each is bounded by its instance timeouts;
+    /// an acquisition makes no further retry), then closes every connection. Later calls fail
+    /// with ``RedlockError/Code/shutdown``.
     public func shutdown() async {
+        closing.store(true, ordering: .sequentiallyConsistent)
+        let clock = ContinuousClock()
+        let limit = clock.now + configuration.instanceTimeout * 4 + .seconds(1)
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0, clock.now < limit {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
         for connection in group.connections { await connection.close() }
     }
+
+    /// Runs one operation: refused once shutdown has begun, and counted so that shutdown
+    /// waits for it.
+    private func tracked<T>(_ body: () async throws(RedlockError) -> T) async throws(RedlockError) -> T {
+        // Count first, then check: shutdown sets `closing` before it waits for the count.
+        inFlight.add(1, ordering: .sequentiallyConsistent)
+        defer { inFlight.subtract(1, ordering: .sequentiallyConsistent) }
+        guard !closing.load(ordering: .sequentiallyConsistent) else { throw RedlockError(.shutdown, "the client has been shut down") }
+        return try await body()
+    }
+
+    private var isClosing: Bool { closing.load(ordering: .relaxed) }
 
     // MARK: - Acquire
 
@@ -138,6 +164,14 @@ public final class Redlock: Service, Sendable {
         _ resources: [String], ttl: Duration, value: [UInt8]? = nil, wait: Duration? = nil, retry: RedlockConfiguration.Retry? = nil,
         fencing: Bool? = nil
     ) async throws(RedlockError) -> Lock {
+        try await tracked { () async throws(RedlockError) -> Lock in
+            try await acquireUntracked(resources, ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing)
+        }
+    }
+
+    private func acquireUntracked(
+        _ resources: [String], ttl: Duration, value: [UInt8]?, wait: Duration?, retry: RedlockConfiguration.Retry?, fencing: Bool?
+    ) async throws(RedlockError) -> Lock {
         let retry = retry ?? configuration.retry
         let fenced = fencing ?? configuration.fencing
         try validate(resources: resources, ttl: ttl)
@@ -145,6 +179,9 @@ public final class Redlock: Service, Sendable {
         let suppliedValue = value
         let clock = ContinuousClock()
         let maximumWait = wait ?? retry.maximumWait
+        if let maximumWait, !(Duration.zero...Self.longestDuration).contains(maximumWait) {
+            throw RedlockError(.invalidArgument, "wait must be between 0 and ten years")
+        }
         let deadline = maximumWait.map { clock.now + $0 }
         let lockKeys = resources.map(lockKey)
         let fenceKeys = fenced ? resources.map(fenceKey) : []
@@ -166,9 +203,14 @@ public final class Redlock: Service, Sendable {
             case .failure(let error):
                 record(error)
                 let retriesLeft = deadline == nil ? attempt <= retry.count : true
-                guard retriesLeft else { throw error }
-                let delay = retryDelay(retry)
-                if let deadline, clock.now + delay >= deadline { throw error }
+                guard retriesLeft, !isClosing else { throw error }
+                var delay = retryDelay(retry)
+                if let deadline {
+                    // The last attempt is made at the deadline rather than skipped.
+                    let left = deadline - clock.now
+                    guard left > .milliseconds(1) else { throw error }
+                    delay = min(delay, left)
+                }
                 do {
                     try await Task.sleep(for: delay)
                 } catch {
@@ -319,6 +361,10 @@ public final class Redlock: Service, Sendable {
     }
 
     private func extend(_ lock: Lock, match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Lock {
+        try await tracked { () async throws(RedlockError) -> Lock in try await extendUntracked(lock, match: match, ttl: ttl) }
+    }
+
+    private func extendUntracked(_ lock: Lock, match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Lock {
         try validate(resources: lock.resources, ttl: ttl)
         let result = await onLoop { self.extendOnLoop(lock, match: match, ttl: ttl, completion: $0) }
         switch result {
@@ -343,7 +389,16 @@ public final class Redlock: Service, Sendable {
             completion(.failure(error))
             return
         }
-        group.fanOut(command, deadline: instanceDeadline()) { replies in
+        // Decided once a quorum extended, or too many refused or failed for a quorum to.
+        let decided: @Sendable (Replies) -> Bool = { replies in
+            var extended = 0
+            var refused = 0
+            for case let reply? in replies {
+                if case .success(.integer(1)) = reply { extended += 1 } else { refused += 1 }
+            }
+            return extended >= quorum || refused > replies.count - quorum
+        }
+        group.fanOut(command, deadline: instanceDeadline(), until: decided) { replies in
             var extended = 0
             var answered = 0
             var missing: [Int] = []
@@ -393,7 +448,8 @@ public final class Redlock: Service, Sendable {
     /// - Throws: ``RedlockError/Code/quorumUnreachable`` when too few masters answered to tell.
     @discardableResult
     public func release(_ lock: Lock) async throws(RedlockError) -> ReleaseOutcome {
-        try await release(lock.resources, value: lock.value)
+        let outcome = try await release(lock.resources, value: lock.value)
+        return outcome == .released && lock.remainingValidity <= .zero ? .releasedAfterValidity : outcome
     }
 
     /// Releases the lock on `resources` if it holds `value` (for callers that supply their own
@@ -406,6 +462,10 @@ public final class Redlock: Service, Sendable {
     /// Releases the lock on `resources` where the stored value matches `match`.
     @discardableResult
     public func release(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
+        try await tracked { () async throws(RedlockError) -> ReleaseOutcome in try await releaseUntracked(resources, matching: match) }
+    }
+
+    private func releaseUntracked(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
         let value = match.bytes
         let mode = match.mode
         guard !resources.isEmpty, !resources.contains(where: \.isEmpty) else {
@@ -458,6 +518,10 @@ public final class Redlock: Service, Sendable {
     /// record a state, as ``IdempotencyGuard`` does). Throws ``RedlockError/Code/lockLost``
     /// when fewer than a quorum still held `lock`'s value.
     func relabel(_ lock: Lock, to newValue: [UInt8]) async throws(RedlockError) -> Lock {
+        try await tracked { () async throws(RedlockError) -> Lock in try await relabelUntracked(lock, to: newValue) }
+    }
+
+    private func relabelUntracked(_ lock: Lock, to newValue: [UInt8]) async throws(RedlockError) -> Lock {
         let key = lockKey(lock.resource)
         let quorum = group.quorum
         let result: Result<Int, RedlockError> = await onLoop { completion in
@@ -482,6 +546,10 @@ public final class Redlock: Service, Sendable {
 
     /// Asks every master who holds `resource`; held only if a quorum agrees on one value.
     public func inspect(_ resource: String) async throws(RedlockError) -> LockState {
+        try await tracked { () async throws(RedlockError) -> LockState in try await inspectUntracked(resource) }
+    }
+
+    private func inspectUntracked(_ resource: String) async throws(RedlockError) -> LockState {
         guard !resource.isEmpty else { throw RedlockError(.invalidArgument, "resource name must not be empty") }
         let key = lockKey(resource)
         let counter = fenceKey(resource)
@@ -492,9 +560,36 @@ public final class Redlock: Service, Sendable {
                 completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
                 return
             }
-            self.group.fanOut(inspect, deadline: self.instanceDeadline()) { replies in completion(Self.lockState(replies, quorum: quorum, driftFactor: driftFactor)) }
+            self.group.fanOut(inspect, deadline: self.instanceDeadline(), until: { Self.inspectionIsDecided($0, quorum: quorum) }) { replies in
+                completion(Self.lockState(replies, quorum: quorum, driftFactor: driftFactor))
+            }
         }
         return try result.get()
+    }
+
+    /// Whether the inspect replies so far settle the state: a quorum agrees on a holder and on
+    /// its token, or no holder can reach a quorum whatever the others answer.
+    static func inspectionIsDecided(_ replies: Replies, quorum: Int) -> Bool {
+        var holders: [[UInt8]: (count: Int, tokens: [Int64: Int])] = [:]
+        var pending = 0
+        var answered = 0
+        for reply in replies {
+            guard let reply else {
+                pending += 1
+                continue
+            }
+            if case .success = reply { answered += 1 }
+            guard case .success(let value) = reply, let triple = value.array, triple.count == 3,
+                let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0
+            else { continue }
+            var entry = holders[holder] ?? (0, [:])
+            entry.count += 1
+            if let token = triple[2].string.flatMap({ Int64($0) }) { entry.tokens[token, default: 0] += 1 }
+            holders[holder] = entry
+        }
+        if holders.values.contains(where: { $0.count >= quorum && $0.tokens.values.contains { $0 >= quorum } }) { return true }
+        let largest = holders.values.map(\.count).max() ?? 0
+        return largest + pending < quorum && (answered >= quorum || pending == 0)
     }
 
     /// What a quorum of inspect replies says about the lock.
@@ -559,6 +654,7 @@ public final class Redlock: Service, Sendable {
         guard !resources.contains(where: \.isEmpty) else { throw RedlockError(.invalidArgument, "resource names must not be empty") }
         guard resources.count == 1 || Set(resources).count == resources.count else { throw RedlockError(.invalidArgument, "resources must be distinct") }
         guard ttl >= .milliseconds(1) else { throw RedlockError(.invalidArgument, "ttl must be at least 1 ms") }
+        guard ttl <= Self.longestDuration else { throw RedlockError(.invalidArgument, "ttl must be at most ten years") }
         if let maximumTTL = configuration.maximumTTL, ttl > maximumTTL {
             throw RedlockError(.invalidArgument, "ttl \(ttl) is longer than the configured maximum TTL \(maximumTTL)")
         }

@@ -7,7 +7,7 @@ public struct RedlockError: Error, Sendable, CustomStringConvertible {
     /// An opaque, extensible error code.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case lockHeld, quorumUnreachable, validityExhausted, lockLost, notHeld, invalidArgument, cancelled, shutdown
+            case lockHeld, quorumUnreachable, validityExhausted, lockLost, invalidArgument, cancelled, shutdown
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -22,13 +22,12 @@ public struct RedlockError: Error, Sendable, CustomStringConvertible {
         /// The lock is no longer ours on a quorum: it expired or was taken over. Work done under
         /// it must stop.
         public static let lockLost = Code(.lockLost)
-        /// Release or extend found the lock no longer held (free or expired).
-        public static let notHeld = Code(.notHeld)
         /// A bad argument: empty resource name, TTL out of range, and so on.
         public static let invalidArgument = Code(.invalidArgument)
         /// The calling task was cancelled while waiting.
         public static let cancelled = Code(.cancelled)
-        /// The client has been shut down.
+        /// The client has been shut down (``Redlock/shutdown()``): operations already running
+        /// finished first; later ones fail with this code.
         public static let shutdown = Code(.shutdown)
 
         public var description: String { base.rawValue }

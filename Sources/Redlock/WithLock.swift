@@ -59,7 +59,9 @@ extension Redlock {
         let lock = try await acquire(resources, ttl: ttl, wait: wait, retry: retry, fencing: fencing)
         let handle = LockHandle(lock)
         let outcome: Result<Value, any Error> = await withTaskGroup(of: Step<Value>.self) { group in
-            group.addTask {
+            // The body never inherits the masters' event loop as its executor (a caller that
+            // prefers it for speed): a blocking body would stall every master connection.
+            group.addTask(executorPreference: globalConcurrentExecutor) {
                 do { return .finished(.success(try await body(handle))) } catch { return .finished(.failure(error)) }
             }
             group.addTask {
@@ -85,9 +87,9 @@ extension Redlock {
             return result ?? .failure(RedlockError(.cancelled, "cancelled"))
         }
         do {
-            if try await release(handle.lock) == .notHeld, case .success = outcome {
-                // The lock went (expired, evicted, deleted) between two extensions: the body
-                // finished without the protection it asked for.
+            if try await release(handle.lock) != .released, case .success = outcome {
+                // The lock went (expired, evicted, deleted) between two extensions, or the body
+                // ran past its validity: it finished without the protection it asked for.
                 logger.warning("lock was no longer held when the body finished", metadata: ["redlock.resource": "\(resources.joined(separator: ","))"])
                 throw RedlockError(.lockLost, "the lock was no longer held when the body finished")
             }
@@ -111,10 +113,12 @@ extension Redlock {
         while true {
             let lock = handle.lock
             let interval = configuration.autoExtendInterval ?? lock.ttl / 3
-            // Give up early enough that the body can react before the validity runs out.
-            let margin = max(lock.ttl / 10, configuration.instanceTimeout * 2)
+            // Give up early enough that the body can react before the validity runs out, but
+            // never extend back to back: with a TTL near twice the instance timeout the give-up
+            // point can come before the next extension would.
+            let margin = min(max(lock.ttl / 10, configuration.instanceTimeout * 2), lock.ttl / 3)
             let giveUpAt = lock.validUntil - margin
-            var nextExtension = min(clock.now + interval, giveUpAt)
+            var nextExtension = max(min(clock.now + interval, giveUpAt), clock.now + max(interval / 2, .milliseconds(1)))
             while true {
                 do {
                     try await Task.sleep(until: nextExtension, clock: clock)
