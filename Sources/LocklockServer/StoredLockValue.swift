@@ -2,13 +2,17 @@ import Crypto
 import Redlock
 
 /// How the adapter lays out a lock's value on the masters, in one place: an owner part,
-/// `s:<SHA-256 hex of lock and secret>` for a lock taken with a secret or `a:<random>` for an
-/// anonymous one, then a newline, then the Pro data payload (JSON; empty when there is none).
-/// DELETE and PATCH match the owner part by prefix; the secret itself is never stored.
+/// `s:<SHA-256 hex of lock and secret>#<random>` for a lock taken with a secret or
+/// `a:<random>` for an anonymous one, then a newline, then the Pro data payload (JSON; empty
+/// when there is none). The random part makes every acquisition's value unique, so the
+/// clean-up of a failed attempt (an exact-value delete) never removes the keys of an earlier
+/// acquisition with the same secret. DELETE and PATCH match the owner part by prefix; the
+/// secret itself is never stored.
 enum StoredLockValue {
     private static let separator = UInt8(ascii: "\n")
     private static let secretPrefix = Array("s:".utf8)
     private static let anonymousPrefix = Array("a:".utf8)
+    private static let nonceSeparator = UInt8(ascii: "#")
 
     /// The owner part for a lock taken on `resource` with `secret`.
     static func owner(resource: String, secret: String) -> [UInt8] {
@@ -17,17 +21,18 @@ enum StoredLockValue {
 
     /// The value to store: `owner` (or a fresh anonymous owner), the separator, `data`.
     static func make(owner: [UInt8]?, data: [UInt8]?) -> [UInt8] {
-        (owner ?? anonymousPrefix + Redlock.randomValue()) + [separator] + (data ?? [])
+        let unique = owner.map { $0 + [nonceSeparator] + Redlock.randomValue() } ?? anonymousPrefix + Redlock.randomValue()
+        return unique + [separator] + (data ?? [])
     }
 
     /// What release and extend match: this secret's owner part, or any anonymous lock.
     static func match(owner: [UInt8]?) -> ValueMatch {
-        .prefix(owner.map { $0 + [separator] } ?? anonymousPrefix)
+        .prefix(owner.map { $0 + [nonceSeparator] } ?? anonymousPrefix)
     }
 
     /// Whether `holder` was stored by `owner`.
     static func isHeld(_ holder: [UInt8], by owner: [UInt8]) -> Bool {
-        holder.starts(with: owner + [separator])
+        holder.starts(with: owner + [nonceSeparator])
     }
 
     /// Whether `holder` was taken with a secret.

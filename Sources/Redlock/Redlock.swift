@@ -58,6 +58,8 @@ public final class Redlock: Service, Sendable {
         logger: Logger = Logger(label: "redlock")
     ) {
         precondition(!masters.isEmpty, "Redlock needs at least one master")
+        // The same master twice would vote twice: a "quorum" that is not one.
+        precondition(Set(masters).count == masters.count, "Redlock's masters must be distinct")
         let eventLoop = eventLoopGroup.next()
         var connectionConfiguration = configuration.connection
         connectionConfiguration.preloadedScripts += Scripts.all

@@ -62,10 +62,16 @@ struct MasterOptions: ParsableArguments {
     }
 
     static func parse(_ text: String) throws -> [RedisServerAddress] {
-        try text.split(separator: ",").map { part in
+        let addresses = try text.split(separator: ",").map { part in
             guard let address = RedisServerAddress(parsing: String(part)) else { throw ValidationError("bad master address '\(part)'") }
             return address
         }
+        // The same master twice would vote twice: a "quorum" that is not one.
+        var seen = Set<RedisServerAddress>()
+        for address in addresses where !seen.insert(address).inserted {
+            throw ValidationError("master \(address) is listed twice")
+        }
+        return addresses
     }
 }
 

@@ -89,6 +89,12 @@ struct CLITests {
         }
     }
 
+    @Test func aMasterListedTwiceIsRefused() async throws {
+        let result = try await locklock(["acquire", "--lock", "dup"], masters: "127.0.0.1:6390,127.0.0.1:6391,127.0.0.1:6390")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("master 127.0.0.1:6390 is listed twice"), "\(result.stderr)")
+    }
+
     @Test func serveRefusesTenantsWhoseRegionIsNotDefined() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-test-tenants-\(UUID().uuidString).json")
         try #"{"tenants":[{"name":"euro","plan":"pro","key_sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","region":"eu"}]}"#

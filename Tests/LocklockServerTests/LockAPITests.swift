@@ -168,6 +168,24 @@ struct LockAPITests {
         }
     }
 
+    @Test func aRePostWithTheSameSecretNeverDeletesTheHoldersOwnKeys() async throws {
+        try await withLiveServer { server throws in
+            let id = uuid()
+            let path = "/v1/api/lock/uuid/\(id)"
+            #expect(try await server.request("POST", path, body: #"{"secret":"same","expires_in":600}"#).status == 201)
+            // Master 0 is paused, so the re-POST's vote there is pending; the attempt is decided
+            // as held by the others, and its clean-up is queued on master 0 behind its SET.
+            server.masters[0].pause()
+            let again = try await server.request("POST", path, body: #"{"secret":"same","expires_in":600}"#)
+            server.masters[0].resume()
+            #expect(again.status == 200, "the holder's own re-POST answers with its lock")
+            let direct = RedisConnection(address: server.masters[0].address, configuration: .init(commandTimeout: .seconds(5)))
+            _ = try await direct.send("PING")  // everything queued before has been applied
+            #expect(try await direct.send("EXISTS", "redlock:lock:u:\(id)") == .integer(1), "the clean-up of a failed attempt deleted the holder's key")
+            await direct.close()
+        }
+    }
+
     @Test func aQuorumDownGives503FromPostAndReadyz() async throws {
         try await withLiveServer { server throws in
             #expect(try await server.request("GET", "/readyz").status == 200)
