@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import RedisWire
 import RedlockTestSupport
+import Synchronization
 
 /// How long each phase of a scenario lasts.
 public struct Timing: Sendable {
@@ -30,6 +31,11 @@ public struct Timing: Sendable {
 public struct ScenarioResult: Sendable {
     public var scenario: Scenario
     public var report: CheckReport
+    /// Every attempt the clients recorded, the phases, and when each fault was injected (for
+    /// ``timelineSVG``).
+    public var records: [AttemptRecord] = []
+    public var phases: Phases
+    public var injectionMoments: [Int64] = []
     /// Faults actually injected (restarts, jumps, pauses): 0 means the scenario could not
     /// find a holder to fault, and proves nothing.
     public var injections: Int
@@ -49,6 +55,12 @@ public struct ScenarioResult: Sendable {
         guard case .unsafe = expectation else { return false }
         if failures == [ChaosRunner.notReproduced] { return true }
         return injectionWaitsOnChance && failures == [ChaosRunner.neverInjected, ChaosRunner.notReproduced]
+    }
+
+    /// The run as a picture (see `Timeline`).
+    public func timelineSVG(clients: Int) -> String {
+        let title = "\(scenario.name): " + (failures.isEmpty ? "as expected" : failures.joined(separator: "; "))
+        return Timeline.svg(title: title, records: records, phases: phases, injections: injectionMoments, clients: clients)
     }
 
     /// One JSON line for the summary.
@@ -131,7 +143,7 @@ public struct ChaosRunner: Sendable {
                 if scenario.tokenFromStatus { arguments.append("--token-from-status") }
                 children.append(try ChildProcess.spawn(arguments))
             }
-            let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFiles: clockFiles)
+            let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFiles: clockFiles, moments: InjectionLog())
             try await Task.sleep(for: timing.warmUp)
             let baseline = monotonicNanoseconds()
             try await Task.sleep(for: timing.baseline)
@@ -172,7 +184,9 @@ public struct ChaosRunner: Sendable {
             )
             await tearDown()
             return ScenarioResult(
-                scenario: scenario, report: report, injections: injections, failures: Self.failures(scenario, report, injections) + observed
+                scenario: scenario, report: report, records: records,
+                phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end), injectionMoments: context.moments.all,
+                injections: injections, failures: Self.failures(scenario, report, injections) + observed
             )
         } catch {
             await tearDown()
@@ -242,6 +256,7 @@ struct FaultContext: Sendable {
     let children: [ChildProcess]
     let witness: RedisConnection
     let clockFiles: [String]
+    let moments: InjectionLog
 
     /// Injects `fault`; returns how many discrete injections happened.
     func inject(_ fault: Fault, ttl: Duration, until end: ContinuousClock.Instant) async throws -> Int {
@@ -249,15 +264,19 @@ struct FaultContext: Sendable {
         case .none:
             return 0
         case .kill(let indexes):
+            moments.mark()
             for index in indexes { await masters[index].kill9() }
             return indexes.count
         case .pause(let indexes):
+            moments.mark()
             for index in indexes { masters[index].pause() }
             return indexes.count
         case .proxy(let indexes, let proxyFault):
+            moments.mark()
             for index in indexes { for group in proxies { group[index].set(proxyFault) } }
             return indexes.count
         case .splitPartition:
+            moments.mark()
             for index in [3, 4] { proxies[0][index].set(.blackHole) }
             for index in [0, 1] { proxies[1][index].set(.blackHole) }
             return 1
@@ -268,6 +287,7 @@ struct FaultContext: Sendable {
             let bound = end + .seconds(6)
             for _ in 0..<times {
                 guard try await waitForHolder(until: bound) != nil else { break }
+                moments.mark()
                 if let delay {
                     for index in indexes { await masters[index].kill9() }
                     try await Task.sleep(for: delay)
@@ -281,6 +301,7 @@ struct FaultContext: Sendable {
             var done = 0
             for jump in 1...max(times, 1) {
                 guard try await waitForHolder(until: end) != nil else { break }
+                moments.mark()
                 for index in indexes {
                     try "+\(step.components.seconds * Int64(jump))".write(toFile: clockFiles[index], atomically: true, encoding: .utf8)
                 }
@@ -303,6 +324,7 @@ struct FaultContext: Sendable {
                     continue
                 }
                 let index = bare[0]
+                moments.mark()
                 offsets[index] += step.components.seconds
                 try "+\(offsets[index])".write(toFile: clockFiles[index], atomically: true, encoding: .utf8)
                 done += 1
@@ -314,6 +336,7 @@ struct FaultContext: Sendable {
             var done = 0
             for _ in 0..<times {
                 guard let pid = try await waitForHolder(until: end), let child = children.first(where: { $0.pid == pid }) else { break }
+                moments.mark()
                 child.send(SIGSTOP)
                 try await Task.sleep(for: pause)
                 child.send(SIGCONT)
@@ -362,4 +385,12 @@ struct FaultContext: Sendable {
         }
         return nil
     }
+}
+
+/// When faults were injected, in ``monotonicNanoseconds()``.
+final class InjectionLog: Sendable {
+    private let moments = Mutex<[Int64]>([])
+
+    func mark() { moments.withLock { $0.append(monotonicNanoseconds()) } }
+    var all: [Int64] { moments.withLock { $0 } }
 }

@@ -25,6 +25,7 @@ struct RunSuite: AsyncParsableCommand {
     @Option(help: "run only scenarios whose name contains this") var only: String?
     @Option(help: "contending client processes") var clients = 4
     @Option(help: "each client's pause between attempts, ms (0: hammer the lock)") var thinkMs = 100
+    @Option(help: "write each scenario's run as an SVG timeline into this directory") var timelines: String?
 
     func run() async throws {
         var random = SplitMix64(seed: seed)
@@ -46,6 +47,11 @@ struct RunSuite: AsyncParsableCommand {
             }
             print(result.jsonLine)
             fflush(nil)
+            if let timelines {
+                let name = scenario.name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
+                let file = URL(fileURLWithPath: timelines).appendingPathComponent("chaos-" + String(name).split(separator: "-").joined(separator: "-") + ".svg")
+                try result.timelineSVG(clients: clients).write(to: file, atomically: true, encoding: .utf8)
+            }
             if !result.failures.isEmpty { failed += 1 }
         }
         print("# \(scenarios.count - failed) of \(scenarios.count) scenarios showed what they must")

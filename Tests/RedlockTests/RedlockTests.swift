@@ -258,6 +258,15 @@ struct RedlockTests {
                 #expect(extended != nil)
                 #expect(try await masters[0].send("EXISTS", "redlock:lock:reseed") == .integer(1))
                 #expect(try await redlock.release(lock) == .released)
+
+                // The other half: once the quorum no longer holds our value, nothing is written back.
+                let lost = try await redlock.acquire("reseed-lost", ttl: .seconds(10))
+                for master in masters[1...3] { _ = try await master.send("SET", "redlock:lock:reseed-lost", "someone-else", "PX", "10000") }
+                try await group[0].restart()
+                for _ in 0..<50 where await redlock.reachableMasters() < 5 { try await Task.sleep(for: .milliseconds(20)) }
+                let error = await #expect(throws: RedlockError.self) { try await redlock.extend(lost, ttl: .seconds(10)) }
+                #expect(error?.code == .lockLost)
+                #expect(try await masters[0].send("EXISTS", "redlock:lock:reseed-lost") == .integer(0), "not re-seeded without a quorum")
             }
         }
     }
@@ -268,6 +277,7 @@ struct RedlockTests {
             let lock = try await redlock.acquire("inspected", ttl: .seconds(10))
             let state = try await redlock.inspect("inspected")
             #expect(state.isHeld)
+            #expect(state.fencingToken == lock.fencingToken, "status reports the holder's own token")
             #expect(state.remaining.map { $0 > .seconds(9) && $0 <= .seconds(10) } == true)
             #expect(state.isHeld(by: Array("someone-else".utf8)) == false)
             try await redlock.release(lock)
