@@ -59,7 +59,15 @@ public struct ScenarioResult: Sendable {
 
     /// The run as a picture (see `Timeline`).
     public func timelineSVG(clients: Int) -> String {
-        let title = "\(scenario.name): " + (failures.isEmpty ? "as expected" : failures.joined(separator: "; "))
+        let verdict: String
+        if !failures.isEmpty {
+            verdict = "FAILED: " + failures.joined(separator: "; ")
+        } else if case .unsafe = scenario.expectation {
+            verdict = "limit reproduced, as documented"
+        } else {
+            verdict = "safe"
+        }
+        let title = "\(scenario.name): \(verdict)"
         return Timeline.svg(title: title, records: records, phases: phases, injections: injectionMoments, clients: clients)
     }
 
