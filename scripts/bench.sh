@@ -30,9 +30,9 @@ for executor in global loop; do
 done
 flush; echo -n '{"bench":"redis-benchmark -c64 -P16 SET, again"} '; redis-benchmark -h 127.0.0.1 -p "$port" -c 64 -P 16 -n 1000000 -t set -r 1000000 --csv | csv
 flush
-# Lock-cycle latency: the team's floor tool (../shared/tools, beside the checkout), the same
-# network work with Locklock's Lua release (scripts/bench/safe-floor.py) and redlock-bench,
-# interleaved over rounds with ratios taken within each round.
+# Lock-cycle latency: the fan-out floors (scripts/bench/safe-floor.py: SET and DEL, and the
+# same network work with Locklock's Lua scripts) and redlock-bench, interleaved over rounds
+# with ratios taken within each round.
 python3 scripts/bench/latency-rounds.py "$bin" "$masters" 5 3000
 for fencing in on off; do
   "$bin/redlock-bench" lock --masters "$masters" --mode throughput --concurrency 64 --cycles 100000 --fencing "$fencing" | tail -1

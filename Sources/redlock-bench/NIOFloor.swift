@@ -6,7 +6,7 @@ import RedisWire
 /// The fan-out floor's network work done over SwiftNIO: what a lock cycle costs when NIO owns
 /// the sockets, before any lock library code runs.
 ///
-/// Like `../shared/tools/fanout-floor.py`, each cycle sends `SET key v NX PX 10000` to every
+/// Like the plain variant of `scripts/bench/safe-floor.py`, each cycle sends `SET key v NX PX 10000` to every
 /// master, waits for every reply, then `DEL key` to every master and waits for every reply.
 /// Nothing is parsed (a reply is counted by its line end), there is no hiredis, no Swift task,
 /// no promise: one handler per channel and one driver, all on one event loop.

@@ -13,7 +13,6 @@ here = pathlib.Path(__file__).resolve().parent
 bin_dir, masters = sys.argv[1], sys.argv[2]
 rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
 cycles = sys.argv[4] if len(sys.argv) > 4 else "3000"
-floor_tool = here.parents[2] / "shared/tools/fanout-floor.py"
 
 
 def last_json(command):
@@ -28,11 +27,12 @@ def bench(fencing, executor):
 
 series = {}
 for _ in range(rounds):
-    row = {"fanout-floor (SET, DEL)": last_json(["python3", str(floor_tool), masters, cycles])[-1]["p50_us"]}
+    floors = {line["variant"]: line["p50_us"] for line in last_json(["python3", str(here / "safe-floor.py"), masters, cycles])}
+    row = {"fanout-floor (SET, DEL)": floors["plain"]}
     row["nio-floor (SET, DEL over bare SwiftNIO channels)"] = last_json(
         [f"{bin_dir}/redlock-bench", "nio-floor", "--masters", masters, "--cycles", cycles])[-1]["p50_us"]
-    for line in last_json(["python3", str(here / "safe-floor.py"), masters, cycles]):
-        row[f"safe-floor {line['variant']} (Lua release)"] = line["p50_us"]
+    for variant in ("unfenced", "fenced"):
+        row[f"safe-floor {variant} (Lua release)"] = floors[variant]
     for fencing in ("off", "on"):
         for executor in ("loop", "global"):
             row[f"locklock fencing={fencing} executor={executor}"] = bench(fencing, executor)

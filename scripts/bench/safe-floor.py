@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
-"""The fan-out floor of a lock cycle that releases safely, beside the team's fanout-floor.py.
+"""The fan-out floors of a lock cycle: the least network work a Redlock cycle can do here.
 
-fanout-floor.py releases with a plain DEL, which deletes whoever holds the key. A correct
-Redlock release is compare-and-delete, a Lua script on Redis 7.0, and a fenced acquisition is
-a script too; both cost the masters more than SET and DEL. This tool does the same network
-work as fanout-floor.py (send to every master, read every reply, over blocking sockets, no
-parsing) with the scripts Locklock runs, read from Sources/Redlock/Scripts.swift, and prints
-one JSON line per variant:
-  unfenced: SET key v NX PX 10000, then EVALSHA release
+Each cycle sends one command to every master, reads every reply, then a second command to
+every master and reads every reply, over blocking sockets with no parsing. A lock library
+cannot do the same work faster; compare its latency-mode p50 with these, measured in the
+same run. One JSON line per variant:
+  plain:    SET key v NX PX 10000, then DEL (the bare floor; DEL is not a safe release)
+  unfenced: SET key v NX PX 10000, then EVALSHA release (compare-and-delete, as Locklock does)
   fenced:   EVALSHA acquireFenced (lock key + fresh counter), then EVALSHA release
 
 usage: safe-floor.py HOST:PORT,HOST:PORT,... [CYCLES]
@@ -44,16 +43,16 @@ def main():
             s.recv(128)
     release_sha, acquire_sha = (hashlib.sha1(x).hexdigest().encode() for x in (release, acquire))
     seed = b"%d" % (time.time_ns() // 1000)
-    for variant in ("unfenced", "fenced"):
+    for variant in ("plain", "unfenced", "fenced"):
         lat = []
         for i in range(cycles):
             tag = b"%s:%d:%s" % (variant.encode(), i, os.urandom(8).hex().encode())
             key, counter, value = b"floor:lock:" + tag, b"floor:fence:" + tag, os.urandom(16).hex().encode()
-            if variant == "unfenced":
-                first = cmd(b"SET", key, value, b"NX", b"PX", b"10000")
-            else:
+            if variant == "fenced":
                 first = cmd(b"EVALSHA", acquire_sha, b"2", key, counter, value, b"10000", b"60000", seed)
-            second = cmd(b"EVALSHA", release_sha, b"1", key, value, b"exact")
+            else:
+                first = cmd(b"SET", key, value, b"NX", b"PX", b"10000")
+            second = cmd(b"DEL", key) if variant == "plain" else cmd(b"EVALSHA", release_sha, b"1", key, value, b"exact")
             start = time.perf_counter()
             for message in (first, second):
                 for s in socks:
