@@ -5,7 +5,7 @@ SHELL := /bin/bash
 APT_PACKAGES := libhiredis-dev libsqlite3-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
 SWIFT ?= swift
 
-.PHONY: run test chaos deps build bench clean-test-servers
+.PHONY: run test chaos deps build clean-test-servers
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -37,6 +37,13 @@ run: deps
 	$(SWIFT) build -c release --product locklock
 	$$($(SWIFT) build -c release --show-bin-path)/locklock dev
 
-# Test servers are killed by the tests themselves; this catches any left by a crashed run.
+# Test servers are killed by the tests themselves; this catches any left by a crashed run:
+# the servers whose pids the test support recorded, and only while they still run in a test
+# server's directory (redis-server changes into its --dir).
+TEST_PIDS := $${TMPDIR:-/tmp}/locklock-test-servers
 clean-test-servers:
-	@pkill -9 -f '[l]ocklock-test-redis' 2>/dev/null || true
+	@for file in $(TEST_PIDS)/*; do \
+	  [ -e "$$file" ] || continue; pid=$$(basename "$$file"); \
+	  if readlink /proc/$$pid/cwd 2>/dev/null | grep -q 'locklock-test-redis'; then kill -CONT $$pid; kill -9 $$pid; fi; \
+	  rm -f "$$file"; \
+	done

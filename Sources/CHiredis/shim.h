@@ -9,9 +9,4 @@ static inline const char *CHiredis_readerError(const redisReader *reader) {
     return reader->errstr;
 }
 
-/// Whether the reader has hit a protocol error and must be discarded.
-static inline int CHiredis_readerFailed(const redisReader *reader) {
-    return reader->err != 0;
-}
-
 #endif

@@ -19,8 +19,9 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Completion of one command. A plain callback (not a promise) keeps the per-command
-    /// cost to one closure; the async API wraps a promise in it.
+    /// Completion of one command, as a plain callback. Awaiting callers are resumed through
+    /// their continuation instead (``ReplySink/continuation(_:)``); only the connection's
+    /// handshake goes through a promise (``send(_:deadline:promise:)``).
     typealias Completion = (Result<RESPValue, RedisWireError>) -> Void
 
     private struct Pending {

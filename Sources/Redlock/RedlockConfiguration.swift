@@ -41,7 +41,7 @@ public struct RedlockConfiguration: @unchecked Sendable {
     public var lateReplyGrace: Duration?
     /// Clock drift allowance as a fraction of the TTL (default 0.01); 2 ms are always added.
     public var driftFactor: Double
-    /// Default retry policy of ``Redlock/acquire(_:ttl:value:wait:retry:)``.
+    /// Default retry policy of `Redlock.acquire` (and so of `withLock`).
     public var retry: Retry
     /// How often ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)`` extends its lock; nil means ttl / 3.
     public var autoExtendInterval: Duration?

@@ -142,7 +142,21 @@ public final class RedisServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         lock.withLock { self.process = process }
+        Self.recordPID(process.processIdentifier)
         try await waitUntilReady(process)
+    }
+
+    /// Where every test server's pid is recorded, one empty file per pid, so that
+    /// `make clean-test-servers` kills exactly the servers a crashed run left behind.
+    public static let pidDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-test-servers")
+
+    private static func recordPID(_ pid: Int32) {
+        try? FileManager.default.createDirectory(at: pidDirectory, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: pidDirectory.appendingPathComponent(String(pid)).path, contents: nil)
+    }
+
+    private static func forgetPID(_ pid: Int32) {
+        try? FileManager.default.removeItem(at: pidDirectory.appendingPathComponent(String(pid)))
     }
 
     private func waitUntilReady(_ process: Process) async throws {
@@ -165,6 +179,7 @@ public final class RedisServer: @unchecked Sendable {
         guard let process, process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         await Self.waitForExit(process)
+        Self.forgetPID(process.processIdentifier)
     }
 
     /// Pauses the server with SIGSTOP: connections stay open, nothing is answered.

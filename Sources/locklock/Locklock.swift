@@ -36,6 +36,15 @@ struct Locklock: AsyncParsableCommand {
 /// `30s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
 struct DurationArgument: ExpressibleByArgument {
     let duration: Duration
+    /// As `--help` shows a default: the way a person would type it (`30s`, `24h`, `500ms`).
+    var defaultValueDescription: String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        for (suffix, unit) in [("h", Int64(3_600_000)), ("m", 60_000), ("s", 1000)] where milliseconds % unit == 0 {
+            return "\(milliseconds / unit)\(suffix)"
+        }
+        return "\(milliseconds)ms"
+    }
+
     init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         var text = argument
@@ -82,7 +91,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Requests/s per client address without a key (burst 2x, 0 = off).") var anonymousRate = 100
     @Option(help: "Requests/s per Developer tenant (0 = off).") var developerRate = 100
     @Option(help: "Requests/s per Pro tenant (0 = off).") var proRate = 1_000
-    @Option(help: "Largest expires_in in seconds.") var maxExpiresIn = 2_592_000.0
+    @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
     @Option(help: "Serve TENANT.DOMAIN in that tenant's namespace.") var baseDomain: String?
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
@@ -295,18 +304,17 @@ struct Acquire: AsyncParsableCommand {
     @OptionGroup var options: LockOptions
 
     func run() async throws {
-        let redlock = try options.redlock()
         let token = "cli-" + UUID().uuidString.lowercased()
-        do {
-            let lock = try await redlock.acquire(options.lock, ttl: options.ttl.duration, value: Array(token.utf8), wait: options.wait?.duration)
-            print(token)
-            FileHandle.standardError.write(Data("locklock: acquired \(options.lock), valid for \(lock.validity)\n".utf8))
-        } catch {
-            FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
-            await redlock.shutdown()
-            throw ExitCode(exitStatus(for: error))
+        try await withShutdown(try options.redlock()) { redlock in
+            do {
+                let lock = try await redlock.acquire(options.lock, ttl: options.ttl.duration, value: Array(token.utf8), wait: options.wait?.duration)
+                print(token)
+                FileHandle.standardError.write(Data("locklock: acquired \(options.lock), valid for \(lock.validity)\n".utf8))
+            } catch let error as RedlockError {
+                FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+                throw ExitCode(exitStatus(for: error))
+            }
         }
-        await redlock.shutdown()
     }
 }
 
@@ -317,17 +325,30 @@ struct Release: AsyncParsableCommand {
     @Option(help: "The token `acquire` printed.") var token: String
 
     func run() async throws {
-        let redlock = Redlock(masters: try master.addresses())
-        defer { Task { await redlock.shutdown() } }
-        do {
-            let outcome = try await redlock.release([lock], value: Array(token.utf8))
-            if outcome == .notHeld {
-                FileHandle.standardError.write(Data("locklock: \(lock) was not held (expired or another token)\n".utf8))
-                throw ExitCode(1)
+        try await withShutdown(Redlock(masters: try master.addresses())) { redlock in
+            do {
+                let outcome = try await redlock.release([lock], value: Array(token.utf8))
+                if outcome == .notHeld {
+                    FileHandle.standardError.write(Data("locklock: \(lock) was not held (expired or another token)\n".utf8))
+                    throw ExitCode(1)
+                }
+            } catch let error as RedlockError {
+                FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+                throw ExitCode(ExitStatus.unavailable)
             }
-        } catch let error as RedlockError {
-            FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
-            throw ExitCode(ExitStatus.unavailable)
         }
     }
+}
+
+/// Runs `body` with `redlock` and shuts the client down before returning or throwing (a
+/// `defer { Task { ... } }` could lose its task when the process exits).
+func withShutdown<T>(_ redlock: Redlock, _ body: (Redlock) async throws -> T) async throws -> T {
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body(redlock))
+    } catch {
+        result = .failure(error)
+    }
+    await redlock.shutdown()
+    return try result.get()
 }

@@ -89,6 +89,14 @@ struct CLITests {
         }
     }
 
+    @Test(arguments: ["serve", "dev", "run", "acquire", "release", "hash-key"])
+    func helpShowsDefaultsAsAPersonWouldTypeThem(subcommand: String) async throws {
+        let help = try await locklock([subcommand, "--help"], masters: "127.0.0.1:6390")
+        #expect(help.status == 0)
+        #expect(!help.stdout.contains("DurationArgument"), "\(help.stdout)")
+        #expect(!help.stdout.contains("Optional("), "\(help.stdout)")
+    }
+
     @Test func aMasterListedTwiceIsRefused() async throws {
         let result = try await locklock(["acquire", "--lock", "dup"], masters: "127.0.0.1:6390,127.0.0.1:6391,127.0.0.1:6390")
         #expect(result.status != 0)
