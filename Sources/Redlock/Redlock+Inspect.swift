@@ -1,0 +1,88 @@
+import NIOCore
+import RedisWire
+
+extension Redlock {
+
+    /// Asks every master who holds `resource`; held only if a quorum agrees on one value.
+    public func inspect(_ resource: String) async throws(RedlockError) -> LockState {
+        try await tracked { () async throws(RedlockError) -> LockState in try await inspectUntracked(resource) }
+    }
+
+    func inspectUntracked(_ resource: String) async throws(RedlockError) -> LockState {
+        guard !resource.isEmpty else { throw RedlockError(.invalidArgument, "resource name must not be empty") }
+        let key = lockKey(resource)
+        let counter = fenceKey(resource)
+        let quorum = group.quorum
+        let driftFactor = configuration.driftFactor
+        let result: Result<LockState, RedlockError> = await onLoop { completion in
+            guard let inspect = try? FanOutCommand.script(Scripts.inspect, keys: [key, counter], arguments: []) else {
+                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                return
+            }
+            self.group.fanOut(inspect, deadline: self.instanceDeadline(), until: { Self.inspectionIsDecided($0, quorum: quorum) }) { replies in
+                completion(Self.lockState(replies, quorum: quorum, driftFactor: driftFactor))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Whether the inspect replies so far settle the state: a quorum agrees on a holder and on
+    /// its token, or no holder can reach a quorum whatever the others answer.
+    static func inspectionIsDecided(_ replies: Replies, quorum: Int) -> Bool {
+        var holders: [[UInt8]: (count: Int, tokens: [Int64: Int])] = [:]
+        var pending = 0
+        var answered = 0
+        for reply in replies {
+            guard let reply else {
+                pending += 1
+                continue
+            }
+            if case .success = reply { answered += 1 }
+            guard case .success(let value) = reply, let triple = value.array, triple.count == 3,
+                let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0
+            else { continue }
+            var entry = holders[holder] ?? (0, [:])
+            entry.count += 1
+            if let token = triple[2].string.flatMap({ Int64($0) }) { entry.tokens[token, default: 0] += 1 }
+            holders[holder] = entry
+        }
+        if holders.values.contains(where: { $0.count >= quorum && $0.tokens.values.contains { $0 >= quorum } }) { return true }
+        let largest = holders.values.map(\.count).max() ?? 0
+        return largest + pending < quorum && (answered >= quorum || pending == 0)
+    }
+
+    /// What a quorum of inspect replies says about the lock.
+    ///
+    /// The fencing token reported is the counter value that a quorum of the holder's masters
+    /// agree on. Every master of the quorum that decided the acquisition holds exactly the
+    /// issued token (lagging ones were raised to it before the grant), and a counter moves
+    /// only when an acquisition succeeds on its master, which cannot happen there while our
+    /// value is held. A master that granted after the decision keeps its own counter, which may
+    /// be higher; it is outvoted. When no quorum of holders agrees (a master of the deciding
+    /// quorum is unreachable now), the token is not reported rather than guessed.
+    static func lockState(_ replies: Replies, quorum: Int, driftFactor: Double) -> Result<LockState, RedlockError> {
+        var answered = 0
+        var holders: [[UInt8]: [(ttl: Int64, token: Int64?)]] = [:]
+        for reply in replies {
+            guard case .success(let value)? = reply, let triple = value.array, triple.count == 3 else { continue }
+            answered += 1
+            if let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0 {
+                holders[holder, default: []].append((ttl, triple[2].string.flatMap { Int64($0) }))
+            }
+        }
+        guard answered >= quorum else {
+            return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
+        }
+        guard let (holder, entries) = holders.first(where: { $0.value.count >= quorum }) else {
+            return .success(LockState(isHeld: false, remaining: nil, holder: nil))
+        }
+        // The quorum-th largest TTL: the lock is held on a quorum at least that long.
+        let sorted = entries.map(\.ttl).sorted(by: >)
+        let ttl = Duration.milliseconds(sorted[quorum - 1])
+        let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
+        var votesPerToken: [Int64: Int] = [:]
+        for case let token? in entries.map(\.token) { votesPerToken[token, default: 0] += 1 }
+        let token = votesPerToken.first { $0.value >= quorum }?.key
+        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: token))
+    }
+}

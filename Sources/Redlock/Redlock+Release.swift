@@ -1,0 +1,107 @@
+import NIOCore
+import RedisWire
+
+extension Redlock {
+
+    /// Releases a lock: compare-and-delete on every master, so a key holding another owner's
+    /// value is never deleted.
+    ///
+    /// - Returns: ``ReleaseOutcome/released``, or ``ReleaseOutcome/notHeld`` when the lock had
+    ///   already expired: whatever ran after its validity was not protected.
+    /// - Throws: ``RedlockError/Code/quorumUnreachable`` when too few masters answered to tell.
+    @discardableResult
+    public func release(_ lock: Lock) async throws(RedlockError) -> ReleaseOutcome {
+        let outcome = try await release(lock.resources, value: lock.value)
+        return outcome == .released && lock.remainingValidity <= .zero ? .releasedAfterValidity : outcome
+    }
+
+    /// Releases the lock on `resources` if it holds `value` (for callers that supply their own
+    /// values, such as the HTTP adapter).
+    @discardableResult
+    public func release(_ resources: [String], value: [UInt8]) async throws(RedlockError) -> ReleaseOutcome {
+        try await release(resources, matching: .exact(value))
+    }
+
+    /// Releases the lock on `resources` where the stored value matches `match`.
+    @discardableResult
+    public func release(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
+        try await tracked { () async throws(RedlockError) -> ReleaseOutcome in try await releaseUntracked(resources, matching: match) }
+    }
+
+    func releaseUntracked(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
+        let value = match.bytes
+        let mode = match.mode
+        guard !resources.isEmpty, !resources.contains(where: \.isEmpty) else {
+            throw RedlockError(.invalidArgument, "resource names must not be empty")
+        }
+        let keys = resources.map(lockKey)
+        let quorum = group.quorum
+        let result: Result<ReleaseOutcome, RedlockError> = await onLoop { completion in
+            guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: [value, mode]) else {
+                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                return
+            }
+            // Decided as soon as a quorum deleted it or too few can still have: a paused or
+            // black-holed master costs the caller nothing (the command still reaches it).
+            let decided: @Sendable (Replies) -> Bool = { replies in
+                var deleted = 0
+                var kept = 0
+                for case .success(let value)? in replies {
+                    if (value.integer ?? 0) > 0 { deleted += 1 } else { kept += 1 }
+                }
+                return deleted >= quorum || kept > replies.count - quorum
+            }
+            self.group.fanOut(release, deadline: self.instanceDeadline(), until: decided) { replies in
+                var deleted = 0
+                var answered = 0
+                for reply in replies {
+                    guard case .success(let value)? = reply else { continue }
+                    answered += 1
+                    if (value.integer ?? 0) > 0 { deleted += 1 }
+                }
+                if deleted >= quorum {
+                    completion(.success(.released))
+                } else if answered >= quorum {
+                    completion(.success(.notHeld))
+                } else {
+                    completion(.failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the release")))
+                }
+            }
+        }
+        switch result {
+        case .success(let outcome):
+            (outcome == .released ? metrics.released : metrics.releaseNotHeld).increment()
+            return outcome
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    /// Replaces the value of a lock we hold with `newValue`, keeping its TTL (for markers that
+    /// record a state, as ``IdempotencyGuard`` does). Throws ``RedlockError/Code/lockLost``
+    /// when fewer than a quorum still held `lock`'s value.
+    func relabel(_ lock: Lock, to newValue: [UInt8]) async throws(RedlockError) -> Lock {
+        try await tracked { () async throws(RedlockError) -> Lock in try await relabelUntracked(lock, to: newValue) }
+    }
+
+    func relabelUntracked(_ lock: Lock, to newValue: [UInt8]) async throws(RedlockError) -> Lock {
+        let key = lockKey(lock.resource)
+        let quorum = group.quorum
+        let result: Result<Int, RedlockError> = await onLoop { completion in
+            guard let relabel = try? FanOutCommand.script(Scripts.relabel, keys: [key], arguments: [lock.value, newValue]) else {
+                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
+                return
+            }
+            self.group.fanOut(relabel, deadline: self.instanceDeadline()) { replies in
+                completion(.success(replies.reduce(0) { count, reply in
+                    if case .success(.integer(1))? = reply { return count + 1 }
+                    return count
+                }))
+            }
+        }
+        guard try result.get() >= quorum else {
+            throw RedlockError(.lockLost, "fewer than a quorum still held the marker")
+        }
+        return Lock(resources: lock.resources, fencingTokens: lock.fencingTokens, ttl: lock.ttl, validity: lock.validity, validUntil: lock.validUntil, value: newValue)
+    }
+}
