@@ -223,6 +223,7 @@ let package = Package(
             dependencies: [
                 "LocklockServer", "Redlock", "RedisWire", "RedlockTestSupport", "RealServerGate",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strictSwift
         ),

@@ -50,20 +50,28 @@ struct LockController: Sendable {
         }
         let caller = try authorize(request, context: context, name: name)
         let rateHeaders = try throttle(caller, context: context)
+        do {
+            var response = try await handle(operation, name: name, caller: caller, request)
+            for field in rateHeaders { response.headers.append(field) }
+            return response
+        } catch let problem as Problem {
+            // A counted request says how much is left, whatever its outcome.
+            throw problem.adding(rateHeaders)
+        }
+    }
+
+    private func handle(_ operation: Operation, name: LockName, caller: Caller, _ request: Request) async throws -> Response {
         let body = operation == .status ? LockRequestBody() : try await parseBody(request, operation: operation, caller: caller)
         let resource = name.resource(tenant: caller.tenant?.name)
         let secret = body.secret ?? request.headers[.lockSecret]
-        if let secret, !(1...256).contains(secret.count) { throw Problem.unprocessable("secret must be 1 to 256 characters") }
+        if let secret, !(1...256).contains(secret.utf8.count) { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
         let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0) }
-        var response: Response
         switch operation {
-        case .acquire: response = try await acquire(name, resource, caller: caller, body: body, owner: owner)
-        case .release: response = try await release(name, resource, caller: caller, owner: owner)
-        case .extend: response = try await extend(name, resource, caller: caller, body: body, owner: owner)
-        case .status: response = try await status(name, resource, caller: caller)
+        case .acquire: return try await acquire(name, resource, caller: caller, body: body, owner: owner)
+        case .release: return try await release(name, resource, caller: caller, owner: owner)
+        case .extend: return try await extend(name, resource, caller: caller, body: body, owner: owner)
+        case .status: return try await status(name, resource, caller: caller)
         }
-        for field in rateHeaders { response.headers.append(field) }
-        return response
     }
 
     // MARK: Operations
@@ -148,7 +156,8 @@ struct LockController: Sendable {
     func authorize(_ request: Request, context: LocklockRequestContext, name: LockName) throws -> Caller {
         var tenant: Tenant?
         if let authorization = request.headers[.authorization] {
-            guard authorization.hasPrefix("Bearer "), let found = configuration.tenants.authenticate(key: String(authorization.dropFirst(7))) else {
+            // The scheme is case-insensitive (RFC 9110 section 11.1).
+            guard authorization.prefix(7).lowercased() == "bearer ", let found = configuration.tenants.authenticate(key: String(authorization.dropFirst(7))) else {
                 throw Problem.unauthorized("invalid API key")
             }
             tenant = found
@@ -254,6 +263,8 @@ struct LockController: Sendable {
 
 /// A validated lock request body.
 struct LockRequestBody {
+    /// The shortest `expires_in` the adapter can honour, in seconds.
+    static let minimumExpiresIn = 0.1
     var secret: String?
     var expiresIn: Double?
     var data: [UInt8]?
@@ -291,13 +302,14 @@ struct LockRequestBody {
         guard let object = parsed as? [String: Any] else { throw Problem.badRequest("the body must be a JSON object") }
         if let secret = object["secret"] {
             guard let text = secret as? String else { throw Problem.badRequest("secret must be a string") }
-            guard (1...256).contains(text.count) else { throw Problem.unprocessable("secret must be 1 to 256 characters") }
+            guard (1...256).contains(text.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
             self.secret = text
         }
         if let value = object["expires_in"] {
             guard let number = Self.number(value) else { throw Problem.badRequest("expires_in must be a number") }
-            guard number > 0, number <= maximumExpiresIn, number * 1000 >= 1 else {
-                throw Problem.unprocessable("expires_in must be > 0 and <= \(Int(maximumExpiresIn)) seconds")
+            // Below 0.1 s the drift allowance and a few round trips leave no validity to hand out.
+            guard number >= LockRequestBody.minimumExpiresIn, number <= maximumExpiresIn else {
+                throw Problem.unprocessable("expires_in must be between \(LockRequestBody.minimumExpiresIn) and \(Int(maximumExpiresIn)) seconds")
             }
             self.expiresIn = number
         }

@@ -40,7 +40,7 @@ enum OpenAPIDocument {
         "type": "object",
         "properties": {
           "secret": {"type": "string", "minLength": 1, "maxLength": 256},
-          "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXPIRES_IN},
+          "expires_in": {"type": "number", "minimum": 0.1, "maximum": MAX_EXPIRES_IN},
           "data": {},
           "wait": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}
         }
@@ -49,7 +49,7 @@ enum OpenAPIDocument {
       "ExtendRequest": {
         "type": "object",
         "required": ["expires_in"],
-        "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}, "expires_in": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXPIRES_IN}}
+        "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}, "expires_in": {"type": "number", "minimum": 0.1, "maximum": MAX_EXPIRES_IN}}
       },
       "Problem": {
         "type": "object",

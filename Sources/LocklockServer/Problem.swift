@@ -48,7 +48,15 @@ public struct Problem: HTTPResponseError, Sendable {
     static func unavailable(_ detail: String) -> Problem {
         Problem(.serviceUnavailable, "Service Unavailable", detail, headers: [.retryAfter: "1"])
     }
-    static let tooLarge = Problem(.contentTooLarge, "Content Too Large", "request bodies are limited to 64 KiB")
+    /// Also closes the connection: the rest of an oversized body is not read.
+    static let tooLarge = Problem(.contentTooLarge, "Content Too Large", "request bodies are limited to 64 KiB", headers: [.connection: "close"])
+
+    /// This problem with `fields` added to its headers (those it has already win).
+    func adding(_ fields: [HTTPField]) -> Problem {
+        var headers = self.headers
+        for field in fields where headers[field.name] == nil { headers.append(field) }
+        return Problem(status, title, detail, headers: headers)
+    }
 }
 
 extension HTTPField.Name {

@@ -1,0 +1,72 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LocklockServer
+import Redlock
+import RedisWire
+import Testing
+
+/// The adapter's validation, in process, with no master reachable: every request here is
+/// decided before Redis is asked, or answered 503 because it cannot be.
+@Suite("Locklock REST API validation (in process, no masters)")
+struct RouterValidationTests {
+    static func application(anonymousRate: Int = 0) -> some ApplicationProtocol {
+        // Nothing listens on these ports: a request that reaches the masters gets 503.
+        let unreachable = (1...3).map { RedisServerAddress.hostname("127.0.0.1", port: $0) }
+        let groups = MasterGroups(primary: Redlock(masters: unreachable, configuration: .init(instanceTimeout: .milliseconds(100), retry: .never)))
+        let configuration = LocklockServerConfiguration(anonymousRate: anonymousRate, tenants: testTenants)
+        return Application(router: buildRouter(groups: groups, configuration: configuration))
+    }
+
+    static let path = "/v1/api/lock/uuid/6f1c2a86-0d2e-4b51-9a1f-0b8b8c3f2f10"
+
+    @Test func theBearerSchemeIsMatchedCaseInsensitively() async throws {
+        try await Self.application().test(.router) { client in
+            for scheme in ["Bearer", "bearer", "BEARER"] {
+                let response = try await client.execute(
+                    uri: "/v1/api/lock/key/report", method: .post, headers: [.authorization: "\(scheme) \(Keys.acme)"],
+                    body: ByteBuffer(string: "{not json")
+                )
+                #expect(response.status == .badRequest, "\(scheme): authenticated, then the body was refused")
+            }
+        }
+    }
+
+    @Test func anExpiresInTooShortToHonourIsUnprocessable() async throws {
+        try await Self.application().test(.router) { client in
+            for expiresIn in ["0.002", "0.003", "0.05"] {
+                let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"expires_in": \#(expiresIn)}"#))
+                #expect(response.status == .unprocessableContent, "expires_in \(expiresIn)")
+            }
+        }
+    }
+
+    @Test func aSecretsLengthIsCountedInBytes() async throws {
+        try await Self.application().test(.router) { client in
+            let secret = String(repeating: "é", count: 200)  // 200 characters, 400 bytes
+            let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"secret": "\#(secret)"}"#))
+            #expect(response.status == .unprocessableContent)
+            let header = try await client.execute(uri: Self.path, method: .delete, headers: [.init("Lock-Secret")!: secret])
+            #expect(header.status == .unprocessableContent)
+        }
+    }
+
+    @Test func everyCountedResponseCarriesTheRateLimitHeadersErrorsIncluded() async throws {
+        try await Self.application(anonymousRate: 100).test(.router) { client in
+            let response = try await client.execute(uri: Self.path, method: .get)
+            #expect(response.status == .serviceUnavailable)
+            #expect(response.headers[.init("RateLimit")!] != nil, "a 503 was counted, so it says how much is left")
+            let tooShort = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"expires_in": 0.002}"#))
+            #expect(tooShort.headers[.init("RateLimit")!] != nil)
+        }
+    }
+
+    @Test func aTooLargeBodyClosesTheConnection() async throws {
+        try await Self.application().test(.router) { client in
+            let body = ByteBuffer(string: "{\"secret\":\"" + String(repeating: "a", count: 100_000) + "\"}")
+            let response = try await client.execute(uri: Self.path, method: .post, body: body)
+            #expect(response.status == .contentTooLarge)
+            #expect(response.headers[.connection] == "close")
+        }
+    }
+}
