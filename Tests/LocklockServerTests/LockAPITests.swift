@@ -17,7 +17,7 @@ private func expectProblem(_ result: HTTPResult, _ status: Int, sourceLocation: 
 
 @Suite("Locklock REST API over a live server and real masters", .serialized, .realRedisServers)
 struct LockAPITests {
-    @Test func theSeedDocumentsCurlSessionWorks() async throws {
+    @Test func theReadmesCurlSessionWorks() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"
             let acquired = try await server.request("POST", path)

@@ -31,8 +31,8 @@ public struct BurstReport: Sendable, CustomStringConvertible {
     }
 }
 
-/// Sends `count` identical `POST /shorten` requests at once, each on its own connection, as
-/// the seed article's `fire-parallel-requests.js` does.
+/// Sends `count` identical `POST /shorten` requests at once, each on its own connection: the
+/// race a double-clicking user or a retrying client produces.
 public func fireParallelRequests(
     baseURL: URL, longURL: String, count: Int, idempotencyKey: String? = nil
 ) async throws -> BurstReport {

@@ -13,8 +13,8 @@ public enum GuardMode: String, Sendable, CaseIterable {
     case wait
 }
 
-/// Shortens URLs with a check-then-insert that is not atomic on purpose, as in the seed
-/// article's service: the look-up and the insert are separate database accesses with work
+/// Shortens URLs with a check-then-insert that is not atomic on purpose, as naive services
+/// do: the look-up and the insert are separate database accesses with work
 /// in between, so concurrent identical requests all miss and all insert, unless a Redlock
 /// lock on the long URL makes the critical section exclusive.
 public struct Shortener: Sendable {
