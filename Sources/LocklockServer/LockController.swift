@@ -80,23 +80,46 @@ struct LockController: Sendable {
         let ttl = Duration.milliseconds(Int64((body.expiresIn ?? 2_592_000) * 1000))
         let value = StoredLockValue.make(owner: owner, data: body.data)
         let wait = body.wait ?? 0
-        let lock: Lock
-        do {
-            lock = try await caller.redlock.acquire(
-                resource, ttl: ttl, value: value,
-                wait: wait > 0 ? .milliseconds(Int64(wait * 1000)) : nil,
-                retry: wait > 0 ? .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25)) : RedlockConfiguration.Retry.never
-            )
-        } catch where error.code == .lockHeld {
-            let state = try await inspect(resource, caller: caller)
-            if let owner, let holder = state.holderValue, StoredLockValue.isHeld(holder, by: owner), let remaining = state.remaining {
-                return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: true, token: state.fencingToken, data: StoredLockValue.data(in: holder))
+        var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
+            try await caller.redlock.acquire(resource, ttl: ttl, value: value, retry: RedlockConfiguration.Retry.never)
+        }
+        // The first attempt is made at once: a holder's own re-POST (the retry after a lost
+        // 201) is answered without waiting, even with a wait.
+        if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
+            if let response = try ownLock(try await inspect(resource, caller: caller), owner: owner, name: name) { return response }
+            outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
+                try await caller.redlock.acquire(
+                    resource, ttl: ttl, value: value, wait: .milliseconds(Int64(wait * 1000)),
+                    retry: .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25))
+                )
             }
-            throw Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.remaining))
-        } catch {
+        }
+        let lock: Lock
+        switch outcome {
+        case .success(let acquired):
+            lock = acquired
+        case .failure(let error) where error.code == .lockHeld:
+            let state = try await inspect(resource, caller: caller)
+            if let response = try ownLock(state, owner: owner, name: name) { return response }
+            throw Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.timeToLive))
+        case .failure(let error):
             throw Self.problem(for: error)
         }
         return try lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
+    }
+
+    static func attempt(_ body: () async throws(RedlockError) -> Lock) async -> Result<Lock, RedlockError> {
+        do {
+            return .success(try await body())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The 200 for a POST by the holder itself (same secret), or nil when someone else holds it.
+    func ownLock(_ state: LockState, owner: [UInt8]?, name: LockName) throws -> Response? {
+        guard let owner, let holder = state.holderValue, StoredLockValue.isHeld(holder, by: owner), let remaining = state.remaining else { return nil }
+        return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: true, token: state.fencingToken, data: StoredLockValue.data(in: holder))
     }
 
     func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?) async throws -> Response {

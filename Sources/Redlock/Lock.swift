@@ -52,8 +52,12 @@ public struct Lock: Sendable, CustomStringConvertible {
 public struct LockState: Sendable, CustomStringConvertible {
     /// Whether a quorum of masters holds the same value for the resource.
     public let isHeld: Bool
-    /// The smallest remaining TTL among the quorum that holds it, minus the drift allowance.
+    /// The smallest remaining TTL among the quorum that holds it, minus the drift allowance:
+    /// how long the holder may still count on it.
     public let remaining: Duration?
+    /// The smallest remaining TTL among the quorum that holds it, as the masters report it:
+    /// when a quorum's keys will have expired, so when to try again.
+    public let timeToLive: Duration?
     /// The holder's raw value. It proves ownership: never log or return it to other clients.
     public let holderValue: [UInt8]?
     /// The fencing token issued to the holder's acquisition: the counter a quorum of the
@@ -63,9 +67,10 @@ public struct LockState: Sendable, CustomStringConvertible {
     /// acquisition, if any.
     public let fencingToken: Int64?
 
-    init(isHeld: Bool, remaining: Duration?, holder: [UInt8]?, fencingToken: Int64? = nil) {
+    init(isHeld: Bool, remaining: Duration?, holder: [UInt8]?, fencingToken: Int64? = nil, timeToLive: Duration? = nil) {
         self.isHeld = isHeld
         self.remaining = remaining
+        self.timeToLive = timeToLive
         self.holderValue = holder
         self.fencingToken = fencingToken
     }

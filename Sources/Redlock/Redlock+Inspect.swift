@@ -83,6 +83,6 @@ extension Redlock {
         var votesPerToken: [Int64: Int] = [:]
         for case let token? in entries.map(\.token) { votesPerToken[token, default: 0] += 1 }
         let token = votesPerToken.first { $0.value >= quorum }?.key
-        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: token))
+        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: token, timeToLive: ttl))
     }
 }

@@ -186,6 +186,24 @@ struct LockAPITests {
         }
     }
 
+    @Test func retryAfterIsTheRemainingTTLRoundedUpAndTheHoldersOwnWaitingRePostAnswersAtOnce() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"secret":"mine"}"#).status == 201)  // 30 days
+            let conflict = try await server.request("POST", path, body: #"{"secret":"theirs"}"#)
+            expectProblem(conflict, 409)
+            let retryAfter = Int(conflict.header("Retry-After") ?? "") ?? 0
+            // Not the drift-shortened validity (1 % early: 7 hours on a 30-day lock).
+            #expect(retryAfter >= 2_591_999 && retryAfter <= 2_592_000, "Retry-After \(retryAfter)")
+
+            let clock = ContinuousClock()
+            let start = clock.now
+            let again = try await server.request("POST", path, body: #"{"secret":"mine","wait":5}"#)
+            #expect(again.status == 200)
+            #expect(clock.now - start < .seconds(2), "the holder's own re-POST waited \(clock.now - start)")
+        }
+    }
+
     @Test func aQuorumDownGives503FromPostAndReadyz() async throws {
         try await withLiveServer { server throws in
             #expect(try await server.request("GET", "/readyz").status == 200)
