@@ -112,6 +112,18 @@ struct ServeOptions: ParsableArguments {
     }
 
     func configuration() throws -> LocklockServerConfiguration {
+        // Checked at start: a negative rate or a huge maximum must be an error, not a trap or
+        // a limit that silently never applies.
+        for (name, rate) in [("--anonymous-rate", anonymousRate), ("--developer-rate", developerRate), ("--pro-rate", proRate)] where rate < 0 {
+            throw ValidationError("\(name) must be 0 (off) or more, not \(rate)")
+        }
+        let tenYears = 10 * 365 * 24 * 3600.0
+        guard maxExpiresIn.isFinite, (0.1...tenYears).contains(maxExpiresIn) else {
+            throw ValidationError("--max-expires-in must be between 0.1 and \(Int(tenYears)) seconds")
+        }
+        guard maxWait.isFinite, (0...tenYears).contains(maxWait) else {
+            throw ValidationError("--max-wait must be between 0 and \(Int(tenYears)) seconds")
+        }
         let directory = try tenants.map { try TenantDirectory(contentsOf: URL(fileURLWithPath: $0)) } ?? TenantDirectory([])
         return LocklockServerConfiguration(
             host: host, port: port, maximumExpiresIn: maxExpiresIn, maximumWait: maxWait, anonymousRate: anonymousRate,

@@ -97,6 +97,19 @@ struct CLITests {
         #expect(!help.stdout.contains("Optional("), "\(help.stdout)")
     }
 
+    @Test(arguments: [
+        (["--anonymous-rate=-1"], "--anonymous-rate must be 0 (off) or more"),
+        (["--pro-rate=-5"], "--pro-rate must be 0 (off) or more"),
+        (["--max-expires-in", "1e300"], "--max-expires-in must be between"),
+        (["--max-expires-in", "0"], "--max-expires-in must be between"),
+        (["--max-wait", "1e300"], "--max-wait must be between"),
+    ])
+    func serveRefusesLimitsItCannotApply(arguments: [String], message: String) async throws {
+        let result = try await locklock(["serve", "--port", "0"] + arguments, masters: "127.0.0.1:6390")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
     @Test func aMasterListedTwiceIsRefused() async throws {
         let result = try await locklock(["acquire", "--lock", "dup"], masters: "127.0.0.1:6390,127.0.0.1:6391,127.0.0.1:6390")
         #expect(result.status != 0)
