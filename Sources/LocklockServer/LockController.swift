@@ -199,7 +199,8 @@ struct LockController: Sendable {
 
     func subdomain(of request: Request) -> String? {
         guard let base = configuration.baseDomain?.lowercased(), let host = request.head.authority?.lowercased() else { return nil }
-        let hostname = host.split(separator: ":").first.map(String.init) ?? host
+        var hostname = host.split(separator: ":").first.map(String.init) ?? host
+        if hostname.hasSuffix(".") { hostname.removeLast() }  // a fully qualified name is the same host
         guard hostname.hasSuffix("." + base) else { return nil }
         let label = String(hostname.dropLast(base.count + 1))
         return label.isEmpty || label.contains(".") ? nil : label

@@ -46,14 +46,53 @@ public struct TenantDirectory: Sendable {
         self.digests = tenants.map { Self.bytes(fromHex: $0.keySHA256) ?? [] }
     }
 
-    /// Loads `{"tenants":[...]}`.
+    /// Loads `{"tenants":[...]}`, refusing anything it would otherwise have to guess about:
+    /// unknown fields, names that are not lower-case DNS labels (they become subdomains and
+    /// key namespaces), and a name or key hash given twice.
     public init(contentsOf url: URL) throws {
+        let data = try Data(contentsOf: url)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let entries = object["tenants"] as? [[String: Any]] else {
+            throw TenantFileError(message: "the tenants file must be {\"tenants\":[...]}")
+        }
+        let unknownTop = Set(object.keys).subtracting(["tenants"])
+        guard unknownTop.isEmpty else { throw TenantFileError(message: "unknown field \(unknownTop.sorted().joined(separator: ", ")) in the tenants file") }
+        let known: Set<String> = ["name", "plan", "key_sha256", "region"]
+        for (index, entry) in entries.enumerated() {
+            let unknown = Set(entry.keys).subtracting(known)
+            guard unknown.isEmpty else { throw TenantFileError(message: "tenant \(index + 1): unknown field \(unknown.sorted().joined(separator: ", "))") }
+        }
         struct File: Decodable { var tenants: [Tenant] }
-        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
-        for tenant in file.tenants where Self.bytes(fromHex: tenant.keySHA256)?.count != 32 {
-            throw TenantFileError(message: "tenant \(tenant.name): key_sha256 must be 64 hex characters")
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch {
+            throw TenantFileError(message: "the tenants file is malformed: \(error)")
+        }
+        var names = Set<String>()
+        var hashes = Set<String>()
+        for tenant in file.tenants {
+            guard Self.isDNSLabel(tenant.name) else {
+                throw TenantFileError(message: "tenant \(tenant.name): names are lower-case DNS labels (a-z, 0-9, '-', at most 63)")
+            }
+            if let region = tenant.region, !Self.isDNSLabel(region) {
+                throw TenantFileError(message: "tenant \(tenant.name): region names are lower-case DNS labels")
+            }
+            guard Self.bytes(fromHex: tenant.keySHA256)?.count == 32 else {
+                throw TenantFileError(message: "tenant \(tenant.name): key_sha256 must be 64 hex characters")
+            }
+            guard names.insert(tenant.name).inserted else { throw TenantFileError(message: "tenant \(tenant.name) is listed twice") }
+            guard hashes.insert(tenant.keySHA256.lowercased()).inserted else {
+                throw TenantFileError(message: "tenant \(tenant.name) has the same key as another tenant")
+            }
         }
         self.init(file.tenants)
+    }
+
+    /// A lower-case DNS label: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'.
+    static func isDNSLabel(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else { return false }
+        return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
     }
 
     /// The tenant whose key is `key`, comparing against every tenant in constant time.
