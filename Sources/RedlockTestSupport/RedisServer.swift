@@ -166,7 +166,10 @@ public final class RedisServer: @unchecked Sendable {
                 let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
                 throw RedisServerError("redis-server exited at start (status \(process.terminationStatus)): \(log.suffix(500))")
             }
-            if Self.answersPing(port: port) { return }
+            // The server that answers must be this process: with ports picked in parallel, a
+            // second server can be started on a port another one has just taken; it then fails
+            // to bind while the first answers in its place.
+            if Self.answers(port: port, asProcess: process.processIdentifier) { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw RedisServerError("redis-server on port \(port) did not answer PING within 10 s")
@@ -238,8 +241,9 @@ public final class RedisServer: @unchecked Sendable {
         throw RedisServerError("redis-server not found; install it with: apt-get install -y redis-server (or run `make test`)")
     }
 
-    /// A blocking PING over a plain socket, used only while waiting for start-up.
-    static func answersPing(port: Int) -> Bool {
+    /// Whether the server on `port` answers `INFO server` as process `pid` (a blocking
+    /// exchange over a plain socket, used only while waiting for start-up).
+    static func answers(port: Int, asProcess pid: Int32) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -252,11 +256,21 @@ public final class RedisServer: @unchecked Sendable {
             }
         }
         guard connected == 0 else { return false }
-        let ping = Array("PING\r\n".utf8)
-        guard send(fd, ping, ping.count, 0) == ping.count else { return false }
-        var reply = [UInt8](repeating: 0, count: 64)
-        let count = recv(fd, &reply, reply.count, 0)
-        return count > 0 && reply.starts(with: Array("+PONG".utf8))
+        let request = Array("INFO server\r\n".utf8)
+        guard send(fd, request, request.count, 0) == request.count else { return false }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let marker = "process_id:"
+        for _ in 0..<16 {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            guard count > 0 else { return false }
+            received += chunk[0..<count]
+            let text = String(decoding: received, as: UTF8.self)
+            if let range = text.range(of: marker), let end = text[range.upperBound...].firstIndex(where: \.isNewline) {
+                return Int32(text[range.upperBound..<end]) == pid
+            }
+        }
+        return false
     }
 }
 
