@@ -194,6 +194,9 @@ struct LockController: Sendable {
             guard let tenant else { throw Problem.unauthorized("custom lock names need a Pro API key") }
             guard tenant.plan == .pro else { throw Problem.forbidden("custom lock names need a Pro plan") }
         }
+        // UUIDs are one global namespace, so a UUID lock lives on the primary masters whoever
+        // asks; only a tenant's own key locks live in its region.
+        if case .uuid = name { return Caller(tenant: tenant, redlock: groups.primary) }
         return Caller(tenant: tenant, redlock: groups.redlock(for: tenant))
     }
 

@@ -283,6 +283,16 @@ struct LockAPITests {
         }
     }
 
+    @Test func aUUIDIsOneLockWhateverTheCallersRegion() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.euro)"]).status == 201)
+            let anonymous = try await server.request("POST", path)
+            expectProblem(anonymous, 409)
+            #expect(try await server.request("GET", path).status == 200, "everyone sees the regional tenant's hold")
+        }
+    }
+
     @Test func healthMetricsAndOpenAPIAreServed() async throws {
         try await withLiveServer { server throws in
             #expect(try await server.request("GET", "/livez").status == 200)
