@@ -30,7 +30,7 @@ public final class Redlock: Service, Sendable {
     public let configuration: RedlockConfiguration
     /// The masters, in the order given.
     public let masters: [RedisServerAddress]
-    let group: MasterGroup
+    let group: MasterConnections
     /// An executor on the event loop that owns every master connection. Run latency-critical
     /// callers under `withTaskExecutorPreference(redlock.taskExecutor) { ... }` and a lock
     /// operation costs no thread hop at all (see `EventLoopTaskExecutor`).
@@ -69,7 +69,7 @@ public final class Redlock: Service, Sendable {
         self.configuration = configuration
         self.masters = masters
         self.logger = logger
-        self.group = MasterGroup(
+        self.group = MasterConnections(
             connections: masters.map {
                 RedisConnection(address: $0, configuration: connectionConfiguration, eventLoop: eventLoop, logger: logger)
             },

@@ -6,7 +6,7 @@ typealias Replies = [Result<RESPValue, RedisWireError>?]
 
 /// N independent masters whose connections all live on one event loop, so a lock operation
 /// fans out and in on that loop: one hop in, one hop out, whatever N is.
-struct MasterGroup: Sendable {
+struct MasterConnections: Sendable {
     let connections: [RedisConnection]
     let eventLoop: any EventLoop
 
