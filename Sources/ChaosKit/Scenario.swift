@@ -99,7 +99,7 @@ public struct Scenario: Sendable {
         self.tokenFromStatus = tokenFromStatus
     }
 
-    /// The masters a fault takes away from every client, when it hits a minority only: no
+    /// Whether the fault takes at most a minority of masters away from the clients: no
     /// acquisition may then be reported as unreachable.
     var minorityFaulted: Bool {
         switch fault {
@@ -141,8 +141,8 @@ public struct Scenario: Sendable {
                      expectation: .unsafe, ttl: .seconds(2), hold: longHold),
             Scenario(name: "majority restarted at once, no persistence, delayed rejoin", fault: .restartWhileHeld(majority, delay: nil, times: 4),
                      expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold, maximumTTL: .seconds(2)),
-            // The first three masters in send order used to be the ones whose synchronous
-            // failures decided the attempt before the survivors' SETs were queued.
+            // The first three masters: were the attempt decided by their synchronous failures
+            // before every SET was queued, the survivors would keep the SETs queued after it.
             Scenario(name: "majority killed, survivors keep nothing of failed attempts", fault: .kill([0, 1, 2]),
                      expectation: .safe(availabilityFloor: nil), ttl: .seconds(30)),
             Scenario(name: "minority delayed 20 ms, tokens read back from status (fenced)", fault: .proxy(minority, .latency(.milliseconds(20))),

@@ -64,7 +64,7 @@ struct LockController: Sendable {
         let body = operation == .status ? LockRequestBody() : try await parseBody(request, operation: operation, caller: caller)
         let resource = name.resource(tenant: caller.tenant?.name)
         let secret = body.secret ?? request.headers[.lockSecret]
-        if let secret, !(1...256).contains(secret.utf8.count) { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
+        if let secret { try LockRequestBody.validate(secret: secret) }
         let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0) }
         switch operation {
         case .acquire: return try await acquire(name, resource, caller: caller, body: body, owner: owner)
@@ -292,6 +292,11 @@ struct LockController: Sendable {
 struct LockRequestBody {
     /// The shortest `expires_in` the adapter can honour, in seconds.
     static let minimumExpiresIn = 0.1
+
+    /// A secret, from the body or the `Lock-Secret` header, is 1 to 256 bytes of UTF-8.
+    static func validate(secret: String) throws {
+        guard (1...256).contains(secret.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
+    }
     var secret: String?
     var expiresIn: Double?
     var data: [UInt8]?
@@ -329,7 +334,7 @@ struct LockRequestBody {
         guard let object = parsed as? [String: Any] else { throw Problem.badRequest("the body must be a JSON object") }
         if let secret = object["secret"] {
             guard let text = secret as? String else { throw Problem.badRequest("secret must be a string") }
-            guard (1...256).contains(text.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
+            try Self.validate(secret: text)
             self.secret = text
         }
         if let value = object["expires_in"] {

@@ -338,22 +338,25 @@ public final class RedisConnection: @unchecked Sendable {
         if configuration.database != 0 {
             commands.append(["SELECT", String(configuration.database)].map { Array($0.utf8) })
         }
-        let send = { (command: [[UInt8]]) -> EventLoopFuture<RESPValue> in
-            var buffer = ByteBufferAllocator().buffer(capacity: 64)
-            try? HiredisEncoder.encode(command, into: &buffer)
-            let promise = self.eventLoop.makePromise(of: RESPValue.self)
-            handler.send(buffer, deadline: deadline, promise: promise)
-            return promise.futureResult
-        }
-        let required = commands.map(send)
+        let required = commands.map { setUpCommand($0, handler: handler, deadline: deadline) }
         // Best effort: a user without SCRIPT LOAD (an ACL) still connects, and pays one
         // NOSCRIPT round trip per script instead.
         let preloads = configuration.preloadedScripts.map { script in
-            send([Array("SCRIPT".utf8), Array("LOAD".utf8), script.sourceBytes]).map { _ in () }.recover { error in
-                self.logger.debug("could not preload a script", metadata: ["error": "\(error)"])
-            }
+            setUpCommand([Array("SCRIPT".utf8), Array("LOAD".utf8), script.sourceBytes], handler: handler, deadline: deadline)
+                .map { _ in () }
+                .recover { error in self.logger.debug("could not preload a script", metadata: ["error": "\(error)"]) }
         }
         return EventLoopFuture.andAllSucceed(required, on: eventLoop).and(EventLoopFuture.andAllSucceed(preloads, on: eventLoop)).map { _ in () }
+    }
+
+    /// Sends one command of the connection's set-up on `handler`, before the connection is
+    /// handed to callers.
+    private func setUpCommand(_ arguments: [[UInt8]], handler: RedisChannelHandler, deadline: NIODeadline) -> EventLoopFuture<RESPValue> {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        try? HiredisEncoder.encode(arguments, into: &buffer)
+        let promise = eventLoop.makePromise(of: RESPValue.self)
+        handler.send(buffer, deadline: deadline, promise: promise)
+        return promise.futureResult
     }
 
     /// With a restart quarantine configured: reads `run_id` and `uptime_in_seconds`, and when the
@@ -361,11 +364,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// the quarantine. Best effort: a server that refuses `INFO` is not held out.
     private func identifyServer(handler: RedisChannelHandler, deadline: NIODeadline) -> EventLoopFuture<Void> {
         guard let quarantine = configuration.restartQuarantine else { return eventLoop.makeSucceededVoidFuture() }
-        var buffer = ByteBufferAllocator().buffer(capacity: 32)
-        try? HiredisEncoder.encode([Array("INFO".utf8), Array("server".utf8)], into: &buffer)
-        let promise = eventLoop.makePromise(of: RESPValue.self)
-        handler.send(buffer, deadline: deadline, promise: promise)
-        return promise.futureResult.map { reply in
+        return setUpCommand([Array("INFO".utf8), Array("server".utf8)], handler: handler, deadline: deadline).map { reply in
             guard let identity = ServerIdentity(info: reply.string ?? "") else {
                 self.logger.warning("INFO server gave no run_id; restarts of this server cannot be detected")
                 return

@@ -37,14 +37,13 @@ extension Redlock {
                 pending += 1
                 continue
             }
-            if case .success = reply { answered += 1 }
-            guard case .success(let value) = reply, let triple = value.array, triple.count == 3,
-                let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0
-            else { continue }
-            var entry = holders[holder] ?? (0, [:])
-            entry.count += 1
-            if let token = triple[2].string.flatMap({ Int64($0) }) { entry.tokens[token, default: 0] += 1 }
-            holders[holder] = entry
+            guard case .success(let value) = reply else { continue }
+            answered += 1
+            guard let entry = InspectReply(value), let holder = entry.holder else { continue }
+            var tally = holders[holder] ?? (0, [:])
+            tally.count += 1
+            if let token = entry.token { tally.tokens[token, default: 0] += 1 }
+            holders[holder] = tally
         }
         if holders.values.contains(where: { $0.count >= quorum && $0.tokens.values.contains { $0 >= quorum } }) { return true }
         let largest = holders.values.map(\.count).max() ?? 0
@@ -64,11 +63,9 @@ extension Redlock {
         var answered = 0
         var holders: [[UInt8]: [(ttl: Int64, token: Int64?)]] = [:]
         for reply in replies {
-            guard case .success(let value)? = reply, let triple = value.array, triple.count == 3 else { continue }
+            guard case .success(let value)? = reply, let entry = InspectReply(value) else { continue }
             answered += 1
-            if let holder = triple[0].bytes, let ttl = triple[1].integer, ttl > 0 {
-                holders[holder, default: []].append((ttl, triple[2].string.flatMap { Int64($0) }))
-            }
+            if let holder = entry.holder { holders[holder, default: []].append((entry.ttl, entry.token)) }
         }
         guard answered >= quorum else {
             return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
@@ -84,5 +81,24 @@ extension Redlock {
         for case let token? in entries.map(\.token) { votesPerToken[token, default: 0] += 1 }
         let token = votesPerToken.first { $0.value >= quorum }?.key
         return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: token, timeToLive: ttl))
+    }
+}
+
+/// One master's answer to the inspect script: `{value, pttl, counter}`.
+struct InspectReply {
+    /// The value held, when the key exists with time left; nil when the master holds nothing.
+    let holder: [UInt8]?
+    /// Milliseconds left on the key (meaningful only with a holder).
+    let ttl: Int64
+    /// The resource's fencing counter, if there is one.
+    let token: Int64?
+
+    /// Nil for a reply that is not the script's triple.
+    init?(_ value: RESPValue) {
+        guard let triple = value.array, triple.count == 3 else { return nil }
+        let ttl = triple[1].integer ?? 0
+        self.holder = ttl > 0 ? triple[0].bytes : nil
+        self.ttl = ttl
+        self.token = triple[2].string.flatMap { Int64($0) }
     }
 }
