@@ -268,6 +268,9 @@ struct LockAPITests {
             #expect(try await server.request("POST", path, headers: host.merging(["Authorization": "Bearer \(Keys.acme)"]) { $1 }).status == 201)
             // The same name on the bare domain with acme's key is the same lock (acme's namespace).
             expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.acme)"]), 409)
+            // A fully qualified host name (trailing dot) is the same subdomain.
+            expectProblem(try await server.request("POST", path, headers: ["Host": "acme.example.com."]), 401)
+            expectProblem(try await server.request("POST", path, headers: ["Host": "acme.example.com.", "Authorization": "Bearer \(Keys.globex)"]), 403)
         }
     }
 
