@@ -24,6 +24,9 @@ test: deps
 	$(SWIFT) build --build-tests
 	@# Plain `swift test`: suites that start real servers take turns (the .realRedisServers trait).
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test
+	@# The examples are their own package; sharing the build folder reuses every module already built.
+	$(SWIFT) build --build-tests --package-path Examples --scratch-path $(CURDIR)/.build
+	$(SWIFT) test --skip-build --package-path Examples --scratch-path $(CURDIR)/.build
 	scripts/api-conformance.sh
 	@# The fault-injection suite, short form (about 2.5 minutes): exits 1 if any scenario fails.
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $$($(SWIFT) build --show-bin-path)/locklock-chaos run --form short

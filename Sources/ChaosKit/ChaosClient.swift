@@ -12,24 +12,24 @@ import Redlock
 /// The body deliberately ignores cancellation once it has read the counter, like code that
 /// does not check it (or a process paused between its check and its write): that is the
 /// worst case the checker must see, not hide.
-public struct ChaosClient: Sendable {
+package struct ChaosClient: Sendable {
     /// Tunables of one client.
-    public struct Options: Sendable {
-        public var id: Int
-        public var masters: [RedisServerAddress]
-        public var witness: RedisServerAddress
-        public var ttl: Duration
-        public var hold: Duration
-        public var fenced: Bool
+    package struct Options: Sendable {
+        package var id: Int
+        package var masters: [RedisServerAddress]
+        package var witness: RedisServerAddress
+        package var ttl: Duration
+        package var hold: Duration
+        package var fenced: Bool
         /// Pause between the end of one attempt and the next (0: hammer the lock).
-        public var think: Duration
+        package var think: Duration
         /// Turns on the delayed rejoin of restarted masters (nil: off).
-        public var maximumTTL: Duration?
+        package var maximumTTL: Duration?
         /// Read the token back from the lock's status in each section and report a mismatch.
-        public var tokenFromStatus: Bool
+        package var tokenFromStatus: Bool
 
         /// Creates options.
-        public init(id: Int, masters: [RedisServerAddress], witness: RedisServerAddress, ttl: Duration, hold: Duration, fenced: Bool, think: Duration,
+        package init(id: Int, masters: [RedisServerAddress], witness: RedisServerAddress, ttl: Duration, hold: Duration, fenced: Bool, think: Duration,
                     maximumTTL: Duration? = nil, tokenFromStatus: Bool = false) {
             self.id = id
             self.masters = masters
@@ -46,10 +46,10 @@ public struct ChaosClient: Sendable {
     let options: Options
 
     /// Creates a client.
-    public init(options: Options) { self.options = options }
+    package init(options: Options) { self.options = options }
 
     /// Runs until the runner sets `chaos:stop` on the witness.
-    public func run() async throws {
+    package func run() async throws {
         let redlock = Redlock(
             masters: options.masters,
             configuration: .init(

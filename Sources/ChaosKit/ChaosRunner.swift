@@ -3,23 +3,23 @@ import Glibc
 #endif
 import Foundation
 import RedisWire
-import RedlockTestSupport
+import LocalRedis
 import Synchronization
 
 /// How long each phase of a scenario lasts.
-public struct Timing: Sendable {
-    public var warmUp: Duration
-    public var baseline: Duration
-    public var fault: Duration
-    public var healed: Duration
+package struct Timing: Sendable {
+    package var warmUp: Duration
+    package var baseline: Duration
+    package var fault: Duration
+    package var healed: Duration
 
     /// `make test`'s short form: about 8 s a scenario.
-    public static let short = Timing(warmUp: .milliseconds(700), baseline: .seconds(2), fault: .seconds(3), healed: .seconds(1))
+    package static let short = Timing(warmUp: .milliseconds(700), baseline: .seconds(2), fault: .seconds(3), healed: .seconds(1))
     /// `make chaos`'s long form.
-    public static let long = Timing(warmUp: .seconds(1), baseline: .seconds(10), fault: .seconds(20), healed: .seconds(5))
+    package static let long = Timing(warmUp: .seconds(1), baseline: .seconds(10), fault: .seconds(20), healed: .seconds(5))
 
     /// Creates a timing.
-    public init(warmUp: Duration, baseline: Duration, fault: Duration, healed: Duration) {
+    package init(warmUp: Duration, baseline: Duration, fault: Duration, healed: Duration) {
         self.warmUp = warmUp
         self.baseline = baseline
         self.fault = fault
@@ -28,22 +28,22 @@ public struct Timing: Sendable {
 }
 
 /// One scenario's outcome.
-public struct ScenarioResult: Sendable {
-    public var scenario: Scenario
-    public var report: CheckReport
+package struct ScenarioResult: Sendable {
+    package var scenario: Scenario
+    package var report: CheckReport
     /// Every attempt the clients recorded, the phases, and when each fault was injected (for
     /// ``timelineSVG``).
-    public var records: [AttemptRecord] = []
-    public var phases: Phases
-    public var injectionMoments: [Int64] = []
+    package var records: [AttemptRecord] = []
+    package var phases: Phases
+    package var injectionMoments: [Int64] = []
     /// Faults actually injected (restarts, jumps, pauses): 0 means the scenario could not
     /// find a holder to fault, and proves nothing.
-    public var injections: Int
+    package var injections: Int
     /// Why the expectation failed; empty when it held.
-    public var failures: [String]
+    package var failures: [String]
 
     /// Whether another run may change the verdict (see ``isWorthRetrying(_:_:injectionWaitsOnChance:)``).
-    public var isWorthRetrying: Bool {
+    package var isWorthRetrying: Bool {
         Self.isWorthRetrying(scenario.expectation, failures, injectionWaitsOnChance: scenario.fault.injectionWaitsOnChance)
     }
 
@@ -51,14 +51,14 @@ public struct ScenarioResult: Sendable {
     /// this time, or (for a fault that is injected only when the clients happen to reach a
     /// given state) that the state, and so the fault, never came; a safety failure, or a stale
     /// token accepted despite fencing, never is.
-    public static func isWorthRetrying(_ expectation: Expectation, _ failures: [String], injectionWaitsOnChance: Bool = false) -> Bool {
+    package static func isWorthRetrying(_ expectation: Expectation, _ failures: [String], injectionWaitsOnChance: Bool = false) -> Bool {
         guard case .unsafe = expectation else { return false }
         if failures == [ChaosRunner.notReproduced] { return true }
         return injectionWaitsOnChance && failures == [ChaosRunner.neverInjected, ChaosRunner.notReproduced]
     }
 
     /// The run as a picture (see `Timeline`).
-    public func timelineSVG(clients: Int) -> String {
+    package func timelineSVG(clients: Int) -> String {
         let verdict: String
         if !failures.isEmpty {
             verdict = "FAILED: " + failures.joined(separator: "; ")
@@ -72,7 +72,7 @@ public struct ScenarioResult: Sendable {
     }
 
     /// One JSON line for the summary.
-    public var jsonLine: String {
+    package var jsonLine: String {
         var object: [String: Any] = [
             "scenario": scenario.name, "fenced": scenario.fenced, "passed": failures.isEmpty,
             "expect": { if case .unsafe = scenario.expectation { "violation reproduced" } else { "safe" } }(),
@@ -95,27 +95,24 @@ public struct ScenarioResult: Sendable {
 /// Runs scenarios: 5 masters, each behind one ``FaultProxy`` per client group, a witness
 /// that is never faulted, and `clients` client processes (this executable's `client`
 /// subcommand) contending for one resource.
-public struct ChaosRunner: Sendable {
+package struct ChaosRunner: Sendable {
     /// The executable that runs a client (`<it> client ...`).
-    public var clientExecutable: String
-    public var clients: Int
-    public var timing: Timing
+    package var clientExecutable: String
+    package var clients: Int
+    package var timing: Timing
     /// Each client's pause between attempts.
-    public var think: Duration
+    package var think: Duration
 
     /// Creates a runner.
-    public init(clientExecutable: String, clients: Int = 4, timing: Timing, think: Duration = .milliseconds(100)) {
+    package init(clientExecutable: String, clients: Int = 4, timing: Timing, think: Duration = .milliseconds(100)) {
         self.clientExecutable = clientExecutable
         self.clients = clients
         self.timing = timing
         self.think = think
     }
 
-    static let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-    static let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-
     /// Runs one scenario from fresh servers to the checker's verdict.
-    public func run(_ scenario: Scenario) async throws -> ScenarioResult {
+    package func run(_ scenario: Scenario) async throws -> ScenarioResult {
         let clockFiles = (0..<5).map { FileManager.default.temporaryDirectory.appendingPathComponent("locklock-chaos-clock-\($0)-\(UUID().uuidString)").path }
         for file in clockFiles { try "+0".write(toFile: file, atomically: true, encoding: .utf8) }
         defer { for file in clockFiles { try? FileManager.default.removeItem(atPath: file) } }
@@ -209,9 +206,9 @@ public struct ChaosRunner: Sendable {
 
     /// The one miss an unsafe scenario can show by chance: the interleaving that exposes the
     /// violation did not happen in this run.
-    public static let notReproduced = "the violation was not reproduced"
+    package static let notReproduced = "the violation was not reproduced"
     /// The fault phase ended before the fault could be injected.
-    public static let neverInjected = "the fault was never injected"
+    package static let neverInjected = "the fault was never injected"
 
     static func failures(_ scenario: Scenario, _ report: CheckReport, _ injections: Int) -> [String] {
         var failures: [String] = []
@@ -246,13 +243,10 @@ public struct ChaosRunner: Sendable {
             return RedisServerOptions(persistence: .appendOnlyAlways)
         case .jumpableClock:
             if case .clockJump(let jumping, _, _) = scenario.fault, !jumping.contains(master) { return RedisServerOptions() }
-            // Debian's redis-server needs tcmalloc loaded before libfaketime to start under it.
-            return RedisServerOptions(environment: [
-                "LD_PRELOAD": "\(Self.tcmalloc) \(Self.faketime)", "FAKETIME_TIMESTAMP_FILE": clockFile, "FAKETIME_NO_CACHE": "1",
-            ])
+            return FakeClock.offset(readFrom: clockFile)
         case .fastClock(let fast, let rate):
             guard fast.contains(master) else { return RedisServerOptions() }
-            return RedisServerOptions(environment: ["LD_PRELOAD": "\(Self.tcmalloc) \(Self.faketime)", "FAKETIME": "+0 x\(rate)"])
+            return FakeClock.rate(rate)
         }
     }
 }

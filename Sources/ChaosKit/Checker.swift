@@ -1,16 +1,16 @@
 /// Phase boundaries of one scenario run, in ``monotonicNanoseconds()``.
-public struct Phases: Sendable {
+package struct Phases: Sendable {
     /// Fault-free measurement starts (after warm-up).
-    public var baseline: Int64
+    package var baseline: Int64
     /// The fault is injected.
-    public var fault: Int64
+    package var fault: Int64
     /// The fault is healed.
-    public var healed: Int64
+    package var healed: Int64
     /// The clients are told to stop.
-    public var end: Int64
+    package var end: Int64
 
     /// Creates phases.
-    public init(baseline: Int64, fault: Int64, healed: Int64, end: Int64) {
+    package init(baseline: Int64, fault: Int64, healed: Int64, end: Int64) {
         self.baseline = baseline
         self.fault = fault
         self.healed = healed
@@ -19,46 +19,46 @@ public struct Phases: Sendable {
 }
 
 /// What the checker found in one scenario's records.
-public struct CheckReport: Sendable, Equatable {
+package struct CheckReport: Sendable, Equatable {
     /// Pairs of critical sections of different attempts whose validity windows
     /// (enter ... min(exit, validity end)) overlap: two holders at once.
-    public var violations: Int
+    package var violations: Int
     /// Accepted writes that did not show up in the counter (a read-sleep-write overwritten
     /// by one that read the same value).
-    public var lostUpdates: Int
+    package var lostUpdates: Int
     /// Accepted writes whose fencing token was not higher than one accepted before.
-    public var staleTokensAccepted: Int
+    package var staleTokensAccepted: Int
     /// Accepted writes made after the writer's own validity had ended.
-    public var lateWritesAccepted: Int
+    package var lateWritesAccepted: Int
     /// Writes the fenced resource refused.
-    public var writesRejected: Int
+    package var writesRejected: Int
     /// Critical sections per second, fault-free and under the fault.
-    public var baselineRate: Double
-    public var faultRate: Double
+    package var baselineRate: Double
+    package var faultRate: Double
     /// Share of attempts that acquired (the rest: held, unreachable, ...), per phase.
-    public var baselineSuccessRate: Double
-    public var faultSuccessRate: Double
+    package var baselineSuccessRate: Double
+    package var faultSuccessRate: Double
     /// Acquisition latency (ms) under the fault.
-    public var faultAcquireP50: Double
-    public var faultAcquireP99: Double
+    package var faultAcquireP50: Double
+    package var faultAcquireP99: Double
     /// Milliseconds from healing to the first successful acquisition (nil if none).
-    public var recoveryMilliseconds: Double?
+    package var recoveryMilliseconds: Double?
     /// Attempt outcomes over the whole run.
-    public var outcomes: [String: Int]
+    package var outcomes: [String: Int]
 
     /// Availability under the fault relative to fault-free: the share of attempts that got
     /// the lock (each waits up to the client's limit), fault phase / baseline phase.
-    public var availability: Double { baselineSuccessRate > 0 ? faultSuccessRate / baselineSuccessRate : 0 }
+    package var availability: Double { baselineSuccessRate > 0 ? faultSuccessRate / baselineSuccessRate : 0 }
     /// Critical sections per second under the fault / fault-free. Also moves with the
     /// machine's load, so it is reported, not asserted.
-    public var throughputRatio: Double { baselineRate > 0 ? faultRate / baselineRate : 0 }
+    package var throughputRatio: Double { baselineRate > 0 ? faultRate / baselineRate : 0 }
 }
 
 /// Turns the witness's records into a ``CheckReport``. Pure: the same records give the same
 /// report.
-public enum Checker {
+package enum Checker {
     /// Checks `records`, given the final counter and the accepted tokens in order.
-    public static func check(records: [AttemptRecord], counter: Int, acceptedTokens: [Int64], phases: Phases) -> CheckReport {
+    package static func check(records: [AttemptRecord], counter: Int, acceptedTokens: [Int64], phases: Phases) -> CheckReport {
         let sections = records.filter { $0.outcome == "ok" }
         let windows = sections.map { (start: $0.enter, end: min($0.exit, $0.validUntil)) }.sorted { $0.start < $1.start }
         var violations = 0

@@ -4,7 +4,7 @@ import RedisWire
 import Synchronization
 
 /// What a ``FaultProxy`` does to the traffic through it.
-public enum ProxyFault: Sendable, Equatable, CustomStringConvertible {
+package enum ProxyFault: Sendable, Equatable, CustomStringConvertible {
     /// Forward both ways untouched.
     case none
     /// Forward both ways, each chunk held back this long.
@@ -17,7 +17,7 @@ public enum ProxyFault: Sendable, Equatable, CustomStringConvertible {
     /// never learns).
     case dropReplies
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .none: "none"
         case .latency(let delay): "latency \(delay)"
@@ -30,15 +30,15 @@ public enum ProxyFault: Sendable, Equatable, CustomStringConvertible {
 
 /// A TCP proxy in front of one Redis master, on a free loopback port, whose fault can be
 /// changed while it runs.
-public final class FaultProxy: Sendable {
+package final class FaultProxy: Sendable {
     /// The port clients connect to.
-    public let port: Int
+    package let port: Int
     let upstreamPort: Int
     private let state: Mutex<(fault: ProxyFault, channels: [ObjectIdentifier: any Channel])>
     private let server: any Channel
 
     /// Starts a proxy to `127.0.0.1:upstreamPort`.
-    public static func start(upstreamPort: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FaultProxy {
+    package static func start(upstreamPort: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FaultProxy {
         let box = ProxyBox()
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -61,10 +61,10 @@ public final class FaultProxy: Sendable {
     }
 
     /// The fault in effect.
-    public var fault: ProxyFault { state.withLock { $0.fault } }
+    package var fault: ProxyFault { state.withLock { $0.fault } }
 
     /// Changes the fault; `.reset` also resets every open connection now.
-    public func set(_ fault: ProxyFault) {
+    package func set(_ fault: ProxyFault) {
         let toReset: [any Channel] = state.withLock { state in
             state.fault = fault
             return fault == .reset ? Array(state.channels.values) : []
@@ -73,7 +73,7 @@ public final class FaultProxy: Sendable {
     }
 
     /// Closes the listener and every connection.
-    public func stop() async {
+    package func stop() async {
         let channels = state.withLock { Array($0.channels.values) }
         for channel in channels { channel.close(promise: nil) }
         try? await server.close()

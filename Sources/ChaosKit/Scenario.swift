@@ -1,7 +1,7 @@
-import RedlockTestSupport
+import LocalRedis
 
 /// A fault injected for the fault phase of a scenario and removed at healing.
-public enum Fault: Sendable {
+package enum Fault: Sendable {
     /// Contention only.
     case none
     /// kill -9 these masters; restart them (empty) at healing.
@@ -29,14 +29,14 @@ extension Fault {
     /// Whether injecting the fault waits for a state the contending clients reach only by
     /// chance (a split vote that leaves the holder on a bare majority), so that a phase may
     /// end without it.
-    public var injectionWaitsOnChance: Bool {
+    package var injectionWaitsOnChance: Bool {
         if case .clockJumpOnBareQuorum = self { return true }
         return false
     }
 }
 
 /// What a scenario must show.
-public enum Expectation: Sendable {
+package enum Expectation: Sendable {
     /// Redlock's assumptions hold: no violation, no lost update, no stale token accepted,
     /// and (when given) the fault phase's rate of critical sections at least this share of
     /// the fault-free phase's.
@@ -47,7 +47,7 @@ public enum Expectation: Sendable {
 }
 
 /// How the masters run for a scenario.
-public enum MasterSetup: Sendable {
+package enum MasterSetup: Sendable {
     /// No persistence.
     case plain
     /// AOF with `appendfsync always`.
@@ -59,32 +59,32 @@ public enum MasterSetup: Sendable {
 }
 
 /// One scenario of the fault-injection suite.
-public struct Scenario: Sendable {
+package struct Scenario: Sendable {
     /// A short name, printed in the summary.
-    public var name: String
+    package var name: String
     /// The fault.
-    public var fault: Fault
+    package var fault: Fault
     /// How the masters run.
-    public var masters: MasterSetup
+    package var masters: MasterSetup
     /// What it must show.
-    public var expectation: Expectation
+    package var expectation: Expectation
     /// Whether the witness enforces fencing tokens.
-    public var fenced: Bool
+    package var fenced: Bool
     /// Lock TTL and time spent inside the critical section.
-    public var ttl: Duration
-    public var hold: Duration
+    package var ttl: Duration
+    package var hold: Duration
     /// Each client's pause between attempts, when the scenario needs its own (the runner's
     /// otherwise).
-    public var think: Duration?
+    package var think: Duration?
     /// The clients' maximum TTL, which turns on the delayed rejoin of restarted masters
     /// (``Redlock/RedlockConfiguration/maximumTTL``); nil leaves it off.
-    public var maximumTTL: Duration?
+    package var maximumTTL: Duration?
     /// Whether each client also reads its fencing token back from the lock's status inside its
     /// section; a status token other than the issued one fails the scenario.
-    public var tokenFromStatus: Bool
+    package var tokenFromStatus: Bool
 
     /// Creates a scenario.
-    public init(name: String, fault: Fault, masters: MasterSetup = .plain, expectation: Expectation, fenced: Bool = false,
+    package init(name: String, fault: Fault, masters: MasterSetup = .plain, expectation: Expectation, fenced: Bool = false,
                 ttl: Duration = .seconds(1), hold: Duration = .milliseconds(5), think: Duration? = nil,
                 maximumTTL: Duration? = nil, tokenFromStatus: Bool = false) {
         self.name = name
@@ -116,7 +116,7 @@ public struct Scenario: Sendable {
     }
 
     /// The suite. `random` picks which masters a fault hits (seeded, reproducible).
-    public static func suite(random: inout SplitMix64) -> [Scenario] {
+    package static func suite(random: inout SplitMix64) -> [Scenario] {
         var order = Array(0..<5)
         order.shuffle(using: &random)
         let minority = Array(order.prefix(2)).sorted()
@@ -166,13 +166,13 @@ public struct Scenario: Sendable {
 }
 
 /// A small seeded generator (SplitMix64), so a seed reproduces the fault schedule.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
+package struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     /// Creates a generator from `seed`.
-    public init(seed: UInt64) { state = seed }
+    package init(seed: UInt64) { state = seed }
 
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Draws one scenario run as an SVG picture: a row per client with its critical sections
 /// over time, the fault phase shaded, each injected fault marked, and every stretch where two
 /// sections' validity windows overlap in red. Self-contained SVG 1.1, no scripts or fonts

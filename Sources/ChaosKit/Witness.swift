@@ -6,20 +6,20 @@ import RedisWire
 /// The keys on the witness Redis, which is never faulted: the shared counter the clients
 /// read-sleep-write, the accepted fencing tokens, the current holder, and one event line per
 /// acquisition attempt.
-public enum WitnessKeys {
+package enum WitnessKeys {
     /// The counter incremented by every critical section.
-    public static let counter = "chaos:counter"
+    package static let counter = "chaos:counter"
     /// The highest fencing token the fenced resource accepted.
-    public static let lastToken = "chaos:counter:token"
+    package static let lastToken = "chaos:counter:token"
     /// Every accepted write's token, in order.
-    public static let acceptedTokens = "chaos:accepted"
+    package static let acceptedTokens = "chaos:accepted"
     /// `pid` of the client in its critical section (set on enter, cleared on exit).
-    public static let holder = "chaos:holder"
+    package static let holder = "chaos:holder"
     /// One line per attempt (see ``AttemptRecord``).
-    public static let events = "chaos:events"
+    package static let events = "chaos:events"
     /// One entry per critical section whose lock status reported another fencing token than
     /// the one its acquisition was issued.
-    public static let tokenMismatches = "chaos:token-mismatches"
+    package static let tokenMismatches = "chaos:token-mismatches"
 }
 
 /// Writes to the witness: unfenced (plain SET, whatever the token) or fenced (rejected unless
@@ -43,32 +43,32 @@ enum WitnessScripts {
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, so the
 /// enter/exit times of different clients compare.
-public func monotonicNanoseconds() -> Int64 {
+package func monotonicNanoseconds() -> Int64 {
     var spec = timespec()
     clock_gettime(CLOCK_MONOTONIC, &spec)
     return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
 }
 
 /// One acquisition attempt as a client records it on the witness.
-public struct AttemptRecord: Sendable, Equatable {
+package struct AttemptRecord: Sendable, Equatable {
     /// Which client.
-    public var client: Int
+    package var client: Int
     /// When the attempt started.
-    public var started: Int64
+    package var started: Int64
     /// How the attempt ended: "ok" or a ``Redlock/RedlockError`` code.
-    public var outcome: String
+    package var outcome: String
     /// Acquisition latency (ns) for "ok".
-    public var acquireNanoseconds: Int64
+    package var acquireNanoseconds: Int64
     /// Entry into the critical section, validity end as the client computed it, exit.
-    public var enter: Int64
-    public var validUntil: Int64
-    public var exit: Int64
+    package var enter: Int64
+    package var validUntil: Int64
+    package var exit: Int64
     /// The fencing token and whether the witness accepted the write.
-    public var token: Int64
-    public var writeAccepted: Bool
+    package var token: Int64
+    package var writeAccepted: Bool
 
     /// Creates a record.
-    public init(client: Int, started: Int64, outcome: String, acquireNanoseconds: Int64 = 0, enter: Int64 = 0, validUntil: Int64 = 0, exit: Int64 = 0, token: Int64 = 0, writeAccepted: Bool = false) {
+    package init(client: Int, started: Int64, outcome: String, acquireNanoseconds: Int64 = 0, enter: Int64 = 0, validUntil: Int64 = 0, exit: Int64 = 0, token: Int64 = 0, writeAccepted: Bool = false) {
         self.client = client
         self.started = started
         self.outcome = outcome
@@ -81,12 +81,12 @@ public struct AttemptRecord: Sendable, Equatable {
     }
 
     /// The space-separated line stored on the witness.
-    public var line: String {
+    package var line: String {
         "\(client) \(started) \(outcome) \(acquireNanoseconds) \(enter) \(validUntil) \(exit) \(token) \(writeAccepted ? 1 : 0)"
     }
 
     /// Parses ``line``.
-    public init?(line: String) {
+    package init?(line: String) {
         let f = line.split(separator: " ").map(String.init)
         guard f.count == 9, let client = Int(f[0]), let started = Int64(f[1]), let acquire = Int64(f[3]), let enter = Int64(f[4]),
             let valid = Int64(f[5]), let exit = Int64(f[6]), let token = Int64(f[7])

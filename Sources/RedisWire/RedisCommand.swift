@@ -32,18 +32,18 @@ public struct RedisCommand: Sendable {
 ///
 /// A class, not a struct: a fan-out hands one call to every master's completion closure, and
 /// copying the script, keys and arguments each time showed up in profiles.
-public final class RedisScriptCall: Sendable {
+package final class RedisScriptCall: Sendable {
     /// The script.
-    public let script: RedisScript
+    package let script: RedisScript
     /// Its keys.
-    public let keys: [[UInt8]]
+    package let keys: [[UInt8]]
     /// Its arguments.
-    public let arguments: [[UInt8]]
+    package let arguments: [[UInt8]]
     /// The encoded EVALSHA.
-    public let evalsha: RedisCommand
+    package let evalsha: RedisCommand
 
     /// Encodes the EVALSHA form.
-    public init(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) throws(RedisWireError) {
+    package init(_ script: RedisScript, keys: [[UInt8]], arguments: [[UInt8]]) throws(RedisWireError) {
         self.script = script
         self.keys = keys
         self.arguments = arguments

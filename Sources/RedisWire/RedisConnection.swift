@@ -215,21 +215,21 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends a pre-encoded command; must be called on ``eventLoop``. `completion` runs on it.
     /// This is the cheapest way to send: no promise, no future, no encoding.
-    public func send(_ command: RedisCommand, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
+    package func send(_ command: RedisCommand, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
         eventLoop.preconditionInEventLoop()
         send(encoded: command.encoded, deadline: deadline, sink: .closure(completion), script: nil)
     }
 
     /// Sends a pre-encoded command whose reply goes to `receiver` with `tag`; must be called on
     /// ``eventLoop``, and the receiver is called there. Costs no allocation per command.
-    public func send(_ command: RedisCommand, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
+    package func send(_ command: RedisCommand, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
         eventLoop.preconditionInEventLoop()
         send(encoded: command.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: nil)
     }
 
     /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`, with its reply
     /// going to `receiver` with `tag`; must be called on ``eventLoop``.
-    public func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
+    package func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
         eventLoop.preconditionInEventLoop()
         send(encoded: call.evalsha.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: call)
     }

@@ -2,7 +2,7 @@
 ///
 /// Sending with a receiver instead of a closure costs no allocation per command: a fan-out to
 /// N servers hands the same receiver to every connection, with the server's index as the tag.
-public protocol RedisReplyReceiver: AnyObject, Sendable {
+package protocol RedisReplyReceiver: AnyObject, Sendable {
     /// Called exactly once per command sent with this receiver, on the connection's event loop.
     func receive(_ reply: Result<RESPValue, RedisWireError>, tag: Int)
 }

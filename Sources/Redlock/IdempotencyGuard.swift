@@ -1,3 +1,4 @@
+import Logging
 /// Runs an operation once per idempotency key across every process that shares the masters.
 ///
 /// - ``Mode/atMostOnce(retention:)``: the first caller for a key runs the operation. Its

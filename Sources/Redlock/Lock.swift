@@ -59,7 +59,7 @@ public struct LockState: Sendable, CustomStringConvertible {
     /// when a quorum's keys will have expired, so when to try again.
     public let timeToLive: Duration?
     /// The holder's raw value. It proves ownership: never log or return it to other clients.
-    public let holderValue: [UInt8]?
+    package let holderValue: [UInt8]?
     /// The fencing token issued to the holder's acquisition: the counter a quorum of the
     /// holder's masters agree on. Nil when the lock is free, or when no quorum of the masters
     /// that answered agrees (a master of the quorum that decided is unreachable), rather than
@@ -77,7 +77,7 @@ public struct LockState: Sendable, CustomStringConvertible {
 
     /// Whether the quorum's value is exactly `value` (for callers that supply their own
     /// values, such as the HTTP adapter's secrets).
-    public func isHeld(by value: [UInt8]) -> Bool { isHeld && holderValue == value }
+    package func isHeld(by value: [UInt8]) -> Bool { isHeld && holderValue == value }
 
     public var description: String {
         isHeld ? "LockState(held, \(remaining.map { "\($0)" } ?? "?") left)" : "LockState(free)"
@@ -85,7 +85,7 @@ public struct LockState: Sendable, CustomStringConvertible {
 }
 
 /// How release and extend recognise our value on a master.
-public enum ValueMatch: Sendable, Hashable {
+package enum ValueMatch: Sendable, Hashable {
     /// The stored value equals these bytes.
     case exact([UInt8])
     /// The stored value starts with these bytes (for values that carry a payload after an

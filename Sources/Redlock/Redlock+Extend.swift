@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import RedisWire
 
@@ -16,7 +17,7 @@ extension Redlock {
     /// Extends the lock on `resources` whose stored value matches `match` to a new TTL from
     /// now; returns the new validity. A master that lost the key is re-seeded only for an
     /// exact match (a prefix does not say what to write back).
-    public func extend(_ resources: [String], matching match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Duration {
+    package func extend(_ resources: [String], matching match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Duration {
         let probe = Lock(resources: resources, fencingTokens: [], ttl: ttl, validity: .zero, validUntil: .now, value: match.bytes)
         return try await extend(probe, match: match, ttl: ttl).validity
     }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import RedisWire
 
@@ -24,7 +25,7 @@ extension Redlock {
 
     /// Releases the lock on `resources` where the stored value matches `match`.
     @discardableResult
-    public func release(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
+    package func release(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
         try await tracked { () async throws(RedlockError) -> ReleaseOutcome in try await releaseUntracked(resources, matching: match) }
     }
 

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// What the body of ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)`` sees of its lock while it runs.

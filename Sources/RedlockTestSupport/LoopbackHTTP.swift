@@ -42,7 +42,7 @@ public func loopbackRequest(
     for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
     request.timeoutInterval = 10
     let (data, response) = try await loopbackSession.data(for: request)
-    guard let http = response as? HTTPURLResponse else { throw RedisServerError("not an HTTP response") }
+    guard let http = response as? HTTPURLResponse else { throw LoopbackHTTPError("not an HTTP response") }
     var fields: [String: String] = [:]
     for (name, value) in http.allHeaderFields { fields["\(name)"] = "\(value)" }
     return HTTPResult(status: http.statusCode, headers: fields, body: data)
@@ -54,5 +54,12 @@ public func waitUntilServing(port: Int, path: String, attempts: Int = 400) async
         if (try? await loopbackRequest(port: port, "GET", path))?.status == 200 { return }
         try await Task.sleep(for: .milliseconds(25))
     }
-    throw RedisServerError("nothing answered 200 on 127.0.0.1:\(port)\(path)")
+    throw LoopbackHTTPError("nothing answered 200 on 127.0.0.1:\(port)\(path)")
+}
+
+/// A loopback exchange that did not give what a test needs.
+public struct LoopbackHTTPError: Error, CustomStringConvertible {
+    /// What went wrong.
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -6,7 +6,7 @@ import LocklockServer
 import Metrics
 import Prometheus
 import RedisWire
-import RedlockTestSupport
+import LocalRedis
 import Redlock
 
 @main
@@ -176,7 +176,7 @@ struct Dev: AsyncParsableCommand {
         } catch {
             throw ValidationError("redis-server is not installed. Install it with: sudo apt-get install -y redis-server (or run `make run`)")
         }
-        let servers = try await RedisServerGroup.start(count: 3)
+        let servers = try await RedisServerGroup.start(count: 3, options: RedisServerOptions(role: .development))
         print("locklock dev: masters \(servers.commaSeparated); serving http://\(options.host):\(options.port)/v1/api (Ctrl-C stops everything)")
         fflush(nil)  // visible at once even when stdout is a file or a pipe
         do {

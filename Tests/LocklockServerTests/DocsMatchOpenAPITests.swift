@@ -1,5 +1,6 @@
 import Foundation
 import RealServerGate
+import RedlockTestSupport
 import Testing
 
 /// Docs/http-api.md is written by hand; this keeps it honest against the OpenAPI document

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import LocklockServer
 import RedisWire
+import LocalRedis
 import RedlockTestSupport
 import Redlock
 
@@ -54,22 +55,8 @@ func withLiveServer<T: Sendable>(
             )
             let app = buildApplication(groups: groups, configuration: configuration)
             let server = LiveServer(port: port, masters: masters, regionMasters: regionMasters)
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask {
-                    try await app.runService()
-                    return nil
-                }
-                // Bounded wait until the server answers and a quorum of every group is connected.
-                try await waitUntilServing(port: port, path: "/readyz")
-                do {
-                    let result = try await body(server)
-                    group.cancelAll()
-                    return result
-                } catch {
-                    group.cancelAll()
-                    throw error
-                }
-            }
+            // Ready once the server answers and a quorum of every group is connected.
+            return try await withServing(app, port: port, readyPath: "/readyz") { try await body(server) }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LocalRedis
 import LocklockServer
 import RealServerGate
 import RedisWire

@@ -1,7 +1,7 @@
+import LocalRedis
 import NIOCore
 import RealServerGate
 import RedisWire
-import RedlockTestSupport
 import Synchronization
 import Testing
 

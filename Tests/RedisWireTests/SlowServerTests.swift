@@ -1,7 +1,7 @@
+import LocalRedis
 import NIOCore
 import RealServerGate
 import RedisWire
-import RedlockTestSupport
 import Testing
 
 /// `INFO stats`' `total_connections_received` on `server`, read over a connection of its own.

@@ -1,9 +1,9 @@
+import LocalRedis
 import MetricsTestKit
 import NIOCore
 import RealServerGate
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Synchronization
 import Testing
 

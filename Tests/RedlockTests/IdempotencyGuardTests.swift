@@ -1,7 +1,6 @@
 import RealServerGate
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Synchronization
 import Testing
 

@@ -1,8 +1,8 @@
 import Foundation
+import LocalRedis
 import RealServerGate
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Testing
 
 /// One test per limit documented in Docs/redlock.md: each reproduces the limit, and where a
@@ -66,20 +66,12 @@ struct KnownLimitsTests {
         }
     }
 
-    static let faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-    static let tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
-
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: faketime) && FileManager.default.fileExists(atPath: tcmalloc), "needs libfaketime and tcmalloc (make test installs both)"))
+    @Test(.enabled(if: FakeClock.isAvailable, "needs libfaketime and tcmalloc (make test installs both)"))
     func aClockJumpOnMastersShortensTheLockThere() async throws {
-        let faketime = Self.faketime
-        let tcmalloc = Self.tcmalloc
         let clockFile = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-test-clock-\(UUID().uuidString)")
         try "+0".write(to: clockFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: clockFile) }
-        // Debian's redis-server needs tcmalloc loaded before libfaketime to start under it.
-        let jumpy = RedisServerOptions(environment: [
-            "LD_PRELOAD": "\(tcmalloc) \(faketime)", "FAKETIME_TIMESTAMP_FILE": clockFile.path, "FAKETIME_NO_CACHE": "1",
-        ])
+        let jumpy = FakeClock.offset(readFrom: clockFile.path)
         try await withRedisServers(count: 2, options: jumpy) { jumping throws in
             try await withRedisServers(count: 1) { steady throws in
                 let masters = jumping.addresses + steady.addresses

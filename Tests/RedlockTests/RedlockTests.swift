@@ -1,8 +1,8 @@
+import LocalRedis
 import NIOCore
 import RealServerGate
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Synchronization
 import Testing
 

@@ -1,8 +1,8 @@
+import LocalRedis
 import NIOCore
 import RealServerGate
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Testing
 
 /// Waits (bounded, about 2 s) until the client sees exactly `count` masters connected.

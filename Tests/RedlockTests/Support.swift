@@ -1,7 +1,7 @@
+import LocalRedis
 import NIOCore
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Synchronization
 import Testing
 

@@ -1,10 +1,10 @@
+import LocalRedis
 import Logging
 import MetricsTestKit
 import NIOCore
 import RealServerGate
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Synchronization
 import Testing
 

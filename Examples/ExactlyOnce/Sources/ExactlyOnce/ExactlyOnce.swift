@@ -1,4 +1,4 @@
-import RedisWire
+import GRDB
 import Redlock
 
 /// One event of an at-least-once feed (an SQS message, a webhook delivery, ...).
@@ -39,31 +39,41 @@ public struct AtLeastOnceFeed: Sendable {
     }
 }
 
-/// The side effect: credits an account in Redis, with a non-idempotent `INCRBY` per delivery
-/// it is asked to apply, and counts how often each event was applied.
+/// The side effect: credits an account in a database with a non-idempotent increment per
+/// delivery it is asked to apply, and counts how often each event was applied.
 public struct Ledger: Sendable {
-    let connection: RedisConnection
+    let database: DatabaseQueue
 
-    /// Creates a ledger over a Redis connection (not one of the lock masters).
-    public init(connection: RedisConnection) { self.connection = connection }
+    /// Creates an empty ledger in memory.
+    public init() throws {
+        database = try DatabaseQueue()
+        try database.write { db in
+            try db.execute(sql: "CREATE TABLE balance (amount INTEGER NOT NULL); INSERT INTO balance VALUES (0)")
+            try db.execute(sql: "CREATE TABLE applied (event TEXT PRIMARY KEY, count INTEGER NOT NULL)")
+        }
+    }
 
-    /// Applies `event` once more.
+    /// Applies `event` once more, in one transaction.
     public func apply(_ event: Event) async throws {
-        _ = try await connection.send("INCRBY", "ledger:balance", String(event.amount))
-        _ = try await connection.send("HINCRBY", "ledger:applied", event.id, "1")
+        try await database.write { db in
+            try db.execute(sql: "UPDATE balance SET amount = amount + ?", arguments: [event.amount])
+            try db.execute(
+                sql: "INSERT INTO applied (event, count) VALUES (?, 1) ON CONFLICT (event) DO UPDATE SET count = count + 1",
+                arguments: [event.id]
+            )
+        }
     }
 
     /// The balance.
-    public func balance() async throws -> Int { Int(try await connection.send("GET", "ledger:balance").string ?? "0") ?? 0 }
+    public func balance() async throws -> Int {
+        try await database.read { db in try Int.fetchOne(db, sql: "SELECT amount FROM balance") ?? 0 }
+    }
 
     /// How many times each event was applied.
     public func applications() async throws -> [String: Int] {
-        let flat = try await connection.send("HGETALL", "ledger:applied").array ?? []
-        var counts: [String: Int] = [:]
-        for index in stride(from: 0, to: flat.count - 1, by: 2) {
-            counts[flat[index].string ?? ""] = Int(flat[index + 1].string ?? "") ?? 0
+        try await database.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT event, count FROM applied").map { ($0["event"], $0["count"]) })
         }
-        return counts
     }
 }
 

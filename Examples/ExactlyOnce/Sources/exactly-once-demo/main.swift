@@ -1,12 +1,11 @@
 import ExactlyOnce
+import LocalMasters
 import Redlock
-import RedlockTestSupport
 
-// Demo: 3 throwaway lock masters and a ledger Redis; 20 events, each delivered 5 times at once.
-let masters = try await RedisServerGroup.start(count: 3)
-let store = try await RedisServerGroup.start(count: 1)
+// Demo: 3 throwaway lock masters and an in-memory ledger; 20 events, each delivered 5 times at once.
+let masters = try await LocalMasters.start(count: 3)
 let redlock = Redlock(masters: masters.addresses)
-let ledger = Ledger(connection: .init(address: store[0].address))
+let ledger = try Ledger()
 let handler = ExactlyOnceHandler(redlock: redlock, ledger: ledger)
 let events = (1...20).map { Event(id: "evt-\($0)", amount: $0) }
 try await AtLeastOnceFeed(events: events, copies: 5).deliver { try await handler.handle($0) }
@@ -14,4 +13,3 @@ let applied = try await ledger.applications()
 print("deliveries: \(events.count * 5), applied: \(applied.values.reduce(0, +)), balance: \(try await ledger.balance()) (expected \(events.map(\.amount).reduce(0, +)))")
 await redlock.shutdown()
 await masters.shutdown()
-await store.shutdown()

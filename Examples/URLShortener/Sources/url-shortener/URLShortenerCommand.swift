@@ -2,9 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
-import RedisWire
+import LocalMasters
 import Redlock
-import RedlockTestSupport
 import URLShortener
 
 extension GuardMode: ExpressibleByArgument {}
@@ -27,7 +26,7 @@ struct URLShortenerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "url-shortener")
-        let owned: RedisServerGroup?
+        let owned: LocalMasters?
         let addresses: [RedisServerAddress]
         if let masters {
             owned = nil
@@ -36,7 +35,7 @@ struct URLShortenerCommand: AsyncParsableCommand {
                 return address
             }
         } else {
-            let group = try await RedisServerGroup.start(count: 3)
+            let group = try await LocalMasters.start(count: 3)
             owned = group
             addresses = group.addresses
         }

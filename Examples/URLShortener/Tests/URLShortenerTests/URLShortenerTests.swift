@@ -1,10 +1,11 @@
 import Foundation
-import RealServerGate
-import RedlockTestSupport
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
 import Testing
 import URLShortener
 
-@Suite("URL shortener: 50 identical requests at once", .serialized, .realRedisServers)
+@Suite("URL shortener: 50 identical requests at once", .serialized)
 struct URLShortenerTests {
     let longURL = "https://example.com/a/very/long/path?campaign=locklock"
 
@@ -71,17 +72,18 @@ struct URLShortenerTests {
 
     @Test func shortURLsRedirectAndBadInputIsRefused() async throws {
         try await withShortener(mode: .reject) { shortener in
-            let created = try await loopbackRequest(port: shortener.port, "POST", "/shorten", body: #"{"url":"\#(longURL)"}"#)
-            #expect(created.status == 201)
-            let code = try #require(created.json?["code"] as? String)
+            let created = try await shortener.request(.post, "/shorten", json: #"{"url":"\#(longURL)"}"#)
+            #expect(created.status == .created)
+            let reply = try JSONSerialization.jsonObject(with: Data(String(buffer: created.body).utf8)) as? [String: Any]
+            let code = try #require(reply?["code"] as? String)
             let stored = try await shortener.database.find(code: code)
             #expect(stored?.longURL == longURL)
             for body in [#"{"url":"ftp://example.com/x"}"#, #"{"url":"not a url"}"#, #"{"nope":1}"#] {
-                let refused = try await loopbackRequest(port: shortener.port, "POST", "/shorten", body: body)
-                #expect(refused.status == 400, "\(body) -> \(refused.status)")
+                let refused = try await shortener.request(.post, "/shorten", json: body)
+                #expect(refused.status == .badRequest, "\(body) -> \(refused.status)")
             }
-            let missing = try await loopbackRequest(port: shortener.port, "GET", "/s/doesnotexist")
-            #expect(missing.status == 404)
+            let missing = try await shortener.request(.get, "/s/doesnotexist")
+            #expect(missing.status == .notFound)
         }
     }
 }

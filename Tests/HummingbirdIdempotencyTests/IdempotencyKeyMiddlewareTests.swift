@@ -4,6 +4,8 @@ import Hummingbird
 import HummingbirdIdempotency
 import RealServerGate
 import Redlock
+import LocalRedis
+import NIOCore
 import RedlockTestSupport
 import Synchronization
 import Testing
@@ -42,7 +44,9 @@ struct IdempotencyKeyMiddlewareTests {
                     let run = runs.next()
                     return Response(status: run == 1 ? .serviceUnavailable : .ok, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
                 }
-            return try await withServing(router, services: [redlock], readyPath: "/ready") { port in try await body(port, runs) }
+            let port = try FreePort.pick()
+            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), services: [redlock])
+            return try await withServing(app, port: port, readyPath: "/ready") { try await body(port, runs) }
         }
     }
 

@@ -7,7 +7,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Errors from starting or controlling test servers.
+/// Errors from starting or controlling local servers.
 public struct RedisServerError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, for people.
     public var message: String
@@ -16,8 +16,24 @@ public struct RedisServerError: Error, Sendable, CustomStringConvertible {
     public var description: String { "RedisServerError: \(message)" }
 }
 
-/// How a test `redis-server` is started.
+/// How a local `redis-server` is started.
 public struct RedisServerOptions: Sendable {
+    /// What a server is for: it decides the directory name and whether the pid is recorded
+    /// for `make clean-test-servers`.
+    public enum Role: Sendable {
+        /// A test's throwaway server: recorded, so that a crashed run's leftovers can be killed.
+        case test
+        /// A `locklock dev` master: not recorded, so that cleaning up after tests spares it.
+        case development
+
+        var directoryPrefix: String {
+            switch self {
+            case .test: "locklock-test-redis"
+            case .development: "locklock-dev-redis"
+            }
+        }
+    }
+
     /// Persistence of a test server.
     public enum Persistence: Sendable {
         /// No RDB, no AOF: a restart loses every key (the default).
@@ -37,22 +53,27 @@ public struct RedisServerOptions: Sendable {
     public var environment: [String: String]
     /// The redis-server executable; found on `PATH` (and `/usr/bin`, `/usr/sbin`) when nil.
     public var executable: String?
+    /// What the server is for.
+    public var role: Role
 
-    /// Creates options; the defaults start a throwaway server with no persistence.
+    /// Creates options; the defaults start a throwaway test server with no persistence.
     public init(
         persistence: Persistence = .none,
         extraArguments: [String] = [],
         environment: [String: String] = [:],
-        executable: String? = nil
+        executable: String? = nil,
+        role: Role = .test
     ) {
         self.persistence = persistence
         self.extraArguments = extraArguments
         self.environment = environment
         self.executable = executable
+        self.role = role
     }
 }
 
-/// One real `redis-server` process on a free loopback port in its own temporary directory.
+/// One real `redis-server` process on a free loopback port in its own temporary directory:
+/// a test's master, a chaos scenario's master, or a `locklock dev` master.
 ///
 /// It can be stopped, killed with SIGKILL, paused with SIGSTOP, resumed with SIGCONT and
 /// restarted on the same port and directory. ``shutdown()`` (also run from `deinit`) kills
@@ -85,7 +106,7 @@ public final class RedisServer: @unchecked Sendable {
         for _ in 0..<5 {
             let port = try FreePort.pick()
             let directory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("locklock-test-redis-\(port)-\(UUID().uuidString.prefix(8))")
+                .appendingPathComponent("\(options.role.directoryPrefix)-\(port)-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let server = RedisServer(port: port, directory: directory, options: options)
             do {
@@ -142,7 +163,7 @@ public final class RedisServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         lock.withLock { self.process = process }
-        Self.recordPID(process.processIdentifier)
+        if options.role == .test { Self.recordPID(process.processIdentifier) }
         try await waitUntilReady(process)
     }
 

@@ -1,0 +1,4 @@
+// The RedisWire types that Redlock's API takes, so that users write `import Redlock` alone.
+@_exported import struct RedisWire.RedisConnectionConfiguration
+@_exported import struct RedisWire.RedisServerAddress
+@_exported import class RedisWire.EventLoopTaskExecutor
