@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "LocklockServer",
             dependencies: [
-                "Redlock",
+                "Redlock", "RedisWire", "ProblemDetails",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -72,11 +72,21 @@ let package = Package(
         .target(
             name: "HummingbirdIdempotency",
             dependencies: [
-                "Redlock",
+                "Redlock", "RedisWire", "ProblemDetails",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // RFC 9457 problem responses, shared by the REST adapter and the middleware.
+        .target(
+            name: "ProblemDetails",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
@@ -86,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "locklock",
             dependencies: [
-                "LocklockServer", "Redlock", "LocalRedis",
+                "LocklockServer", "Redlock", "RedisWire", "LocalRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +110,7 @@ let package = Package(
         .target(
             name: "ChaosKit",
             dependencies: [
-                "Redlock", "LocalRedis",
+                "Redlock", "RedisWire", "LocalRedis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,13 +119,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "locklock-chaos",
-            dependencies: ["ChaosKit", "Redlock", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ChaosKit", "RedisWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strictSwift
         ),
         .executableTarget(
             name: "redlock-bench",
             dependencies: [
-                "Redlock",
+                "Redlock", "RedisWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -140,7 +150,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
@@ -158,10 +167,9 @@ let package = Package(
         .testTarget(
             name: "LocklockServerTests",
             dependencies: [
-                "LocklockServer", "Redlock", "LocalRedis", "RedlockTestSupport", "RealServerGate",
+                "LocklockServer", "Redlock", "RedisWire", "LocalRedis", "RedlockTestSupport", "RealServerGate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: strictSwift
         ),
@@ -177,7 +185,8 @@ let package = Package(
         ),
         .testTarget(
             name: "LocklockCLITests",
-            dependencies: ["locklock", "LocalRedis", "RealServerGate", "Redlock"],
+            // locklock: the tests run the built executable.
+            dependencies: ["locklock", "Redlock", "RedisWire", "LocalRedis", "RedlockTestSupport", "RealServerGate"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "ChaosKitTests", dependencies: ["ChaosKit"], swiftSettings: strictSwift),

@@ -85,7 +85,6 @@ let package = Package(
                 .product(name: "Redlock", package: "locklock"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "URLShortener/Tests/URLShortenerTests",

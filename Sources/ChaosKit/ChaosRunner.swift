@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import RedisWire
+import Redlock
 import LocalRedis
 import Synchronization
 
@@ -321,7 +322,7 @@ struct FaultContext: Sendable {
                 var values: [[UInt8]?] = []
                 for connection in direct { values.append(try? await connection.send("GET", "redlock:lock:chaos:resource").bytes) }
                 let holders = Dictionary(grouping: values.indices.filter { values[$0] != nil }) { values[$0]! }
-                guard let bare = holders.values.first(where: { $0.count == masters.count / 2 + 1 }) else {
+                guard let bare = holders.values.first(where: { $0.count == QuorumTally.quorum(of: masters.count) }) else {
                     try await Task.sleep(for: .milliseconds(2))
                     continue
                 }

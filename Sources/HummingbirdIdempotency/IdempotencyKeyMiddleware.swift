@@ -4,6 +4,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import ProblemDetails
+import RedisWire
 import Redlock
 
 /// Makes retried writes safe: a request carrying an `Idempotency-Key` header runs at most once
@@ -199,17 +201,15 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         var hasher = SHA256()
         hasher.update(data: Array("\(method.rawValue) \(path)\n".utf8))
         hasher.update(data: Array(body.readableBytesView))
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 
     static func sha256Hex(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: bytes).hexString
     }
 
     static func retryAfterSeconds(_ remaining: Duration?) -> Int {
-        guard let remaining else { return 1 }
-        let (seconds, attoseconds) = remaining.components
-        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
+        max(1, remaining?.secondsRoundedUp ?? 1)
     }
 
     static func replay(_ stored: StoredResponse, fingerprint: String) -> Response {
@@ -225,12 +225,7 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
     }
 
     static func problem(_ status: HTTPResponse.Status, _ detail: String) -> Response {
-        let object: [String: Any] = ["type": "about:blank", "title": status.reasonPhrase, "status": status.code, "detail": detail]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        var headers = HTTPFields()
-        headers[.contentType] = "application/problem+json"
-        headers[.cacheControl] = "no-store"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        ProblemDetails(status: status, detail: detail).response()
     }
 }
 

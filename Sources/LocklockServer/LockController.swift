@@ -247,7 +247,7 @@ struct LockController: Sendable {
     // MARK: Responses
 
     func lockResponse(_ status: HTTPResponse.Status, name: LockName, remaining: Duration, hasSecret: Bool, token: Int64?, data: [UInt8]?) throws -> Response {
-        let seconds = max(0, Double(remaining.components.seconds) + Double(remaining.components.attoseconds) / 1e18)
+        let seconds = max(0, remaining.seconds)
         let expiresAt = Date().addingTimeInterval(seconds)
         var text = "{\"lock\":\"\(name.path)\",\"expires_in\":\((seconds * 100).rounded() / 100),"
         text += "\"expires_at\":\"\(Self.rfc3339(expiresAt))\",\"has_secret\":\(hasSecret)"
@@ -267,9 +267,7 @@ struct LockController: Sendable {
     }
 
     static func seconds(_ duration: Duration?) -> Int {
-        guard let duration else { return 1 }
-        let (seconds, attoseconds) = duration.components
-        return Int(seconds) + (attoseconds > 0 ? 1 : 0)
+        duration?.secondsRoundedUp ?? 1
     }
 
     /// RFC 3339 in UTC with milliseconds, formatted directly (a date formatter per request

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ProblemDetails
 
 /// An RFC 9457 problem: every error response of the API. Its detail never carries a secret,
 /// a lock value or a Redis address.
@@ -24,15 +25,8 @@ public struct Problem: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        let object: [String: Any] = [
-            "type": "https://locklock.dev/problems/\(title.lowercased().replacingOccurrences(of: " ", with: "-"))",
-            "title": title, "status": Int(status.code), "detail": detail,
-        ]
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        var headers = self.headers
-        headers[.contentType] = "application/problem+json"
-        headers[.cacheControl] = "no-store"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        let type = "https://locklock.dev/problems/\(title.lowercased().replacingOccurrences(of: " ", with: "-"))"
+        return ProblemDetails(type: type, title: title, status: status, detail: detail, headers: headers).response()
     }
 
     static func badRequest(_ detail: String) -> Problem { Problem(.badRequest, "Bad Request", detail) }

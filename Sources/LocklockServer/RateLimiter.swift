@@ -1,3 +1,4 @@
+import RedisWire
 import Synchronization
 
 /// Token buckets per client address or tenant: `rate` requests per second with a burst of
@@ -32,8 +33,7 @@ public final class RateLimiter: Sendable {
             if buckets.count > 100_000 { buckets = buckets.filter { now - $0.value.updated < .seconds(60) } }
             var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
             let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.tokens = min(capacity, bucket.tokens + seconds * Double(rate))
+            bucket.tokens = min(capacity, bucket.tokens + elapsed.seconds * Double(rate))
             bucket.updated = now
             defer { buckets[key] = bucket }
             if bucket.tokens >= 1 {

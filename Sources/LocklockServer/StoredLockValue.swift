@@ -1,4 +1,5 @@
 import Crypto
+import RedisWire
 import Redlock
 
 /// How the adapter lays out a lock's value on the masters, in one place: an owner part,
@@ -16,7 +17,7 @@ enum StoredLockValue {
 
     /// The owner part for a lock taken on `resource` with `secret`.
     static func owner(resource: String, secret: String) -> [UInt8] {
-        secretPrefix + hex(SHA256.hash(data: Array((resource + "\n" + secret).utf8)))
+        secretPrefix + SHA256.hash(data: Array((resource + "\n" + secret).utf8)).hexDigits
     }
 
     /// The value to store: `owner` (or a fresh anonymous owner), the separator, `data`.
@@ -45,16 +46,5 @@ enum StoredLockValue {
         guard let index = holder.firstIndex(of: separator) else { return nil }
         let data = Array(holder[(index + 1)...])
         return data.isEmpty ? nil : data
-    }
-
-    private static func hex(_ bytes: some Sequence<UInt8>) -> [UInt8] {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return out
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RedisWire
 
 /// A customer plan.
 public enum Plan: String, Sendable, Codable {
@@ -112,7 +113,7 @@ public struct TenantDirectory: Sendable {
 
     /// Lowercase hex SHA-256 of `key`, as the tenants file stores it.
     public static func hash(key: String) -> String {
-        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Array(key.utf8)).hexString
     }
 
     static func bytes(fromHex hex: String) -> [UInt8]? {

@@ -79,13 +79,3 @@ public struct RedisConnectionConfiguration: Sendable {
         self.restartQuarantine = restartQuarantine
     }
 }
-
-extension Duration {
-    /// The duration in whole nanoseconds, saturating (shared with the other modules of the package).
-    package var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        return whole &+ attoseconds / 1_000_000_000
-    }
-}

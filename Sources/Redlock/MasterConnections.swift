@@ -11,7 +11,7 @@ struct MasterConnections: Sendable {
     let eventLoop: any EventLoop
 
     var count: Int { connections.count }
-    var quorum: Int { connections.count / 2 + 1 }
+    var quorum: Int { QuorumTally.quorum(of: connections.count) }
 
     /// Sends one command, encoded once, to every master (or to `indices`) at once and calls
     /// `done` once: when `decided` says the replies so far settle the question, when every

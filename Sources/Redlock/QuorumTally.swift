@@ -2,7 +2,7 @@ import RedisWire
 
 /// The quorum decision of one acquisition attempt, from each master's vote so far. Pure: no
 /// I/O and no clock, so every mix of votes can be tested on its own.
-struct QuorumTally: Sendable, Equatable {
+package struct QuorumTally: Sendable, Equatable {
     /// What a finished attempt amounts to.
     enum Outcome: Sendable, Equatable {
         /// A quorum granted it.
@@ -16,8 +16,11 @@ struct QuorumTally: Sendable, Equatable {
 
     /// How many masters vote.
     let count: Int
-    /// How many must grant: count / 2 + 1.
+    /// How many must grant: ``quorum(of:)``.
     let quorum: Int
+
+    /// The quorum of `count` masters: a strict majority, so that any two quorums share a master.
+    package static func quorum(of count: Int) -> Int { count / 2 + 1 }
     /// Each master's vote, in the masters' order; `.pending` until it answers.
     private(set) var votes: [RedlockError.Vote]
     /// The remaining TTL (ms) that masters which refused reported for the other owner's key,
@@ -26,7 +29,7 @@ struct QuorumTally: Sendable, Equatable {
 
     init(count: Int) {
         self.count = count
-        self.quorum = count / 2 + 1
+        self.quorum = Self.quorum(of: count)
         self.votes = Array(repeating: .pending, count: count)
     }
 
@@ -94,7 +97,7 @@ extension QuorumTally {
             default: break
             }
         }
-        return isDecided(granted: granted, pending: pending, quorum: replies.count / 2 + 1)
+        return isDecided(granted: granted, pending: pending, quorum: Self.quorum(of: replies.count))
     }
 
     /// Tallies the replies of one acquisition fan-out.

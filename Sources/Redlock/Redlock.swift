@@ -209,14 +209,9 @@ public final class Redlock: Service, Sendable {
     /// default lock value, and a fresh value for callers that build their own.
     public static func randomValue() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef".utf8)
-        var value = [UInt8]()
-        value.reserveCapacity(32)
-        for _ in 0..<2 {
-            let word = generator.next() as UInt64
-            for shift in stride(from: 60, through: 0, by: -4) { value.append(digits[Int((word >> UInt64(shift)) & 0xF)]) }
-        }
-        return value
+        // Two draws, not sixteen: each draw is a getrandom call.
+        let words: [UInt64] = [generator.next(), generator.next()]
+        return words.flatMap { word in withUnsafeBytes(of: word, Array.init) }.hexDigits
     }
 }
 

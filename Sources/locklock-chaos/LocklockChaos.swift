@@ -79,10 +79,13 @@ struct Client: AsyncParsableCommand {
     @Flag var tokenFromStatus = false
 
     func run() async throws {
-        let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
-        guard let witnessAddress = RedisServerAddress(parsing: witness), addresses.count == masters.split(separator: ",").count else {
-            throw ValidationError("bad --masters or --witness")
+        let addresses: [RedisServerAddress]
+        do {
+            addresses = try RedisServerAddress.list(parsing: masters)
+        } catch {
+            throw ValidationError("--masters: \(error)")
         }
+        guard let witnessAddress = RedisServerAddress(parsing: witness) else { throw ValidationError("bad --witness \(witness)") }
         let options = ChaosClient.Options(
             id: id, masters: addresses, witness: witnessAddress, ttl: .milliseconds(ttlMs), hold: .milliseconds(holdMs), fenced: fenced, think: .milliseconds(thinkMs),
             maximumTTL: maxTtlMs.map { .milliseconds($0) }, tokenFromStatus: tokenFromStatus

@@ -38,7 +38,7 @@ struct DurationArgument: ExpressibleByArgument {
     let duration: Duration
     /// As `--help` shows a default: the way a person would type it (`30s`, `24h`, `500ms`).
     var defaultValueDescription: String {
-        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = duration.nanoseconds / 1_000_000
         for (suffix, unit) in [("h", Int64(3_600_000)), ("m", 60_000), ("s", 1000)] where milliseconds % unit == 0 {
             return "\(milliseconds / unit)\(suffix)"
         }
@@ -71,16 +71,11 @@ struct MasterOptions: ParsableArguments {
     }
 
     static func parse(_ text: String) throws -> [RedisServerAddress] {
-        let addresses = try text.split(separator: ",").map { part in
-            guard let address = RedisServerAddress(parsing: String(part)) else { throw ValidationError("bad master address '\(part)'") }
-            return address
+        do {
+            return try RedisServerAddress.list(parsing: text)
+        } catch {
+            throw ValidationError(error.description)
         }
-        // The same master twice would vote twice: a "quorum" that is not one.
-        var seen = Set<RedisServerAddress>()
-        for address in addresses where !seen.insert(address).inserted {
-            throw ValidationError("master \(address) is listed twice")
-        }
-        return addresses
     }
 }
 

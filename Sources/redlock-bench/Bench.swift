@@ -38,7 +38,7 @@ struct Wire: AsyncParsableCommand {
     @Option(help: "where callers run: global (task pool) or loop (the connection's event loop)") var executor: Placement = .global
 
     func run() async throws {
-        guard let address = RedisServerAddress(parsing: master) else { throw ValidationError("bad --master \(master)") }
+        guard let address = try parseMasters(master).first else { throw ValidationError("bad --master \(master)") }
         let connection = RedisConnection(address: address, configuration: .init(commandTimeout: .seconds(5)))
         try await connection.connect()
         let prefix = Array("bench:wire:\(UUID().uuidString.prefix(8)):".utf8)
@@ -70,8 +70,7 @@ struct LockCycles: AsyncParsableCommand {
     @Option(help: "also write every cycle's latency in microseconds, one per line, to this file") var samplesFile: String?
 
     func run() async throws {
-        let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
-        guard !addresses.isEmpty, addresses.count == masters.split(separator: ",").count else { throw ValidationError("bad --masters \(masters)") }
+        let addresses = try parseMasters(masters)
         let redlock = Redlock(masters: addresses, configuration: .init(instanceTimeout: .milliseconds(500), retry: .never, fencing: fencing == .on))
         await redlock.connect()
         let prefix = "bench:lock:\(UUID().uuidString.prefix(8)):"
@@ -104,7 +103,7 @@ struct BenchResult {
             guard !sorted.isEmpty else { return 0 }
             return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1_000
         }
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         var object: [String: Any] = [
             "mode": mode,
             rateKey: (Double(sorted.count) / seconds).rounded(),
@@ -161,8 +160,7 @@ func runWorkers(
                 for offset in 0..<share {
                     let begin = clock.now
                     try await operation(base + offset)
-                    let (seconds, attoseconds) = (clock.now - begin).components
-                    samples.append(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+                    samples.append((clock.now - begin).nanoseconds)
                 }
                 return samples
             }
@@ -172,4 +170,13 @@ func runWorkers(
         return all
     }
     return BenchResult(latenciesNanoseconds: latencies, elapsed: clock.now - start)
+}
+
+/// `--masters` as every command of the bench takes it.
+func parseMasters(_ text: String) throws -> [RedisServerAddress] {
+    do {
+        return try RedisServerAddress.list(parsing: text)
+    } catch {
+        throw ValidationError("--masters: \(error)")
+    }
 }

@@ -20,8 +20,7 @@ struct NIOFloor: AsyncParsableCommand {
     @Option(help: "number of SET+DEL cycles") var cycles: Int = 20_000
 
     func run() async throws {
-        let addresses = masters.split(separator: ",").compactMap { RedisServerAddress(parsing: String($0)) }
-        guard !addresses.isEmpty, addresses.count == masters.split(separator: ",").count else { throw ValidationError("bad --masters \(masters)") }
+        let addresses = try parseMasters(masters)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let driver = FloorDriver(cycles: max(cycles, 1), eventLoop: loop)
         var channels: [any Channel] = []

@@ -30,9 +30,10 @@ struct URLShortenerCommand: AsyncParsableCommand {
         let addresses: [RedisServerAddress]
         if let masters {
             owned = nil
-            addresses = try masters.split(separator: ",").map {
-                guard let address = RedisServerAddress(parsing: String($0)) else { throw ValidationError("bad master address \($0)") }
-                return address
+            do {
+                addresses = try RedisServerAddress.list(parsing: masters)
+            } catch {
+                throw ValidationError("--masters: \(error)")
             }
         } else {
             let group = try await LocalMasters.start(count: 3)
