@@ -1,4 +1,5 @@
 import LocalRedis
+import InMemoryLogging
 import Logging
 import MetricsTestKit
 import NIOCore
@@ -166,9 +167,9 @@ struct WithLockTests {
     }
 
     @Test func logsNeverContainLockValues() async throws {
-        let captured = LogCapture()
-        var logger = Logger(label: "capture") { _ in captured }
-        logger.logLevel = .trace
+        var captured = InMemoryLogHandler()
+        captured.logLevel = .trace
+        let logger = Logger(label: "capture") { [captured] _ in captured }
         try await withRedisServers(count: 3) { group throws in
             let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .init(count: 1, delay: .milliseconds(5), jitter: .zero)), logger: logger)
             await redlock.connect()
@@ -180,28 +181,10 @@ struct WithLockTests {
             await group[0].kill9()
             _ = try? await redlock.acquire("logged", ttl: .seconds(5), value: secret)
             await redlock.shutdown()
-            #expect(!captured.lines.isEmpty, "the client logged something to check")
-            #expect(captured.lines.allSatisfy { !$0.contains("value-that-must-not-leak") })
+            let lines = captured.entries.map { "\($0.level) \($0.message) \($0.metadata)" }
+            #expect(!lines.isEmpty, "the client logged something to check")
+            #expect(lines.allSatisfy { !$0.contains("value-that-must-not-leak") })
         }
-    }
-}
-
-/// A log handler that keeps every rendered line.
-final class LogCapture: LogHandler, @unchecked Sendable {
-    // @unchecked: `storage` is guarded by its Mutex; the other properties are only set at setup.
-    private let storage = Mutex<[String]>([])
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    var lines: [String] { storage.withLock { $0 } }
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        let all = metadata.merging(event.metadata ?? [:]) { $1 }
-        storage.withLock { $0.append("\(event.level) \(event.message) \(all)") }
     }
 }
 
