@@ -27,3 +27,26 @@ import Testing
         #expect(RedisServerAddress(parsing: text) == nil)
     }
 }
+
+@Suite struct MasterListTests {
+    @Test func parsesACommaSeparatedList() throws {
+        let masters = try RedisServerAddress.list(parsing: "127.0.0.1:7001, 127.0.0.1:7002,unix:/tmp/r.sock")
+        #expect(masters.map(\.description) == ["127.0.0.1:7001", "127.0.0.1:7002", "unix:/tmp/r.sock"])
+    }
+
+    @Test(arguments: [
+        ("", "no master given"),
+        ("127.0.0.1:7001,,127.0.0.1:7002", "bad master address ''"),
+        ("127.0.0.1:7001,host:port", "bad master address 'host:port'"),
+        ("127.0.0.1:7001,127.0.0.1:7001", "master 127.0.0.1:7001 is listed twice"),
+        ("localhost,localhost:6379", "master localhost:6379 is listed twice"),
+    ])
+    func refusesAListThatIsNotOneOfDistinctMasters(text: String, message: String) {
+        #expect(throws: RedisServerAddress.ListError.self) { try RedisServerAddress.list(parsing: text) }
+        do {
+            _ = try RedisServerAddress.list(parsing: text)
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import NIOCore
+import NIOEmbedded
+import Synchronization
+import Testing
+
+@testable import RedisWire
+
+/// The channel handler alone, on an `NIOAsyncTestingChannel`: bytes in, bytes out, no server.
+@Suite struct RedisChannelHandlerTests {
+    /// Replies as the handler delivered them, in delivery order.
+    final class Replies: Sendable {
+        private let storage = Mutex<[Result<RESPValue, RedisWireError>]>([])
+        var all: [Result<RESPValue, RedisWireError>] { storage.withLock { $0 } }
+        var strings: [String?] { all.map { try? $0.get().string } }
+        func sink() -> ReplySink { .closure { reply in self.storage.withLock { $0.append(reply) } } }
+    }
+
+    func makeChannel(healthTimeout: Duration = .seconds(2), maximumInFlight: Int = 10_000) async throws -> (NIOAsyncTestingChannel, RedisChannelHandler) {
+        let handler = RedisChannelHandler(healthTimeout: healthTimeout, maximumInFlight: maximumInFlight)
+        let channel = NIOAsyncTestingChannel()
+        try await channel.pipeline.addHandler(handler)
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379))
+        return (channel, handler)
+    }
+
+    func send(_ arguments: [String], on channel: NIOAsyncTestingChannel, _ handler: RedisChannelHandler, to replies: Replies,
+              deadline: NIODeadline = .now() + .seconds(60), script: RedisScriptCall? = nil) async throws {
+        let command = try RedisCommand(arguments.map { Array($0.utf8) })
+        try await channel.testingEventLoop.executeInContext {
+            handler.send(command.encoded, deadline: deadline, sink: replies.sink(), script: script)
+        }
+    }
+
+    /// Everything the handler wrote so far, as text.
+    func written(_ channel: NIOAsyncTestingChannel) async throws -> [String] {
+        var writes: [String] = []
+        while let buffer = try await channel.readOutbound(as: ByteBuffer.self) { writes.append(String(buffer: buffer)) }
+        return writes
+    }
+
+    @Test func commandsQueuedInOneTickGoOutAsOneWriteAndRepliesCompleteInOrder() async throws {
+        let (channel, handler) = try await makeChannel()
+        let replies = Replies()
+        let commands = [["GET", "a"], ["GET", "b"], ["GET", "c"]].map { try! RedisCommand($0.map { Array($0.utf8) }) }
+        try await channel.testingEventLoop.executeInContext {
+            for command in commands { handler.send(command.encoded, deadline: .now() + .seconds(60), sink: replies.sink(), script: nil) }
+        }
+        await channel.testingEventLoop.run()
+        let writes = try await written(channel)
+        #expect(writes == ["*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$1\r\nb\r\n*2\r\n$3\r\nGET\r\n$1\r\nc\r\n"], "one write for the tick")
+        try await channel.writeInbound(ByteBuffer(string: "$1\r\nA\r\n$1\r\nB\r\n$1\r\nC\r\n"))
+        #expect(replies.strings == ["A", "B", "C"])
+    }
+
+    @Test func aReplySplitAcrossReadsCompletesOnlyWhenWhole() async throws {
+        let (channel, handler) = try await makeChannel()
+        let replies = Replies()
+        try await send(["GET", "greeting"], on: channel, handler, to: replies)
+        try await channel.writeInbound(ByteBuffer(string: "$5\r\nhel"))
+        #expect(replies.all.isEmpty, "half a bulk string is not a reply")
+        try await channel.writeInbound(ByteBuffer(string: "lo\r"))
+        #expect(replies.all.isEmpty)
+        try await channel.writeInbound(ByteBuffer(string: "\n"))
+        #expect(replies.strings == ["hello"])
+    }
+
+    @Test func aCommandPastItsDeadlineFailsAndItsLateReplyIsDroppedNotGivenToTheNext() async throws {
+        let (channel, handler) = try await makeChannel()
+        let slow = Replies()
+        let next = Replies()
+        let deadline = NIODeadline.now() + .milliseconds(1)
+        try await send(["GET", "slow"], on: channel, handler, to: slow, deadline: deadline)
+        try await send(["GET", "next"], on: channel, handler, to: next)
+        try await Task.sleep(for: .milliseconds(5))  // the handler reads the real clock when its timer fires
+        await channel.testingEventLoop.advanceTime(to: deadline)
+        #expect(slow.all.count == 1)
+        if case .failure(let error) = slow.all.first { #expect(error.code == .timeout) } else { Issue.record("expected a timeout, got \(slow.all)") }
+        #expect(channel.isActive, "a timeout costs the caller, not the connection")
+        try await channel.writeInbound(ByteBuffer(string: "$4\r\nlate\r\n$4\r\nmine\r\n"))
+        #expect(slow.all.count == 1, "the late reply is read and dropped")
+        #expect(next.strings == ["mine"], "the next command gets its own reply, not the late one")
+    }
+
+    @Test func aServerSilentForTheHealthTimeoutGetsTheConnectionDropped() async throws {
+        let (channel, handler) = try await makeChannel(healthTimeout: .milliseconds(20))
+        let replies = Replies()
+        let deadline = NIODeadline.now() + .milliseconds(1)
+        try await send(["GET", "a"], on: channel, handler, to: replies, deadline: deadline)
+        try await send(["GET", "b"], on: channel, handler, to: replies, deadline: deadline + .seconds(60))
+        try await Task.sleep(for: .milliseconds(5))
+        await channel.testingEventLoop.advanceTime(to: deadline)
+        #expect(channel.isActive, "one timeout alone does not drop the connection")
+        try await Task.sleep(for: .milliseconds(30))
+        await channel.testingEventLoop.advanceTime(by: .milliseconds(30))
+        #expect(handler.droppedAsSilent)
+        #expect(replies.all.count == 2)
+        if case .failure(let error) = replies.all.last { #expect(error.code == .timeout) } else { Issue.record("expected a failure, got \(replies.all)") }
+    }
+
+    @Test func noscriptResendsTheScriptAsEvalAndTheCallerGetsItsReply() async throws {
+        let (channel, handler) = try await makeChannel()
+        let replies = Replies()
+        let script = RedisScript("return 1")
+        let call = try RedisScriptCall(script, keys: [Array("k".utf8)], arguments: [])
+        try await channel.testingEventLoop.executeInContext {
+            handler.send(call.evalsha.encoded, deadline: .now() + .seconds(60), sink: replies.sink(), script: call)
+        }
+        await channel.testingEventLoop.run()
+        #expect(try await written(channel).first?.contains("EVALSHA") == true)
+        try await channel.writeInbound(ByteBuffer(string: "-NOSCRIPT No matching script.\r\n"))
+        #expect(replies.all.isEmpty, "NOSCRIPT is not the caller's reply")
+        await channel.testingEventLoop.run()
+        let resent = try await written(channel)
+        #expect(resent.count == 1 && resent[0].contains("$4\r\nEVAL\r\n") && resent[0].contains("return 1"), "\(resent)")
+        try await channel.writeInbound(ByteBuffer(string: ":1\r\n"))
+        #expect(replies.all.count == 1)
+        #expect((try? replies.all.first?.get().integer) == 1)
+    }
+
+    @Test func pastTheInFlightLimitCommandsFailAtOnce() async throws {
+        let (channel, handler) = try await makeChannel(maximumInFlight: 2)
+        let replies = Replies()
+        for key in ["a", "b", "c"] { try await send(["GET", key], on: channel, handler, to: replies) }
+        #expect(replies.all.count == 1)
+        if case .failure(let error) = replies.all.first { #expect(error.code == .unavailable) } else { Issue.record("expected a refusal, got \(replies.all)") }
+        try await channel.writeInbound(ByteBuffer(string: "$1\r\nA\r\n$1\r\nB\r\n"))
+        #expect(replies.strings.suffix(2) == ["A", "B"])
+    }
+
+    @Test func aReplyWithNoCommandInFlightIsAProtocolErrorThatClosesTheConnection() async throws {
+        let (channel, _) = try await makeChannel()
+        try await channel.writeInbound(ByteBuffer(string: "+OK\r\n"))
+        await channel.testingEventLoop.run()
+        #expect(!channel.isActive)
+    }
+
+    @Test func aClosedConnectionFailsEveryCommandInFlight() async throws {
+        let (channel, handler) = try await makeChannel()
+        let replies = Replies()
+        for key in ["a", "b"] { try await send(["GET", key], on: channel, handler, to: replies) }
+        try await channel.close()
+        #expect(replies.all.count == 2)
+        #expect(replies.all.allSatisfy { if case .failure(let error) = $0 { error.code == .connectionClosed } else { false } })
+    }
+}
