@@ -132,9 +132,10 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
             return response
         }
 
+        let handle = LockHandle(lock)
         let outcome: Result<Response, any Error>
         do {
-            outcome = .success(try await whileHolding(lock) {
+            outcome = .success(try await whileHolding(handle) {
                 // Another instance may have finished between our look-up and our lock.
                 if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
                 return try await runAndStore(request, context: context, next: next, storeKey: storeKey, fingerprint: fingerprint)
@@ -142,22 +143,20 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         } catch {
             outcome = .failure(error)
         }
-        _ = try? await redlock.release(lock)
+        _ = try? await redlock.release(handle.lock)
         return try outcome.get()
     }
 
-    /// Runs `operation` while a background task keeps `lock` extended.
-    private func whileHolding(_ lock: Lock, _ operation: () async throws -> Response) async throws -> Response {
+    /// Runs `operation` while a background task keeps `handle`'s lock extended.
+    ///
+    /// The operation stays in the caller's task rather than a cancellable child as in
+    /// `withLock`: Hummingbird's `next` is neither escaping nor `Sendable`. A lost lock is
+    /// logged; the handle says so afterwards.
+    private func whileHolding(_ handle: LockHandle, _ operation: () async throws -> Response) async throws -> Response {
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [redlock, configuration, logger] in
-                var lock = lock
-                while true {
-                    try await Task.sleep(for: configuration.lockTTL / 3)
-                    do throws(RedlockError) {
-                        lock = try await redlock.extend(lock, ttl: configuration.lockTTL)
-                    } catch {
-                        logger.warning("idempotency lock could not be extended", metadata: ["error": "\(error.code)"])
-                    }
+            group.addTask { [redlock, logger] in
+                if await redlock.keepAlive(handle) {
+                    logger.warning("idempotency lock lost while the request ran; a retry may run it again")
                 }
             }
             defer { group.cancelAll() }

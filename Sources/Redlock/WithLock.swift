@@ -1,11 +1,12 @@
 import Logging
 import Synchronization
 
-/// What the body of ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)`` sees of its lock while it runs.
+/// What the body of ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)`` sees of its lock while it
+/// runs: the lock as the background extensions keep it.
 public final class LockHandle: Sendable {
     private let state: Mutex<(lock: Lock, lost: Bool)>
 
-    init(_ lock: Lock) { state = Mutex((lock, false)) }
+    package init(_ lock: Lock) { state = Mutex((lock, false)) }
 
     /// The lock as of its last extension.
     public var lock: Lock { state.withLock { $0.lock } }
@@ -34,6 +35,10 @@ extension Redlock {
     /// cancellation (`try Task.checkCancellation()`, or any cancellable `await`).
     ///
     /// `fencing` overrides the configuration's, as in ``acquire(_:ttl:value:wait:retry:fencing:)``.
+    ///
+    /// The body escapes into a child task of its own, unlike valkey's `withConnection`: only a
+    /// child task can be cancelled when the lock is lost while the caller's task waits, and it
+    /// lets the body run off the masters' event loop whatever executor the caller prefers.
     ///
     /// - Throws: the acquisition's ``RedlockError``, ``RedlockError/Code/lockLost``, or what
     ///   the body throws.
@@ -108,8 +113,15 @@ extension Redlock {
         case keepAliveStopped
     }
 
-    /// Extends `handle`'s lock until cancelled. Returns true if the lock was lost.
-    func keepAlive(_ handle: LockHandle) async -> Bool {
+    /// Extends `handle`'s lock until the calling task is cancelled: the one auto-extension
+    /// that `withLock`, `locklock run` and the idempotency middleware share.
+    ///
+    /// Extends every ``RedlockConfiguration/autoExtendInterval`` (ttl / 3 by default), retries
+    /// a failed extension soon, and gives up (marks the handle lost and returns true) when a
+    /// quorum says the lock is gone or when extensions keep failing until a margin before the
+    /// validity ends: max(ttl / 10, 2 × instance timeout), at most ttl / 3. Returns false when
+    /// cancelled.
+    package func keepAlive(_ handle: LockHandle) async -> Bool {
         let clock = ContinuousClock()
         while true {
             let lock = handle.lock

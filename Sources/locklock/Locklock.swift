@@ -245,11 +245,11 @@ struct Run: AsyncParsableCommand {
             FileHandle.standardError.write(Data("locklock: \(error)\n".utf8))
             throw ExitCode(127)
         }
-        let handle = LockKeeper(lock)
+        let handle = LockHandle(lock)
         let status: Int32 = await withTaskGroup(of: Int32?.self) { group in
             group.addTask { await child.wait() }
             group.addTask {
-                if await handle.keep(with: redlock) {
+                if await redlock.keepAlive(handle) {
                     FileHandle.standardError.write(Data("locklock: lock lost, sending SIGTERM to the command\n".utf8))
                     child.terminate()
                 }
@@ -267,39 +267,6 @@ struct Run: AsyncParsableCommand {
         _ = try? await redlock.release(handle.lock)
         await redlock.shutdown()
         throw ExitCode(status)
-    }
-}
-
-/// Extends a lock until cancelled; reports whether it was lost.
-final class LockKeeper: @unchecked Sendable {
-    // @unchecked: `current` and `lost` are guarded by `lockState`.
-    private let lockState = NSLock()
-    private var current: Lock
-    private var lost = false
-
-    init(_ lock: Lock) { current = lock }
-    var lock: Lock { lockState.withLock { current } }
-    var isLost: Bool { lockState.withLock { lost } }
-
-    /// Returns true if the lock was lost, false when cancelled.
-    func keep(with redlock: Redlock) async -> Bool {
-        while true {
-            let lock = self.lock
-            do {
-                try await Task.sleep(for: lock.ttl / 3)
-            } catch {
-                return false
-            }
-            do {
-                let extended = try await redlock.extend(lock, ttl: lock.ttl)
-                lockState.withLock { current = extended }
-            } catch {
-                if lock.remainingValidity < lock.ttl / 10 || error.code == .lockLost {
-                    lockState.withLock { lost = true }
-                    return true
-                }
-            }
-        }
     }
 }
 

@@ -44,6 +44,14 @@ struct IdempotencyKeyMiddlewareTests {
                     let run = runs.next()
                     return Response(status: run == 1 ? .serviceUnavailable : .ok, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
                 }
+            // A request that outlives its key's lock TTL: only extension keeps the key locked.
+            router.group()
+                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: InMemoryIdempotencyStore(), configuration: .init(lockTTL: .milliseconds(300))))
+                .post("long") { _, _ -> Response in
+                    let run = runs.next()
+                    try await Task.sleep(for: .milliseconds(1200))
+                    return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
+                }
             let port = try FreePort.pick()
             let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), services: [redlock])
             return try await withServing(app, port: port, readyPath: "/ready") { try await body(port, runs) }
@@ -79,6 +87,17 @@ struct IdempotencyKeyMiddlewareTests {
                 #expect(reply.header("Content-Type") == "application/problem+json")
                 #expect(Int(reply.header("Retry-After") ?? "") ?? 0 >= 1)
             }
+            #expect(runs.count == 1)
+        }
+    }
+
+    @Test func aRequestThatOutlivesTheLockTTLKeepsItsKeyLockedAgainstRetries() async throws {
+        try await withApp { port, runs in
+            let first = Task { try await loopbackRequest(port: port, "POST", "/long", body: "{}", headers: ["Idempotency-Key": "k5"]) }
+            try await Task.sleep(for: .milliseconds(700))  // more than twice the 300 ms TTL
+            let retry = try await loopbackRequest(port: port, "POST", "/long", body: "{}", headers: ["Idempotency-Key": "k5"])
+            #expect(retry.status == 409, "the retry found the key unlocked and ran: \(retry.status) \(retry.text)")
+            #expect(try await first.value.status == 201)
             #expect(runs.count == 1)
         }
     }
