@@ -5,7 +5,7 @@ SHELL := /bin/bash
 APT_PACKAGES := libhiredis-dev libsqlite3-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
 SWIFT ?= swift
 
-.PHONY: run test chaos deps build clean-test-servers
+.PHONY: run test lint chaos deps build clean-test-servers
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -20,7 +20,7 @@ deps:
 build: deps
 	$(SWIFT) build
 
-test: deps
+test: deps lint
 	$(SWIFT) build --build-tests
 	@# Plain `swift test`: suites that start real servers take turns (the .realRedisServers trait).
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test
@@ -30,6 +30,12 @@ test: deps
 	scripts/api-conformance.sh
 	@# The fault-injection suite, short form (about 2.5 minutes): exits 1 if any scenario fails.
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $$($(SWIFT) build --show-bin-path)/locklock-chaos run --form short
+
+# Layout (.swift-format) and each target's imports against what Package.swift declares.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Examples Package.swift Examples/Package.swift
+	$(SWIFT) package dump-package | scripts/check-imports.py
+	cd Examples && $(SWIFT) package dump-package | ../scripts/check-imports.py .
 
 # The fault-injection suite, long form (several times longer phases; about 12 minutes).
 chaos: deps

@@ -23,7 +23,12 @@ let package = Package(
     ],
     targets: [
         // Throwaway redis-server masters on Unix sockets, for the demos and the tests.
-        .target(name: "LocalMasters", dependencies: [.product(name: "Redlock", package: "locklock")], path: "Shared/LocalMasters", swiftSettings: strictSwift),
+        .target(
+            name: "LocalMasters",
+            dependencies: [.product(name: "Redlock", package: "locklock")],
+            path: "Shared/LocalMasters",
+            swiftSettings: strictSwift
+        ),
 
         // MARK: Exactly once: an at-least-once feed handled at most once per event
         .target(

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
 import RedisWire
 import Redlock
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One contending client process: loops `withLock` on one resource and does a
 /// read-sleep-write of the witness counter inside, recording every attempt.
@@ -29,8 +30,17 @@ package struct ChaosClient: Sendable {
         package var tokenFromStatus: Bool
 
         /// Creates options.
-        package init(id: Int, masters: [RedisServerAddress], witness: RedisServerAddress, ttl: Duration, hold: Duration, fenced: Bool, think: Duration,
-                    maximumTTL: Duration? = nil, tokenFromStatus: Bool = false) {
+        package init(
+            id: Int,
+            masters: [RedisServerAddress],
+            witness: RedisServerAddress,
+            ttl: Duration,
+            hold: Duration,
+            fenced: Bool,
+            think: Duration,
+            maximumTTL: Duration? = nil,
+            tokenFromStatus: Bool = false
+        ) {
             self.id = id
             self.masters = masters
             self.witness = witness
@@ -53,7 +63,9 @@ package struct ChaosClient: Sendable {
         let redlock = Redlock(
             masters: options.masters,
             configuration: .init(
-                instanceTimeout: .milliseconds(50), retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)), fencing: true,
+                instanceTimeout: .milliseconds(50),
+                retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)),
+                fencing: true,
                 maximumTTL: options.maximumTTL
             ),
             logger: Logger(label: "chaos-client", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -66,10 +78,20 @@ package struct ChaosClient: Sendable {
             let started = monotonicNanoseconds()
             do {
                 // The section records itself: withLock may still throw lockLost after it ran.
-                try await redlock.withLock("chaos:resource", ttl: options.ttl, wait: .seconds(1),
-                                           retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3))) { handle in
-                    if options.tokenFromStatus, let reported = try? await redlock.inspect("chaos:resource"), reported.fencingToken != handle.fencingToken {
-                        _ = try await witness.send("RPUSH", WitnessKeys.tokenMismatches, "\(reported.fencingToken.map(String.init) ?? "none") != \(handle.fencingToken ?? 0)")
+                try await redlock.withLock(
+                    "chaos:resource",
+                    ttl: options.ttl,
+                    wait: .seconds(1),
+                    retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3))
+                ) { handle in
+                    if options.tokenFromStatus, let reported = try? await redlock.inspect("chaos:resource"),
+                        reported.fencingToken != handle.fencingToken
+                    {
+                        _ = try await witness.send(
+                            "RPUSH",
+                            WitnessKeys.tokenMismatches,
+                            "\(reported.fencingToken.map(String.init) ?? "none") != \(handle.fencingToken ?? 0)"
+                        )
                     }
                     let record = try await criticalSection(handle: handle, witness: witness, started: started, pid: pid)
                     _ = try await witness.send("RPUSH", WitnessKeys.events, record.line)
@@ -101,10 +123,23 @@ package struct ChaosClient: Sendable {
             arguments: [Array(String(value + 1).utf8), Array(String(token).utf8)]
         )
         let exit = monotonicNanoseconds()
-        _ = try await witness.send("EVAL", "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end", "1", WitnessKeys.holder, pid)
+        _ = try await witness.send(
+            "EVAL",
+            "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end",
+            "1",
+            WitnessKeys.holder,
+            pid
+        )
         return AttemptRecord(
-            client: options.id, started: started, outcome: "ok", acquireNanoseconds: enter - started, enter: enter, validUntil: validUntil,
-            exit: exit, token: token, writeAccepted: reply == .integer(1)
+            client: options.id,
+            started: started,
+            outcome: "ok",
+            acquireNanoseconds: enter - started,
+            enter: enter,
+            validUntil: validUntil,
+            exit: exit,
+            token: token,
+            writeAccepted: reply == .integer(1)
         )
     }
 }

@@ -1,11 +1,12 @@
+import Foundation
+import LocalRedis
+import RedisWire
+import Redlock
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
-import RedisWire
-import Redlock
-import LocalRedis
-import Synchronization
 
 /// How long each phase of a scenario lasts.
 package struct Timing: Sendable {
@@ -82,7 +83,9 @@ package struct ScenarioResult: Sendable {
             "sections_per_s": ["baseline": (report.baselineRate * 10).rounded() / 10, "fault": (report.faultRate * 10).rounded() / 10],
             "availability": (report.availability * 1000).rounded() / 1000,
             "throughput_ratio": (report.throughputRatio * 1000).rounded() / 1000,
-            "acquire_success": ["baseline": (report.baselineSuccessRate * 1000).rounded() / 1000, "fault": (report.faultSuccessRate * 1000).rounded() / 1000],
+            "acquire_success": [
+                "baseline": (report.baselineSuccessRate * 1000).rounded() / 1000, "fault": (report.faultSuccessRate * 1000).rounded() / 1000,
+            ],
             "fault_acquire_ms": ["p50": (report.faultAcquireP50 * 100).rounded() / 100, "p99": (report.faultAcquireP99 * 100).rounded() / 100],
             "outcomes": report.outcomes,
         ]
@@ -114,7 +117,9 @@ package struct ChaosRunner: Sendable {
 
     /// Runs one scenario from fresh servers to the checker's verdict.
     package func run(_ scenario: Scenario) async throws -> ScenarioResult {
-        let clockFiles = (0..<5).map { FileManager.default.temporaryDirectory.appendingPathComponent("locklock-chaos-clock-\($0)-\(UUID().uuidString)").path }
+        let clockFiles = (0..<5).map {
+            FileManager.default.temporaryDirectory.appendingPathComponent("locklock-chaos-clock-\($0)-\(UUID().uuidString)").path
+        }
         for file in clockFiles { try "+0".write(toFile: file, atomically: true, encoding: .utf8) }
         defer { for file in clockFiles { try? FileManager.default.removeItem(atPath: file) } }
         let witnessServer = try await RedisServer.start()
@@ -132,7 +137,9 @@ package struct ChaosRunner: Sendable {
             await witnessServer.shutdown()
         }
         do {
-            for index in 0..<5 { masters.append(try await RedisServer.start(options: options(for: scenario, master: index, clockFile: clockFiles[index]))) }
+            for index in 0..<5 {
+                masters.append(try await RedisServer.start(options: options(for: scenario, master: index, clockFile: clockFiles[index])))
+            }
             for group in 0..<2 {
                 for master in masters { proxies[group].append(try await FaultProxy.start(upstreamPort: master.port)) }
             }
@@ -141,7 +148,9 @@ package struct ChaosRunner: Sendable {
             for id in 0..<clients {
                 let group = id % 2
                 let masterList: String = proxies[group].map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
-                var arguments: [String] = [clientExecutable, "client", "--id", String(id), "--masters", masterList, "--witness", witnessServer.hostAndPort]
+                var arguments: [String] = [
+                    clientExecutable, "client", "--id", String(id), "--masters", masterList, "--witness", witnessServer.hostAndPort,
+                ]
                 arguments += ["--ttl-ms", String(scenario.ttl.nanoseconds / 1_000_000), "--hold-ms", String(scenario.hold.nanoseconds / 1_000_000)]
                 arguments += ["--think-ms", String((scenario.think ?? think).nanoseconds / 1_000_000)]
                 if scenario.fenced { arguments.append("--fenced") }
@@ -149,7 +158,14 @@ package struct ChaosRunner: Sendable {
                 if scenario.tokenFromStatus { arguments.append("--token-from-status") }
                 children.append(try ChildProcess.spawn(arguments))
             }
-            let context = FaultContext(masters: masters, proxies: proxies, children: children, witness: witness, clockFiles: clockFiles, moments: InjectionLog())
+            let context = FaultContext(
+                masters: masters,
+                proxies: proxies,
+                children: children,
+                witness: witness,
+                clockFiles: clockFiles,
+                moments: InjectionLog()
+            )
             try await Task.sleep(for: timing.warmUp)
             let baseline = monotonicNanoseconds()
             try await Task.sleep(for: timing.baseline)
@@ -185,14 +201,20 @@ package struct ChaosRunner: Sendable {
             await witness.close()
             let records = Self.strings(lines).compactMap(AttemptRecord.init(line:))
             let report = Checker.check(
-                records: records, counter: counter, acceptedTokens: Self.strings(tokens).compactMap { Int64($0) },
+                records: records,
+                counter: counter,
+                acceptedTokens: Self.strings(tokens).compactMap { Int64($0) },
                 phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end)
             )
             await tearDown()
             return ScenarioResult(
-                scenario: scenario, report: report, records: records,
-                phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end), injectionMoments: context.moments.all,
-                injections: injections, failures: Self.failures(scenario, report, injections) + observed
+                scenario: scenario,
+                report: report,
+                records: records,
+                phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end),
+                injectionMoments: context.moments.all,
+                injections: injections,
+                failures: Self.failures(scenario, report, injections) + observed
             )
         } catch {
             await tearDown()

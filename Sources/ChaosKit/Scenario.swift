@@ -84,9 +84,18 @@ package struct Scenario: Sendable {
     package var tokenFromStatus: Bool
 
     /// Creates a scenario.
-    package init(name: String, fault: Fault, masters: MasterSetup = .plain, expectation: Expectation, fenced: Bool = false,
-                ttl: Duration = .seconds(1), hold: Duration = .milliseconds(5), think: Duration? = nil,
-                maximumTTL: Duration? = nil, tokenFromStatus: Bool = false) {
+    package init(
+        name: String,
+        fault: Fault,
+        masters: MasterSetup = .plain,
+        expectation: Expectation,
+        fenced: Bool = false,
+        ttl: Duration = .seconds(1),
+        hold: Duration = .milliseconds(5),
+        think: Duration? = nil,
+        maximumTTL: Duration? = nil,
+        tokenFromStatus: Bool = false
+    ) {
         self.name = name
         self.fault = fault
         self.masters = masters
@@ -127,40 +136,116 @@ package struct Scenario: Sendable {
             Scenario(name: "minority killed", fault: .kill(minority), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "minority paused", fault: .pause(minority), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "minority black-holed", fault: .proxy(minority, .blackHole), expectation: .safe(availabilityFloor: 0.9)),
-            Scenario(name: "minority delayed 20 ms", fault: .proxy(minority, .latency(.milliseconds(20))), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(
+                name: "minority delayed 20 ms",
+                fault: .proxy(minority, .latency(.milliseconds(20))),
+                expectation: .safe(availabilityFloor: 0.9)
+            ),
             Scenario(name: "minority drops replies", fault: .proxy(minority, .dropReplies), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "minority connections reset", fault: .proxy(minority, .reset), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "split partition {A,B,C} / {C,D,E}", fault: .splitPartition, expectation: .safe(availabilityFloor: nil)),
-            Scenario(name: "majority restarted, AOF always", fault: .restartWhileHeld(majority, delay: nil, times: 3), masters: .appendOnlyAlways,
-                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold),
-            Scenario(name: "majority restarted after the max TTL", fault: .restartWhileHeld(majority, delay: .milliseconds(2300), times: 1),
-                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold),
-            Scenario(name: "clock skew 0.5 % within the drift budget", fault: .none, masters: .fastClock(majority, rate: 1.005),
-                     expectation: .safe(availabilityFloor: nil)),
-            Scenario(name: "majority restarted at once, no persistence", fault: .restartWhileHeld(majority, delay: nil, times: 4),
-                     expectation: .unsafe, ttl: .seconds(2), hold: longHold),
-            Scenario(name: "majority restarted at once, no persistence, delayed rejoin", fault: .restartWhileHeld(majority, delay: nil, times: 4),
-                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(2), hold: longHold, maximumTTL: .seconds(2)),
+            Scenario(
+                name: "majority restarted, AOF always",
+                fault: .restartWhileHeld(majority, delay: nil, times: 3),
+                masters: .appendOnlyAlways,
+                expectation: .safe(availabilityFloor: nil),
+                ttl: .seconds(2),
+                hold: longHold
+            ),
+            Scenario(
+                name: "majority restarted after the max TTL",
+                fault: .restartWhileHeld(majority, delay: .milliseconds(2300), times: 1),
+                expectation: .safe(availabilityFloor: nil),
+                ttl: .seconds(2),
+                hold: longHold
+            ),
+            Scenario(
+                name: "clock skew 0.5 % within the drift budget",
+                fault: .none,
+                masters: .fastClock(majority, rate: 1.005),
+                expectation: .safe(availabilityFloor: nil)
+            ),
+            Scenario(
+                name: "majority restarted at once, no persistence",
+                fault: .restartWhileHeld(majority, delay: nil, times: 4),
+                expectation: .unsafe,
+                ttl: .seconds(2),
+                hold: longHold
+            ),
+            Scenario(
+                name: "majority restarted at once, no persistence, delayed rejoin",
+                fault: .restartWhileHeld(majority, delay: nil, times: 4),
+                expectation: .safe(availabilityFloor: nil),
+                ttl: .seconds(2),
+                hold: longHold,
+                maximumTTL: .seconds(2)
+            ),
             // The first three masters: were the attempt decided by their synchronous failures
             // before every SET was queued, the survivors would keep the SETs queued after it.
-            Scenario(name: "majority killed, survivors keep nothing of failed attempts", fault: .kill([0, 1, 2]),
-                     expectation: .safe(availabilityFloor: nil), ttl: .seconds(30)),
-            Scenario(name: "minority delayed 20 ms, tokens read back from status (fenced)", fault: .proxy(minority, .latency(.milliseconds(20))),
-                     expectation: .safe(availabilityFloor: nil), fenced: true, tokenFromStatus: true),
-            Scenario(name: "majority restarted at once, no persistence (fenced)", fault: .restartWhileHeld(majority, delay: nil, times: 4),
-                     expectation: .unsafe, fenced: true, ttl: .seconds(2), hold: longHold),
+            Scenario(
+                name: "majority killed, survivors keep nothing of failed attempts",
+                fault: .kill([0, 1, 2]),
+                expectation: .safe(availabilityFloor: nil),
+                ttl: .seconds(30)
+            ),
+            Scenario(
+                name: "minority delayed 20 ms, tokens read back from status (fenced)",
+                fault: .proxy(minority, .latency(.milliseconds(20))),
+                expectation: .safe(availabilityFloor: nil),
+                fenced: true,
+                tokenFromStatus: true
+            ),
+            Scenario(
+                name: "majority restarted at once, no persistence (fenced)",
+                fault: .restartWhileHeld(majority, delay: nil, times: 4),
+                expectation: .unsafe,
+                fenced: true,
+                ttl: .seconds(2),
+                hold: longHold
+            ),
             // Clients that do not pause split votes often, which is what leaves a holder on a
             // bare majority, and a rival tries again at once after the jump.
-            Scenario(name: "clock jump on one master of a bare majority", fault: .clockJumpOnBareQuorum(by: .seconds(5), times: 3),
-                     masters: .jumpableClock, expectation: .unsafe, ttl: .seconds(2), hold: longHold, think: .milliseconds(5)),
-            Scenario(name: "clock jump beyond the drift on a majority", fault: .clockJump(majority, by: .seconds(5), times: 3), masters: .jumpableClock,
-                     expectation: .unsafe, ttl: .seconds(2), hold: longHold),
-            Scenario(name: "clock jump beyond the drift on a majority (fenced)", fault: .clockJump(majority, by: .seconds(5), times: 3),
-                     masters: .jumpableClock, expectation: .unsafe, fenced: true, ttl: .seconds(2), hold: longHold),
-            Scenario(name: "client paused past its validity", fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
-                     expectation: .unsafe, ttl: .seconds(1), hold: .milliseconds(300)),
-            Scenario(name: "client paused past its validity (fenced)", fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
-                     expectation: .unsafe, fenced: true, ttl: .seconds(1), hold: .milliseconds(300)),
+            Scenario(
+                name: "clock jump on one master of a bare majority",
+                fault: .clockJumpOnBareQuorum(by: .seconds(5), times: 3),
+                masters: .jumpableClock,
+                expectation: .unsafe,
+                ttl: .seconds(2),
+                hold: longHold,
+                think: .milliseconds(5)
+            ),
+            Scenario(
+                name: "clock jump beyond the drift on a majority",
+                fault: .clockJump(majority, by: .seconds(5), times: 3),
+                masters: .jumpableClock,
+                expectation: .unsafe,
+                ttl: .seconds(2),
+                hold: longHold
+            ),
+            Scenario(
+                name: "clock jump beyond the drift on a majority (fenced)",
+                fault: .clockJump(majority, by: .seconds(5), times: 3),
+                masters: .jumpableClock,
+                expectation: .unsafe,
+                fenced: true,
+                ttl: .seconds(2),
+                hold: longHold
+            ),
+            Scenario(
+                name: "client paused past its validity",
+                fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
+                expectation: .unsafe,
+                ttl: .seconds(1),
+                hold: .milliseconds(300)
+            ),
+            Scenario(
+                name: "client paused past its validity (fenced)",
+                fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
+                expectation: .unsafe,
+                fenced: true,
+                ttl: .seconds(1),
+                hold: .milliseconds(300)
+            ),
         ]
     }
 }

@@ -1,7 +1,8 @@
+import RedisWire
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import RedisWire
 
 /// The keys on the witness Redis, which is never faulted: the shared counter the clients
 /// read-sleep-write, the accepted fencing tokens, the current holder, and one event line per
@@ -26,19 +27,23 @@ package enum WitnessKeys {
 /// the token is higher than the last accepted one). Both record the token of an accepted
 /// write in the same script, so the checker sees exactly what the resource accepted.
 enum WitnessScripts {
-    static let unfencedWrite = RedisScript("""
+    static let unfencedWrite = RedisScript(
+        """
         redis.call('set', KEYS[1], ARGV[1])
         redis.call('rpush', KEYS[3], ARGV[2])
         return 1
-        """)
-    static let fencedWrite = RedisScript("""
+        """
+    )
+    static let fencedWrite = RedisScript(
+        """
         local last = tonumber(redis.call('get', KEYS[2]) or '-1')
         if tonumber(ARGV[2]) <= last then return 0 end
         redis.call('set', KEYS[1], ARGV[1])
         redis.call('set', KEYS[2], ARGV[2])
         redis.call('rpush', KEYS[3], ARGV[2])
         return 1
-        """)
+        """
+    )
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, so the
@@ -68,7 +73,17 @@ package struct AttemptRecord: Sendable, Equatable {
     package var writeAccepted: Bool
 
     /// Creates a record.
-    package init(client: Int, started: Int64, outcome: String, acquireNanoseconds: Int64 = 0, enter: Int64 = 0, validUntil: Int64 = 0, exit: Int64 = 0, token: Int64 = 0, writeAccepted: Bool = false) {
+    package init(
+        client: Int,
+        started: Int64,
+        outcome: String,
+        acquireNanoseconds: Int64 = 0,
+        enter: Int64 = 0,
+        validUntil: Int64 = 0,
+        exit: Int64 = 0,
+        token: Int64 = 0,
+        writeAccepted: Bool = false
+    ) {
         self.client = client
         self.started = started
         self.outcome = outcome
@@ -91,6 +106,16 @@ package struct AttemptRecord: Sendable, Equatable {
         guard f.count == 9, let client = Int(f[0]), let started = Int64(f[1]), let acquire = Int64(f[3]), let enter = Int64(f[4]),
             let valid = Int64(f[5]), let exit = Int64(f[6]), let token = Int64(f[7])
         else { return nil }
-        self.init(client: client, started: started, outcome: f[2], acquireNanoseconds: acquire, enter: enter, validUntil: valid, exit: exit, token: token, writeAccepted: f[8] == "1")
+        self.init(
+            client: client,
+            started: started,
+            outcome: f[2],
+            acquireNanoseconds: acquire,
+            enter: enter,
+            validUntil: valid,
+            exit: exit,
+            token: token,
+            writeAccepted: f[8] == "1"
+        )
     }
 }

@@ -94,6 +94,7 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         self.logger = logger
     }
 
+    /// Replays a stored response, refuses a retry in flight, or runs the request under the key's lock and stores its response.
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard configuration.methods.contains(request.method) else { return try await next(request, context) }
         guard let header = request.headers[Self.headerName] else {
@@ -118,7 +119,7 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         let lock: Lock
         do throws(RedlockError) {
             lock = try await redlock.acquire(storeKey, ttl: configuration.lockTTL, retry: .never, fencing: false)
-        } catch where error.code == .lockHeld {
+        } catch  where error.code == .lockHeld {
             var remaining = error.retryAfter
             if remaining == nil { remaining = (try? await redlock.inspect(storeKey))?.remaining }
             let seconds = Self.retryAfterSeconds(remaining)
@@ -135,11 +136,13 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         let handle = LockHandle(lock)
         let outcome: Result<Response, any Error>
         do {
-            outcome = .success(try await whileHolding(handle) {
-                // Another instance may have finished between our look-up and our lock.
-                if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
-                return try await runAndStore(request, context: context, next: next, storeKey: storeKey, fingerprint: fingerprint)
-            })
+            outcome = .success(
+                try await whileHolding(handle) {
+                    // Another instance may have finished between our look-up and our lock.
+                    if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
+                    return try await runAndStore(request, context: context, next: next, storeKey: storeKey, fingerprint: fingerprint)
+                }
+            )
         } catch {
             outcome = .failure(error)
         }
@@ -165,7 +168,11 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
     }
 
     private func runAndStore(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response, storeKey: String, fingerprint: String
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response,
+        storeKey: String,
+        fingerprint: String
     ) async throws -> Response {
         let response = try await next(request, context)
         let collector = BodyCollector()
@@ -177,7 +184,10 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         }
         if response.status.code < 500, bodyBytes.readableBytes <= configuration.maximumStoredBodySize {
             let stored = StoredResponse(
-                status: response.status.code, headers: headers, body: Data(bodyBytes.readableBytesView), requestFingerprint: fingerprint
+                status: response.status.code,
+                headers: headers,
+                body: Data(bodyBytes.readableBytesView),
+                requestFingerprint: fingerprint
             )
             try await store.save(stored, for: storeKey, retention: configuration.retention)
         }

@@ -55,11 +55,13 @@ public actor InMemoryIdempotencyStore: IdempotencyResponseStore {
     /// Creates an empty store.
     public init() {}
 
+    /// The stored response for `key`, if one is still kept.
     public func response(for key: String) -> StoredResponse? {
         guard let entry = entries[key], entry.expires > .now else { return nil }
         return entry.response
     }
 
+    /// Stores `response` under `key` for `retention`.
     public func save(_ response: StoredResponse, for key: String, retention: Duration) {
         let now = ContinuousClock.now
         entries = entries.filter { $0.value.expires > now }

@@ -67,5 +67,6 @@ public struct ChildProcess: Sendable {
 public struct ChildProcessError: Error, CustomStringConvertible {
     /// What went wrong.
     public var message: String
+    /// A readable summary, for logs and messages.
     public var description: String { message }
 }

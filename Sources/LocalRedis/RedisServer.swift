@@ -13,6 +13,7 @@ public struct RedisServerError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// Creates an error.
     public init(_ message: String) { self.message = message }
+    /// A readable summary, for logs and messages.
     public var description: String { "RedisServerError: \(message)" }
 }
 

@@ -6,9 +6,12 @@ import Redlock
 
 /// The request context: Hummingbird's core context plus the client's address for throttling.
 public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContext {
+    /// Hummingbird's per-request context.
     public var coreContext: CoreRequestContextStorage
+    /// The address of the peer (the client, or the proxy in front of it).
     public let remoteAddress: SocketAddress?
 
+    /// Creates the context for one request on `channel`.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
@@ -89,7 +92,10 @@ struct LockController: Sendable {
             if let response = try ownLock(try await inspect(resource, caller: caller), owner: owner, name: name) { return response }
             outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
                 try await caller.redlock.acquire(
-                    resource, ttl: ttl, value: value, wait: .milliseconds(Int64(wait * 1000)),
+                    resource,
+                    ttl: ttl,
+                    value: value,
+                    wait: .milliseconds(Int64(wait * 1000)),
                     retry: .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25))
                 )
             }
@@ -118,8 +124,17 @@ struct LockController: Sendable {
 
     /// The 200 for a POST by the holder itself (same secret), or nil when someone else holds it.
     func ownLock(_ state: LockState, owner: [UInt8]?, name: LockName) throws -> Response? {
-        guard let owner, let holder = state.holderValue, StoredLockValue.isHeld(holder, by: owner), let remaining = state.remaining else { return nil }
-        return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: true, token: state.fencingToken, data: StoredLockValue.data(in: holder))
+        guard let owner, let holder = state.holderValue, StoredLockValue.isHeld(holder, by: owner), let remaining = state.remaining else {
+            return nil
+        }
+        return try lockResponse(
+            .ok,
+            name: name,
+            remaining: remaining,
+            hasSecret: true,
+            token: state.fencingToken,
+            data: StoredLockValue.data(in: holder)
+        )
     }
 
     func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?) async throws -> Response {
@@ -131,7 +146,8 @@ struct LockController: Sendable {
         }
         if outcome == .released {
             return Response(
-                status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                status: .ok,
+                headers: [.contentType: "application/json", .cacheControl: "no-store"],
                 body: .init(byteBuffer: ByteBuffer(string: "{\"lock\":\"\(name.path)\",\"released\":true}"))
             )
         }
@@ -149,8 +165,12 @@ struct LockController: Sendable {
     func extend(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
         guard let expiresIn = body.expiresIn else { throw Problem.unprocessable("expires_in is required") }
         do {
-            _ = try await caller.redlock.extend([resource], matching: StoredLockValue.match(owner: owner), ttl: .milliseconds(Int64(expiresIn * 1000)))
-        } catch where error.code == .lockLost {
+            _ = try await caller.redlock.extend(
+                [resource],
+                matching: StoredLockValue.match(owner: owner),
+                ttl: .milliseconds(Int64(expiresIn * 1000))
+            )
+        } catch  where error.code == .lockLost {
             throw try await notOurs(resource, caller: caller, owner: owner)
         } catch {
             throw Self.problem(for: error)
@@ -163,7 +183,14 @@ struct LockController: Sendable {
         guard state.isHeld, let holder = state.holderValue, let remaining = state.remaining else {
             throw Problem.notFound("the lock is not held (free or expired)")
         }
-        return try lockResponse(.ok, name: name, remaining: remaining, hasSecret: StoredLockValue.hasSecret(holder), token: state.fencingToken, data: StoredLockValue.data(in: holder))
+        return try lockResponse(
+            .ok,
+            name: name,
+            remaining: remaining,
+            hasSecret: StoredLockValue.hasSecret(holder),
+            token: state.fencingToken,
+            data: StoredLockValue.data(in: holder)
+        )
     }
 
     func inspect(_ resource: String, caller: Caller) async throws -> LockState {
@@ -180,7 +207,9 @@ struct LockController: Sendable {
         var tenant: Tenant?
         if let authorization = request.headers[.authorization] {
             // The scheme is case-insensitive (RFC 9110 section 11.1).
-            guard authorization.prefix(7).lowercased() == "bearer ", let found = configuration.tenants.authenticate(key: String(authorization.dropFirst(7))) else {
+            guard authorization.prefix(7).lowercased() == "bearer ",
+                let found = configuration.tenants.authenticate(key: String(authorization.dropFirst(7)))
+            else {
                 throw Problem.unauthorized("invalid API key")
             }
             tenant = found
@@ -241,12 +270,24 @@ struct LockController: Sendable {
         } catch {
             throw Problem.tooLarge
         }
-        return try LockRequestBody(buffer, maximumExpiresIn: configuration.maximumExpiresIn, maximumWait: configuration.maximumWait, allowData: caller.tenant?.plan == .pro)
+        return try LockRequestBody(
+            buffer,
+            maximumExpiresIn: configuration.maximumExpiresIn,
+            maximumWait: configuration.maximumWait,
+            allowData: caller.tenant?.plan == .pro
+        )
     }
 
     // MARK: Responses
 
-    func lockResponse(_ status: HTTPResponse.Status, name: LockName, remaining: Duration, hasSecret: Bool, token: Int64?, data: [UInt8]?) throws -> Response {
+    func lockResponse(
+        _ status: HTTPResponse.Status,
+        name: LockName,
+        remaining: Duration,
+        hasSecret: Bool,
+        token: Int64?,
+        data: [UInt8]?
+    ) throws -> Response {
         let seconds = max(0, remaining.seconds)
         let expiresAt = Date().addingTimeInterval(seconds)
         var text = "{\"lock\":\"\(name.path)\",\"expires_in\":\((seconds * 100).rounded() / 100),"
@@ -254,7 +295,11 @@ struct LockController: Sendable {
         if let token { text += ",\"fencing_token\":\(token)" }
         if let data, !data.isEmpty { text += ",\"data\":" + String(decoding: data, as: UTF8.self) }
         text += "}"
-        return Response(status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
     }
 
     static func problem(for error: any Error) -> any Error {
@@ -311,7 +356,13 @@ struct LockRequestBody {
         var escaped = false
         for byte in bytes {
             if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
                 continue
             }
             switch byte {

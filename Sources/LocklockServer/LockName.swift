@@ -14,7 +14,9 @@ public enum LockName: Sendable, Hashable {
             if [8, 13, 18, 23].contains(index) {
                 guard byte == UInt8(ascii: "-") else { return nil }
             } else {
-                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) else { return nil }
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) else {
+                    return nil
+                }
             }
         }
         return .uuid(lower)
@@ -25,7 +27,8 @@ public enum LockName: Sendable, Hashable {
         let bytes = Array(text.utf8)
         guard (1...200).contains(bytes.count), !text.contains("..") else { return nil }
         for byte in bytes {
-            let allowed = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+            let allowed =
+                (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || Array("._~:-".utf8).contains(byte)
             guard allowed else { return nil }
         }

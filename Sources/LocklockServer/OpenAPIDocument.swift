@@ -11,96 +11,247 @@ enum OpenAPIDocument {
     }
 
     private static let template = #"""
-{
-  "openapi": "3.1.0",
-  "info": {"title": "Locklock REST API", "version": "1.0.0", "description": "Lock as a service: POST to acquire, DELETE to release, over Redlock."},
-  "servers": [{"url": "/"}],
-  "components": {
-    "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-    "parameters": {
-      "uuid": {"name": "uuid", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"}},
-      "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~:-]{1,200}$"}},
-      "secretHeader": {"name": "Lock-Secret", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 256}}
-    },
-    "schemas": {
-      "Lock": {
-        "type": "object",
-        "required": ["lock", "expires_in", "expires_at", "has_secret"],
-        "properties": {
-          "lock": {"type": "string"},
-          "expires_in": {"type": "number", "minimum": 0},
-          "expires_at": {"type": "string", "format": "date-time"},
-          "has_secret": {"type": "boolean"},
-          "fencing_token": {"type": "integer"},
-          "data": {}
+        {
+          "openapi": "3.1.0",
+          "info": {
+            "title": "Locklock REST API",
+            "version": "1.0.0",
+            "description": "Lock as a service: POST to acquire, DELETE to release, over Redlock."
+          },
+          "servers": [{"url": "/"}],
+          "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "parameters": {
+              "uuid": {
+                "name": "uuid",
+                "in": "path",
+                "required": true,
+                "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"}
+              },
+              "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~:-]{1,200}$"}},
+              "secretHeader": {"name": "Lock-Secret", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 256}}
+            },
+            "schemas": {
+              "Lock": {
+                "type": "object",
+                "required": ["lock", "expires_in", "expires_at", "has_secret"],
+                "properties": {
+                  "lock": {"type": "string"},
+                  "expires_in": {"type": "number", "minimum": 0},
+                  "expires_at": {"type": "string", "format": "date-time"},
+                  "has_secret": {"type": "boolean"},
+                  "fencing_token": {"type": "integer"},
+                  "data": {}
+                }
+              },
+              "Released": {
+                "type": "object",
+                "required": ["lock", "released"],
+                "properties": {"lock": {"type": "string"}, "released": {"type": "boolean"}}
+              },
+              "AcquireRequest": {
+                "type": "object",
+                "properties": {
+                  "secret": {"type": "string", "minLength": 1, "maxLength": 256},
+                  "expires_in": {"type": "number", "minimum": 0.1, "maximum": MAX_EXPIRES_IN},
+                  "data": {},
+                  "wait": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}
+                }
+              },
+              "ReleaseRequest": {"type": "object", "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}}},
+              "ExtendRequest": {
+                "type": "object",
+                "required": ["expires_in"],
+                "properties": {
+                  "secret": {"type": "string", "minLength": 1, "maxLength": 256},
+                  "expires_in": {"type": "number", "minimum": 0.1, "maximum": MAX_EXPIRES_IN}
+                }
+              },
+              "Problem": {
+                "type": "object",
+                "required": ["type", "title", "status", "detail"],
+                "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}
+              },
+              "Health": {"type": "object", "properties": {"status": {"type": "string"}}}
+            },
+            "responses": {
+              "Lock": {"description": "The lock", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lock"}}}},
+              "Problem": {
+                "description": "An RFC 9457 problem",
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+              }
+            }
+          },
+          "paths": {
+            "/v1/api/lock/uuid/{uuid}": {
+              "parameters": [{"$ref": "#/components/parameters/uuid"}],
+              "post": {
+                "operationId": "acquireUUID",
+                "summary": "Acquire a UUID lock",
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcquireRequest"}}}},
+                "responses": {
+                  "201": {"$ref": "#/components/responses/Lock"},
+                  "200": {"$ref": "#/components/responses/Lock"},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "409": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              },
+              "delete": {
+                "operationId": "releaseUUID",
+                "summary": "Release a UUID lock",
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
+                "responses": {
+                  "200": {"description": "Released", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Released"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              },
+              "patch": {
+                "operationId": "extendUUID",
+                "summary": "Extend a UUID lock",
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtendRequest"}}}},
+                "responses": {
+                  "200": {"$ref": "#/components/responses/Lock"},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              },
+              "get": {
+                "operationId": "statusUUID",
+                "summary": "Status of a UUID lock",
+                "responses": {
+                  "200": {"$ref": "#/components/responses/Lock"},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              }
+            },
+            "/v1/api/lock/key/{name}": {
+              "parameters": [{"$ref": "#/components/parameters/name"}],
+              "post": {
+                "operationId": "acquireKey",
+                "summary": "Acquire a named lock (Pro)",
+                "security": [{"apiKey": []}],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcquireRequest"}}}},
+                "responses": {
+                  "201": {"$ref": "#/components/responses/Lock"},
+                  "200": {"$ref": "#/components/responses/Lock"},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "409": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              },
+              "delete": {
+                "operationId": "releaseKey",
+                "summary": "Release a named lock (Pro)",
+                "security": [{"apiKey": []}],
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
+                "responses": {
+                  "200": {"description": "Released", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Released"}}}},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              },
+              "patch": {
+                "operationId": "extendKey",
+                "summary": "Extend a named lock (Pro)",
+                "security": [{"apiKey": []}],
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtendRequest"}}}},
+                "responses": {
+                  "200": {"$ref": "#/components/responses/Lock"},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"},
+                  "413": {"$ref": "#/components/responses/Problem"},
+                  "422": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              },
+              "get": {
+                "operationId": "statusKey",
+                "summary": "Status of a named lock (Pro)",
+                "security": [{"apiKey": []}],
+                "responses": {
+                  "200": {"$ref": "#/components/responses/Lock"},
+                  "400": {"$ref": "#/components/responses/Problem"},
+                  "401": {"$ref": "#/components/responses/Problem"},
+                  "403": {"$ref": "#/components/responses/Problem"},
+                  "404": {"$ref": "#/components/responses/Problem"},
+                  "429": {"$ref": "#/components/responses/Problem"},
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              }
+            },
+            "/livez": {
+              "get": {
+                "operationId": "livez",
+                "responses": {"200": {"description": "Process up", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}
+              }
+            },
+            "/readyz": {
+              "get": {
+                "operationId": "readyz",
+                "responses": {
+                  "200": {
+                    "description": "A quorum is reachable",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}
+                  },
+                  "503": {"$ref": "#/components/responses/Problem"}
+                }
+              }
+            },
+            "/metrics": {
+              "get": {
+                "operationId": "metrics",
+                "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+              }
+            },
+            "/v1/api/openapi.json": {
+              "get": {
+                "operationId": "openapi",
+                "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {"type": "object"}}}}}
+              }
+            }
+          }
         }
-      },
-      "Released": {"type": "object", "required": ["lock", "released"], "properties": {"lock": {"type": "string"}, "released": {"type": "boolean"}}},
-      "AcquireRequest": {
-        "type": "object",
-        "properties": {
-          "secret": {"type": "string", "minLength": 1, "maxLength": 256},
-          "expires_in": {"type": "number", "minimum": 0.1, "maximum": MAX_EXPIRES_IN},
-          "data": {},
-          "wait": {"type": "number", "minimum": 0, "maximum": MAX_WAIT}
-        }
-      },
-      "ReleaseRequest": {"type": "object", "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}}},
-      "ExtendRequest": {
-        "type": "object",
-        "required": ["expires_in"],
-        "properties": {"secret": {"type": "string", "minLength": 1, "maxLength": 256}, "expires_in": {"type": "number", "minimum": 0.1, "maximum": MAX_EXPIRES_IN}}
-      },
-      "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}
-      },
-      "Health": {"type": "object", "properties": {"status": {"type": "string"}}}
-    },
-    "responses": {
-      "Lock": {"description": "The lock", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lock"}}}},
-      "Problem": {"description": "An RFC 9457 problem", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    }
-  },
-  "paths": {
-    "/v1/api/lock/uuid/{uuid}": {
-      "parameters": [{"$ref": "#/components/parameters/uuid"}],
-      "post": {"operationId": "acquireUUID", "summary": "Acquire a UUID lock",
-        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcquireRequest"}}}},
-        "responses": {"201": {"$ref": "#/components/responses/Lock"}, "200": {"$ref": "#/components/responses/Lock"}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}},
-      "delete": {"operationId": "releaseUUID", "summary": "Release a UUID lock",
-        "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
-        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
-        "responses": {"200": {"description": "Released", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Released"}}}}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}},
-      "patch": {"operationId": "extendUUID", "summary": "Extend a UUID lock",
-        "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtendRequest"}}}},
-        "responses": {"200": {"$ref": "#/components/responses/Lock"}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}},
-      "get": {"operationId": "statusUUID", "summary": "Status of a UUID lock",
-        "responses": {"200": {"$ref": "#/components/responses/Lock"}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}}
-    },
-    "/v1/api/lock/key/{name}": {
-      "parameters": [{"$ref": "#/components/parameters/name"}],
-      "post": {"operationId": "acquireKey", "summary": "Acquire a named lock (Pro)", "security": [{"apiKey": []}],
-        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcquireRequest"}}}},
-        "responses": {"201": {"$ref": "#/components/responses/Lock"}, "200": {"$ref": "#/components/responses/Lock"}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "409": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}},
-      "delete": {"operationId": "releaseKey", "summary": "Release a named lock (Pro)", "security": [{"apiKey": []}],
-        "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
-        "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
-        "responses": {"200": {"description": "Released", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Released"}}}}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}},
-      "patch": {"operationId": "extendKey", "summary": "Extend a named lock (Pro)", "security": [{"apiKey": []}],
-        "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtendRequest"}}}},
-        "responses": {"200": {"$ref": "#/components/responses/Lock"}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "413": {"$ref": "#/components/responses/Problem"}, "422": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}},
-      "get": {"operationId": "statusKey", "summary": "Status of a named lock (Pro)", "security": [{"apiKey": []}],
-        "responses": {"200": {"$ref": "#/components/responses/Lock"}, "400": {"$ref": "#/components/responses/Problem"}, "401": {"$ref": "#/components/responses/Problem"}, "403": {"$ref": "#/components/responses/Problem"}, "404": {"$ref": "#/components/responses/Problem"}, "429": {"$ref": "#/components/responses/Problem"}, "503": {"$ref": "#/components/responses/Problem"}}}
-    },
-    "/livez": {"get": {"operationId": "livez", "responses": {"200": {"description": "Process up", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}}},
-    "/readyz": {"get": {"operationId": "readyz", "responses": {"200": {"description": "A quorum is reachable", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}, "503": {"$ref": "#/components/responses/Problem"}}}},
-    "/metrics": {"get": {"operationId": "metrics", "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-    "/v1/api/openapi.json": {"get": {"operationId": "openapi", "responses": {"200": {"description": "This document", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
-  }
-}
-"""#
+        """#
 }

@@ -24,6 +24,7 @@ public struct Problem: HTTPResponseError, Sendable {
         self.headers = headers
     }
 
+    /// The problem as an `application/problem+json` response.
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         let type = "https://locklock.dev/problems/\(title.lowercased().replacingOccurrences(of: " ", with: "-"))"
         return ProblemDetails(type: type, title: title, status: status, detail: detail, headers: headers).response()

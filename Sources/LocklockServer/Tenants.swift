@@ -56,11 +56,15 @@ public struct TenantDirectory: Sendable {
             throw TenantFileError(message: "the tenants file must be {\"tenants\":[...]}")
         }
         let unknownTop = Set(object.keys).subtracting(["tenants"])
-        guard unknownTop.isEmpty else { throw TenantFileError(message: "unknown field \(unknownTop.sorted().joined(separator: ", ")) in the tenants file") }
+        guard unknownTop.isEmpty else {
+            throw TenantFileError(message: "unknown field \(unknownTop.sorted().joined(separator: ", ")) in the tenants file")
+        }
         let known: Set<String> = ["name", "plan", "key_sha256", "region"]
         for (index, entry) in entries.enumerated() {
             let unknown = Set(entry.keys).subtracting(known)
-            guard unknown.isEmpty else { throw TenantFileError(message: "tenant \(index + 1): unknown field \(unknown.sorted().joined(separator: ", "))") }
+            guard unknown.isEmpty else {
+                throw TenantFileError(message: "tenant \(index + 1): unknown field \(unknown.sorted().joined(separator: ", "))")
+            }
         }
         struct File: Decodable { var tenants: [Tenant] }
         let file: File
@@ -93,7 +97,9 @@ public struct TenantDirectory: Sendable {
     static func isDNSLabel(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-") else { return false }
-        return bytes.allSatisfy { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-") }
+        return bytes.allSatisfy {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || $0 == UInt8(ascii: "-")
+        }
     }
 
     /// The tenant whose key is `key`, comparing against every tenant in constant time.
@@ -140,5 +146,6 @@ public struct TenantDirectory: Sendable {
 public struct TenantFileError: Error, CustomStringConvertible {
     /// What is wrong.
     public var message: String
+    /// A readable summary, for logs and messages.
     public var description: String { message }
 }

@@ -23,6 +23,7 @@ public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     /// Wraps `eventLoop`.
     public init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
+    /// Runs `job` on the event loop.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         guard eventLoop.inEventLoop else {

@@ -114,7 +114,11 @@ public final class RedisConnection: @unchecked Sendable {
     /// Queues `encoded` on the event loop (directly when already there) and waits for its
     /// reply: one hop in, and the reply resumes the caller's continuation itself, with no
     /// promise, future or closure in between.
-    private nonisolated(nonsending) func sendAndWait(_ encoded: ByteBuffer, deadline: NIODeadline, script: RedisScriptCall?) async throws(RedisWireError) -> RESPValue {
+    private nonisolated(nonsending) func sendAndWait(
+        _ encoded: ByteBuffer,
+        deadline: NIODeadline,
+        script: RedisScriptCall?
+    ) async throws(RedisWireError) -> RESPValue {
         let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
             if eventLoop.inEventLoop {
                 send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script)

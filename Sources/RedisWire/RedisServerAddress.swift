@@ -74,6 +74,7 @@ public struct RedisServerAddress: Sendable, Hashable, CustomStringConvertible {
 
     private init(base: Base) { self.base = base }
 
+    /// A readable summary, for logs and messages.
     public var description: String {
         switch base {
         case .hostname(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"

@@ -20,6 +20,7 @@ public struct PlainRedisTransport: RedisTransport {
     /// Creates the plain transport.
     public init() {}
 
+    /// Dials `address` on `eventLoop` and installs `handler`'s channel handlers.
     public func connect(
         to address: RedisServerAddress,
         on eventLoop: any EventLoop,

@@ -27,6 +27,7 @@ public struct RedisWireError: Error, Sendable, CustomStringConvertible {
         /// The caller passed something that cannot be sent (for example no arguments).
         public static let invalidArgument = Code(.invalidArgument)
 
+        /// A readable summary, for logs and messages.
         public var description: String { base.rawValue }
     }
 
@@ -51,5 +52,6 @@ public struct RedisWireError: Error, Sendable, CustomStringConvertible {
         return message.split(separator: " ", maxSplits: 1).first
     }
 
+    /// A readable summary, for logs and messages.
     public var description: String { "RedisWireError(\(code)): \(message)" }
 }

@@ -1,4 +1,5 @@
 import Logging
+
 /// Runs an operation once per idempotency key across every process that shares the masters.
 ///
 /// - ``Mode/atMostOnce(retention:)``: the first caller for a key runs the operation. Its
@@ -161,8 +162,10 @@ public struct IdempotencyGuard: Sendable {
         while true {
             do {
                 let running = Marker.running.value(Redlock.randomValue())  // fresh for every attempt
-                return .acquired(try await redlock.acquire(resource, ttl: ttl, value: running, retry: RedlockConfiguration.Retry.never, fencing: false))
-            } catch where error.code == .lockHeld {
+                return .acquired(
+                    try await redlock.acquire(resource, ttl: ttl, value: running, retry: RedlockConfiguration.Retry.never, fencing: false)
+                )
+            } catch  where error.code == .lockHeld {
                 let state = try await redlock.inspect(resource)
                 if state.isHeld { return .found(state.holderValue.flatMap(Marker.init(value:))) }
                 guard clock.now < deadline else { throw error }

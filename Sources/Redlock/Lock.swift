@@ -39,6 +39,7 @@ public struct Lock: Sendable, CustomStringConvertible {
     /// Validity left now; zero or negative once it ran out.
     public var remainingValidity: Duration { validUntil - ContinuousClock.now }
 
+    /// A readable summary, for logs and messages.
     public var description: String {
         "Lock(\(resources.joined(separator: ",")), token \(fencingTokens.map(String.init).joined(separator: ",")), valid for \(remainingValidity))"
     }
@@ -79,6 +80,7 @@ public struct LockState: Sendable, CustomStringConvertible {
     /// values, such as the HTTP adapter's secrets).
     package func isHeld(by value: [UInt8]) -> Bool { isHeld && holderValue == value }
 
+    /// A readable summary, for logs and messages.
     public var description: String {
         isHeld ? "LockState(held, \(remaining.map { "\($0)" } ?? "?") left)" : "LockState(free)"
     }

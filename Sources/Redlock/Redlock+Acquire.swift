@@ -20,7 +20,11 @@ extension Redlock {
     ///   ``RedlockError/Code/quorumUnreachable``, ``RedlockError/Code/validityExhausted``,
     ///   ``RedlockError/Code/invalidArgument`` or ``RedlockError/Code/cancelled``.
     public func acquire(
-        _ resource: String, ttl: Duration, value: [UInt8]? = nil, wait: Duration? = nil, retry: RedlockConfiguration.Retry? = nil,
+        _ resource: String,
+        ttl: Duration,
+        value: [UInt8]? = nil,
+        wait: Duration? = nil,
+        retry: RedlockConfiguration.Retry? = nil,
         fencing: Bool? = nil
     ) async throws(RedlockError) -> Lock {
         try await acquire([resource], ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing)
@@ -30,7 +34,11 @@ extension Redlock {
     /// resource is locked on a master or none is. Two multi-resource locks that share any
     /// resource never both succeed.
     public func acquire(
-        _ resources: [String], ttl: Duration, value: [UInt8]? = nil, wait: Duration? = nil, retry: RedlockConfiguration.Retry? = nil,
+        _ resources: [String],
+        ttl: Duration,
+        value: [UInt8]? = nil,
+        wait: Duration? = nil,
+        retry: RedlockConfiguration.Retry? = nil,
         fencing: Bool? = nil
     ) async throws(RedlockError) -> Lock {
         try await tracked { () async throws(RedlockError) -> Lock in
@@ -39,7 +47,12 @@ extension Redlock {
     }
 
     func acquireUntracked(
-        _ resources: [String], ttl: Duration, value: [UInt8]?, wait: Duration?, retry: RedlockConfiguration.Retry?, fencing: Bool?
+        _ resources: [String],
+        ttl: Duration,
+        value: [UInt8]?,
+        wait: Duration?,
+        retry: RedlockConfiguration.Retry?,
+        fencing: Bool?
     ) async throws(RedlockError) -> Lock {
         let retry = retry ?? configuration.retry
         let fenced = fencing ?? configuration.fencing
@@ -62,7 +75,9 @@ extension Redlock {
             // A fresh value for every attempt: a late SET of an earlier attempt, which no release
             // can be sure to have followed, then never counts as this attempt's grant.
             let value = suppliedValue ?? Self.randomValue()
-            let outcome = await onLoop { self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl, completion: $0) }
+            let outcome = await onLoop {
+                self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl, completion: $0)
+            }
             metrics.acquireLatency.recordNanoseconds((clock.now - started).nanoseconds)
             switch outcome {
             case .success(let lock):
@@ -93,7 +108,11 @@ extension Redlock {
     /// fencing counters, compute the validity, and on failure release everywhere. Calls
     /// `completion` once, on the loop.
     func attempt(
-        resources: [String], lockKeys: [[UInt8]], fenceKeys: [[UInt8]], value: [UInt8], ttl: Duration,
+        resources: [String],
+        lockKeys: [[UInt8]],
+        fenceKeys: [[UInt8]],
+        value: [UInt8],
+        ttl: Duration,
         completion: @escaping @Sendable (Result<Lock, RedlockError>) -> Void
     ) {
         let start = ContinuousClock.now
@@ -120,7 +139,10 @@ extension Redlock {
         // when those are paused or partitioned every contender would wait for the instance
         // timeout before retrying.
         group.fanOut(
-            command, shuffled: true, deadline: deadline, lateReplyGrace: configuration.lateReplyGrace,
+            command,
+            shuffled: true,
+            deadline: deadline,
+            lateReplyGrace: configuration.lateReplyGrace,
             until: QuorumTally.isDecided(acquisitionReplies:)
         ) { replies in
             let tally = QuorumTally(acquisitionReplies: replies)
@@ -136,10 +158,13 @@ extension Redlock {
                 }
             }
             guard tally.outcome == .acquired else {
-                let error = tally.outcome == .held
+                let error =
+                    tally.outcome == .held
                     ? RedlockError(.lockHeld, "resource is held by another owner", retryAfter: tally.retryAfter, votes: tally.votes)
                     : RedlockError(
-                        .quorumUnreachable, "\(tally.number(of: .failed)) of \(count) masters failed; \(quorum) needed", votes: tally.votes
+                        .quorumUnreachable,
+                        "\(tally.number(of: .failed)) of \(count) masters failed; \(quorum) needed",
+                        votes: tally.votes
                     )
                 self.releaseAfterFailure(lockKeys: lockKeys, value: value, votes: tally.votes) { completion(.failure(error)) }
                 return
@@ -163,7 +188,11 @@ extension Redlock {
                     return
                 }
                 let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
-                completion(.success(Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)))
+                completion(
+                    .success(
+                        Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
+                    )
+                )
             }
             let lagging = fenceKeys.isEmpty ? [] : granted.filter { $0.tokens != finalTokens }.map(\.index)
             if lagging.isEmpty {
@@ -194,7 +223,9 @@ extension Redlock {
         for (index, vote) in votes.enumerated() {
             switch vote {
             case .heldByAnother: continue
-            case .granted: targets.append(index); responsive.append(index)
+            case .granted:
+                targets.append(index)
+                responsive.append(index)
             case .failed, .pending: targets.append(index)
             }
         }
@@ -203,9 +234,13 @@ extension Redlock {
             return
         }
         let awaited = responsive
-        group.fanOut(release, to: targets, deadline: instanceDeadline(), until: { replies in awaited.allSatisfy { replies[$0] != nil } }) { _ in
-            if !awaited.isEmpty { then() }
-        }
+        group.fanOut(
+            release,
+            to: targets,
+            deadline: instanceDeadline(),
+            until: { replies in awaited.allSatisfy { replies[$0] != nil } },
+            then: { _ in if !awaited.isEmpty { then() } }
+        )
         if awaited.isEmpty { then() }
     }
 }

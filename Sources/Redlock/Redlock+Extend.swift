@@ -79,7 +79,8 @@ extension Redlock {
             let elapsed = ContinuousClock.now - start
             let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
             guard extended >= quorum else {
-                let error = answered >= quorum
+                let error =
+                    answered >= quorum
                     ? RedlockError(.lockLost, "only \(extended) of \(replies.count) masters still hold the lock")
                     : RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered the extension")
                 completion(.failure(error))
@@ -89,7 +90,11 @@ extension Redlock {
                 completion(.failure(RedlockError(.lockLost, "extension took \(elapsed), no validity left")))
                 return
             }
-            let extendedLock = lock.with(validity: validity, validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor), ttl: ttl)
+            let extendedLock = lock.with(
+                validity: validity,
+                validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor),
+                ttl: ttl
+            )
             guard !missing.isEmpty, case .exact = match,
                 let reseed = try? FanOutCommand.script(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument])
             else {

@@ -94,15 +94,26 @@ extension Redlock {
                 return
             }
             self.group.fanOut(relabel, deadline: self.instanceDeadline()) { replies in
-                completion(.success(replies.reduce(0) { count, reply in
-                    if case .success(.integer(1))? = reply { return count + 1 }
-                    return count
-                }))
+                completion(
+                    .success(
+                        replies.reduce(0) { count, reply in
+                            if case .success(.integer(1))? = reply { return count + 1 }
+                            return count
+                        }
+                    )
+                )
             }
         }
         guard try result.get() >= quorum else {
             throw RedlockError(.lockLost, "fewer than a quorum still held the marker")
         }
-        return Lock(resources: lock.resources, fencingTokens: lock.fencingTokens, ttl: lock.ttl, validity: lock.validity, validUntil: lock.validUntil, value: newValue)
+        return Lock(
+            resources: lock.resources,
+            fencingTokens: lock.fencingTokens,
+            ttl: lock.ttl,
+            validity: lock.validity,
+            validUntil: lock.validUntil,
+            value: newValue
+        )
     }
 }

@@ -1,16 +1,16 @@
 import CoreMetrics
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Logging
 import NIOCore
 import NIOPosix
 import RedisWire
 import ServiceLifecycle
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A distributed lock over N independent Redis masters (the Redlock algorithm).
 ///
@@ -163,7 +163,9 @@ public final class Redlock: Service, Sendable {
     func validate(resources: [String], ttl: Duration) throws(RedlockError) {
         guard !resources.isEmpty else { throw RedlockError(.invalidArgument, "at least one resource is needed") }
         guard !resources.contains(where: \.isEmpty) else { throw RedlockError(.invalidArgument, "resource names must not be empty") }
-        guard resources.count == 1 || Set(resources).count == resources.count else { throw RedlockError(.invalidArgument, "resources must be distinct") }
+        guard resources.count == 1 || Set(resources).count == resources.count else {
+            throw RedlockError(.invalidArgument, "resources must be distinct")
+        }
         guard ttl >= .milliseconds(1) else { throw RedlockError(.invalidArgument, "ttl must be at least 1 ms") }
         guard ttl <= Self.longestDuration else { throw RedlockError(.invalidArgument, "ttl must be at most ten years") }
         if let maximumTTL = configuration.maximumTTL, ttl > maximumTTL {
@@ -214,4 +216,3 @@ public final class Redlock: Service, Sendable {
         return words.flatMap { word in withUnsafeBytes(of: word, Array.init) }.hexDigits
     }
 }
-

@@ -82,7 +82,10 @@ public struct RedlockConfiguration: @unchecked Sendable {
         fencing: Bool = true,
         fencingCounterRetention: Duration = .seconds(24 * 3600),
         metricsFactory: (any MetricsFactory)? = nil,
-        connection: RedisConnectionConfiguration = .init(connectTimeout: .milliseconds(500), reconnect: .init(initialDelay: .milliseconds(25), maximumDelay: .seconds(1))),
+        connection: RedisConnectionConfiguration = .init(
+            connectTimeout: .milliseconds(500),
+            reconnect: .init(initialDelay: .milliseconds(25), maximumDelay: .seconds(1))
+        ),
         maximumTTL: Duration? = nil
     ) {
         self.instanceTimeout = instanceTimeout

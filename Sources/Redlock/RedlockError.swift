@@ -30,6 +30,7 @@ public struct RedlockError: Error, Sendable, CustomStringConvertible {
         /// finished first; later ones fail with this code.
         public static let shutdown = Code(.shutdown)
 
+        /// A readable summary, for logs and messages.
         public var description: String { base.rawValue }
     }
 
@@ -65,5 +66,6 @@ public struct RedlockError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
+    /// A readable summary, for logs and messages.
     public var description: String { "RedlockError(\(code)): \(message)" }
 }

@@ -13,7 +13,8 @@ enum Scripts {
     /// client's wall clock in microseconds, the same for every master of one attempt, so fresh
     /// counters agree across masters) and expires after the retention; a later seed is again
     /// higher than any token the expired counter handed out.
-    static let acquireFenced = RedisScript("""
+    static let acquireFenced = RedisScript(
+        """
         local n = #KEYS / 2
         if n == 1 then
           if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('pttl', KEYS[1]) end
@@ -34,23 +35,27 @@ enum Scripts {
           tokens[i] = token
         end
         return tokens
-        """)
+        """
+    )
 
     /// KEYS lock keys; ARGV value, ttl ms. All-or-nothing SET of several keys, without
     /// fencing: OK if set; if any key exists, that key's PTTL (an integer). (One unfenced key
     /// is a plain SET NX PX, whose refusal is nil.)
-    static let acquireMany = RedisScript("""
+    static let acquireMany = RedisScript(
+        """
         for i = 1, #KEYS do
           if redis.call('exists', KEYS[i]) == 1 then return redis.call('pttl', KEYS[i]) end
         end
         for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         return redis.status_reply('OK')
-        """)
+        """
+    )
 
     /// KEYS fencing counters; ARGV[1..n] tokens, ARGV[n+1] retention ms. Raises each counter to
     /// at least its token so that every master of the winning quorum has seen it (needed only
     /// when the quorum's counters disagreed).
-    static let raiseCounters = RedisScript("""
+    static let raiseCounters = RedisScript(
+        """
         local n = #KEYS
         for i = 1, n do
           local current = tonumber(redis.call('get', KEYS[i]) or '0')
@@ -59,11 +64,13 @@ enum Scripts {
           end
         end
         return 1
-        """)
+        """
+    )
 
     /// KEYS lock keys; ARGV[1] value, ARGV[2] "prefix" to match values that start with
     /// ARGV[1]. Compare-and-delete: deletes only keys holding our value, returns how many.
-    static let release = RedisScript("""
+    static let release = RedisScript(
+        """
         local deleted = 0
         for i = 1, #KEYS do
           local current = redis.call('get', KEYS[i])
@@ -73,12 +80,14 @@ enum Scripts {
           end
         end
         return deleted
-        """)
+        """
+    )
 
     /// KEYS lock keys; ARGV value, ttl ms, ARGV[3] "prefix" to match by prefix.
     /// Compare-and-pexpire, all-or-nothing: 1 extended, -1 every key is missing (the master
     /// lost it: candidate for re-seeding), 0 otherwise.
-    static let extend = RedisScript("""
+    static let extend = RedisScript(
+        """
         local missing = 0
         for i = 1, #KEYS do
           local current = redis.call('get', KEYS[i])
@@ -92,31 +101,38 @@ enum Scripts {
         if missing > 0 then return 0 end
         for i = 1, #KEYS do redis.call('pexpire', KEYS[i], ARGV[2]) end
         return 1
-        """)
+        """
+    )
 
     /// KEYS lock keys; ARGV value, ttl ms. Writes our value back on a master that lost every
     /// key (restarted), only if none of them exists now.
-    static let reseed = RedisScript("""
+    static let reseed = RedisScript(
+        """
         for i = 1, #KEYS do
           if redis.call('exists', KEYS[i]) == 1 then return 0 end
         end
         for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         return 1
-        """)
+        """
+    )
 
     /// KEYS[1] lock key, KEYS[2] fencing counter: the value, remaining time to live in ms,
     /// and the counter (the token of the latest acquisition).
-    static let inspect = RedisScript("""
+    static let inspect = RedisScript(
+        """
         return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1]), redis.call('get', KEYS[2])}
-        """)
+        """
+    )
 
     /// KEYS lock key; ARGV old value, new value. Compare-and-set that keeps the key's TTL: 1 if
     /// the key held the old value and now holds the new one, 0 otherwise.
-    static let relabel = RedisScript("""
+    static let relabel = RedisScript(
+        """
         if redis.call('get', KEYS[1]) == ARGV[1] then
           redis.call('set', KEYS[1], ARGV[2], 'KEEPTTL')
           return 1
         end
         return 0
-        """)
+        """
+    )
 }

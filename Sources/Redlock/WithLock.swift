@@ -96,7 +96,10 @@ extension Redlock {
             if try await release(handle.lock) != .released, case .success = outcome {
                 // The lock went (expired, evicted, deleted) between two extensions, or the body
                 // ran past its validity: it finished without the protection it asked for.
-                logger.warning("lock was no longer held when the body finished", metadata: ["redlock.resource": "\(resources.joined(separator: ","))"])
+                logger.warning(
+                    "lock was no longer held when the body finished",
+                    metadata: ["redlock.resource": "\(resources.joined(separator: ","))"]
+                )
                 throw RedlockError(.lockLost, "the lock was no longer held when the body finished")
             }
         } catch let error as RedlockError where error.code == .lockLost {
@@ -141,16 +144,19 @@ extension Redlock {
                 do {
                     handle.update(try await extend(lock, ttl: lock.ttl))
                     break
-                } catch where error.code == .lockLost || error.code == .invalidArgument {
+                } catch  where error.code == .lockLost || error.code == .invalidArgument {
                     handle.markLost()
                     logger.warning("lock lost while the body ran", metadata: ["redlock.resource": "\(lock.resources.joined(separator: ","))"])
                     return true
                 } catch {
                     if clock.now >= giveUpAt {
                         handle.markLost()
-                        logger.warning("lock could not be extended in time", metadata: [
-                            "redlock.resource": "\(lock.resources.joined(separator: ","))", "redlock.reason": "\(error.code)",
-                        ])
+                        logger.warning(
+                            "lock could not be extended in time",
+                            metadata: [
+                                "redlock.resource": "\(lock.resources.joined(separator: ","))", "redlock.reason": "\(error.code)",
+                            ]
+                        )
                         return true
                     }
                     // Transient: try again soon, but never past the give-up point.

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -31,7 +32,11 @@ private let loopbackSession: URLSession = {
 
 /// Sends one request to a server on 127.0.0.1:`port` (JSON body when `body` is given).
 public func loopbackRequest(
-    port: Int, _ method: String, _ path: String, body: String? = nil, headers: [String: String] = [:]
+    port: Int,
+    _ method: String,
+    _ path: String,
+    body: String? = nil,
+    headers: [String: String] = [:]
 ) async throws -> HTTPResult {
     var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
     request.httpMethod = method

@@ -31,7 +31,12 @@ struct RunSuite: AsyncParsableCommand {
         var random = SplitMix64(seed: seed)
         let scenarios = Scenario.suite(random: &random).filter { only == nil || $0.name.contains(only!) }
         guard !scenarios.isEmpty else { throw ValidationError("no scenario matches \(only ?? "")") }
-        let runner = ChaosRunner(clientExecutable: try Self.ownExecutable(), clients: clients, timing: form == .short ? .short : .long, think: .milliseconds(thinkMs))
+        let runner = ChaosRunner(
+            clientExecutable: try Self.ownExecutable(),
+            clients: clients,
+            timing: form == .short ? .short : .long,
+            think: .milliseconds(thinkMs)
+        )
         print("# locklock-chaos: \(scenarios.count) scenarios, form \(form.rawValue), seed \(seed), \(clients) clients, think \(thinkMs) ms")
         var failed = 0
         for scenario in scenarios {
@@ -49,7 +54,9 @@ struct RunSuite: AsyncParsableCommand {
             fflush(nil)
             if let timelines {
                 let name = scenario.name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }
-                let file = URL(fileURLWithPath: timelines).appendingPathComponent("chaos-" + String(name).split(separator: "-").joined(separator: "-") + ".svg")
+                let file = URL(fileURLWithPath: timelines).appendingPathComponent(
+                    "chaos-" + String(name).split(separator: "-").joined(separator: "-") + ".svg"
+                )
                 try result.timelineSVG(clients: clients).write(to: file, atomically: true, encoding: .utf8)
             }
             if !result.failures.isEmpty { failed += 1 }
@@ -87,8 +94,15 @@ struct Client: AsyncParsableCommand {
         }
         guard let witnessAddress = RedisServerAddress(parsing: witness) else { throw ValidationError("bad --witness \(witness)") }
         let options = ChaosClient.Options(
-            id: id, masters: addresses, witness: witnessAddress, ttl: .milliseconds(ttlMs), hold: .milliseconds(holdMs), fenced: fenced, think: .milliseconds(thinkMs),
-            maximumTTL: maxTtlMs.map { .milliseconds($0) }, tokenFromStatus: tokenFromStatus
+            id: id,
+            masters: addresses,
+            witness: witnessAddress,
+            ttl: .milliseconds(ttlMs),
+            hold: .milliseconds(holdMs),
+            fenced: fenced,
+            think: .milliseconds(thinkMs),
+            maximumTTL: maxTtlMs.map { .milliseconds($0) },
+            tokenFromStatus: tokenFromStatus
         )
         try await ChaosClient(options: options).run()
     }

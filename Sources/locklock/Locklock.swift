@@ -1,12 +1,12 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
-import Logging
+import LocalRedis
 import LocklockServer
+import Logging
 import Metrics
 import Prometheus
 import RedisWire
-import LocalRedis
 import Redlock
 
 @main
@@ -90,11 +90,15 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
     @Option(help: "Serve TENANT.DOMAIN in that tenant's namespace.") var baseDomain: String?
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
-    @Option(help: "How long a lock name's fencing counter stays on the masters, e.g. 1h (one key per distinct name; shorter tolerates less clock skew between server replicas).")
+    @Option(
+        help:
+            "How long a lock name's fencing counter stays on the masters, e.g. 1h (one key per distinct name; shorter tolerates less clock skew between server replicas)."
+    )
     var fencingRetention = DurationArgument(argument: "24h")!
     @Flag(
         inversion: .prefixedNo,
-        help: "Keep a master that restarted out of votes until --max-expires-in has passed since it started, so one that lost its locks (no persistence) cannot grant them again. Turn off only for masters with appendfsync always."
+        help:
+            "Keep a master that restarted out of votes until --max-expires-in has passed since it started, so one that lost its locks (no persistence) cannot grant them again. Turn off only for masters with appendfsync always."
     )
     var delayedRejoin = true
 
@@ -121,8 +125,15 @@ struct ServeOptions: ParsableArguments {
         }
         let directory = try tenants.map { try TenantDirectory(contentsOf: URL(fileURLWithPath: $0)) } ?? TenantDirectory([])
         return LocklockServerConfiguration(
-            host: host, port: port, maximumExpiresIn: maxExpiresIn, maximumWait: maxWait, anonymousRate: anonymousRate,
-            developerRate: developerRate, proRate: proRate, baseDomain: baseDomain, tenants: directory
+            host: host,
+            port: port,
+            maximumExpiresIn: maxExpiresIn,
+            maximumWait: maxWait,
+            anonymousRate: anonymousRate,
+            developerRate: developerRate,
+            proRate: proRate,
+            baseDomain: baseDomain,
+            tenants: directory
         )
     }
 
@@ -131,7 +142,11 @@ struct ServeOptions: ParsableArguments {
         for entry in region {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--region takes NAME=h:p,h:p,...") }
-            regions[String(parts[0])] = Redlock(masters: try MasterOptions.parse(String(parts[1])), configuration: redlockConfiguration, logger: logger)
+            regions[String(parts[0])] = Redlock(
+                masters: try MasterOptions.parse(String(parts[1])),
+                configuration: redlockConfiguration,
+                logger: logger
+            )
         }
         let unknown = try configuration().tenants.regions.subtracting(regions.keys).sorted()
         guard unknown.isEmpty else {
@@ -156,7 +171,11 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "locklock")
-        try await serve(groups: try options.groups(primary: try master.addresses(), logger: logger), configuration: try options.configuration(), logger: logger)
+        try await serve(
+            groups: try options.groups(primary: try master.addresses(), logger: logger),
+            configuration: try options.configuration(),
+            logger: logger
+        )
     }
 }
 
@@ -175,7 +194,11 @@ struct Dev: AsyncParsableCommand {
         print("locklock dev: masters \(servers.commaSeparated); serving http://\(options.host):\(options.port)/v1/api (Ctrl-C stops everything)")
         fflush(nil)  // visible at once even when stdout is a file or a pipe
         do {
-            try await serve(groups: try options.groups(primary: servers.addresses, logger: logger), configuration: try options.configuration(), logger: logger)
+            try await serve(
+                groups: try options.groups(primary: servers.addresses, logger: logger),
+                configuration: try options.configuration(),
+                logger: logger
+            )
         } catch {
             await servers.shutdown()
             throw error
@@ -185,7 +208,10 @@ struct Dev: AsyncParsableCommand {
 }
 
 struct HashKey: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "hash-key", abstract: "Print the SHA-256 of an API key for the tenants file (reads stdin without an argument).")
+    static let configuration = CommandConfiguration(
+        commandName: "hash-key",
+        abstract: "Print the SHA-256 of an API key for the tenants file (reads stdin without an argument)."
+    )
     @Argument(help: "The API key.") var key: String?
 
     func run() async throws {
@@ -220,7 +246,8 @@ func exitStatus(for error: RedlockError) -> Int32 {
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command while holding a distributed lock (a distributed flock(1)).",
-        discussion: "Exits with the command's status (128 + N if signal N ended it); 75 if the lock is held, 69 if too few masters answer, 70 if the lock was lost (the command got SIGTERM), 127 if the command cannot be started."
+        discussion:
+            "Exits with the command's status (128 + N if signal N ended it); 75 if the lock is held, 69 if too few masters answer, 70 if the lock was lost (the command got SIGTERM), 127 if the command cannot be started."
     )
     @OptionGroup var options: LockOptions
     @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []

@@ -1,9 +1,10 @@
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
 
 /// Log lines on standard error, in the format of swift-log's `StreamLogHandler`, with metadata
 /// formatted only when a line is written.

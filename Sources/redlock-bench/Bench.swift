@@ -84,7 +84,11 @@ struct LockCycles: AsyncParsableCommand {
         let result = try await runWorkers(tasks: tasks, total: cycles, executor: preferred, cycle)
         await redlock.shutdown()
         if let samplesFile { try result.writeSamples(to: samplesFile) }
-        result.print(mode: mode.rawValue, rateKey: "cycles_per_s", extra: ["concurrency": tasks, "masters": addresses.count, "executor": executor.rawValue, "fencing": fencing.rawValue])
+        result.print(
+            mode: mode.rawValue,
+            rateKey: "cycles_per_s",
+            extra: ["concurrency": tasks, "masters": addresses.count, "executor": executor.rawValue, "fencing": fencing.rawValue]
+        )
     }
 }
 

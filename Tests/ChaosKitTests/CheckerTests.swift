@@ -8,12 +8,23 @@ struct CheckerTests {
     let phases = Phases(baseline: 0, fault: 1_000, healed: 2_000, end: 3_000)
 
     func section(_ client: Int, enter: Int64, exit: Int64, validUntil: Int64 = 10_000, token: Int64, accepted: Bool = true) -> AttemptRecord {
-        AttemptRecord(client: client, started: enter - 1, outcome: "ok", acquireNanoseconds: 1, enter: enter, validUntil: validUntil,
-                      exit: exit, token: token, writeAccepted: accepted)
+        AttemptRecord(
+            client: client,
+            started: enter - 1,
+            outcome: "ok",
+            acquireNanoseconds: 1,
+            enter: enter,
+            validUntil: validUntil,
+            exit: exit,
+            token: token,
+            writeAccepted: accepted
+        )
     }
 
     @Test func backToBackSectionsAreClean() {
-        let records = [section(0, enter: 100, exit: 200, token: 1), section(1, enter: 200, exit: 300, token: 2), section(0, enter: 1_500, exit: 1_600, token: 3)]
+        let records = [
+            section(0, enter: 100, exit: 200, token: 1), section(1, enter: 200, exit: 300, token: 2), section(0, enter: 1_500, exit: 1_600, token: 3),
+        ]
         let report = Checker.check(records: records, counter: 3, acceptedTokens: [1, 2, 3], phases: phases)
         #expect(report.violations == 0)
         #expect(report.lostUpdates == 0)
@@ -23,7 +34,9 @@ struct CheckerTests {
     }
 
     @Test func overlappingValidityWindowsAreViolations() {
-        let records = [section(0, enter: 100, exit: 400, token: 1), section(1, enter: 300, exit: 500, token: 2), section(2, enter: 350, exit: 360, token: 3)]
+        let records = [
+            section(0, enter: 100, exit: 400, token: 1), section(1, enter: 300, exit: 500, token: 2), section(2, enter: 350, exit: 360, token: 3),
+        ]
         let report = Checker.check(records: records, counter: 3, acceptedTokens: [1, 2, 3], phases: phases)
         #expect(report.violations == 3)  // 0-1, 0-2, 1-2
     }
@@ -72,7 +85,13 @@ struct CheckerTests {
         #expect(!ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.neverInjected, ChaosRunner.notReproduced]))
         #expect(ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.neverInjected, ChaosRunner.notReproduced], injectionWaitsOnChance: true))
         #expect(!ScenarioResult.isWorthRetrying(.unsafe, [ChaosRunner.neverInjected], injectionWaitsOnChance: true))
-        #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: nil), [ChaosRunner.neverInjected, ChaosRunner.notReproduced], injectionWaitsOnChance: true))
+        #expect(
+            !ScenarioResult.isWorthRetrying(
+                .safe(availabilityFloor: nil),
+                [ChaosRunner.neverInjected, ChaosRunner.notReproduced],
+                injectionWaitsOnChance: true
+            )
+        )
         #expect(Fault.clockJumpOnBareQuorum(by: .seconds(5), times: 3).injectionWaitsOnChance)
         #expect(!Fault.clockJump([0, 1, 2], by: .seconds(5), times: 3).injectionWaitsOnChance)
         #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: 0.9), ["1 mutual-exclusion violations"]))

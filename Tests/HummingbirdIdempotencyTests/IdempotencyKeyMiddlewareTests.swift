@@ -2,10 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdIdempotency
-import RealServerGate
-import Redlock
 import LocalRedis
 import NIOCore
+import RealServerGate
+import Redlock
 import RedlockTestSupport
 import Synchronization
 import Testing
@@ -13,7 +13,12 @@ import Testing
 /// Counts how often the guarded handler really ran.
 final class RunCounter: Sendable {
     private let value = Mutex(0)
-    func next() -> Int { value.withLock { $0 += 1; return $0 } }
+    func next() -> Int {
+        value.withLock {
+            $0 += 1
+            return $0
+        }
+    }
     var count: Int { value.withLock { $0 } }
 }
 
@@ -46,7 +51,13 @@ struct IdempotencyKeyMiddlewareTests {
                 }
             // A request that outlives its key's lock TTL: only extension keeps the key locked.
             router.group()
-                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: InMemoryIdempotencyStore(), configuration: .init(lockTTL: .milliseconds(300))))
+                .add(
+                    middleware: IdempotencyKeyMiddleware(
+                        redlock: redlock,
+                        store: InMemoryIdempotencyStore(),
+                        configuration: .init(lockTTL: .milliseconds(300))
+                    )
+                )
                 .post("long") { _, _ -> Response in
                     let run = runs.next()
                     try await Task.sleep(for: .milliseconds(1200))

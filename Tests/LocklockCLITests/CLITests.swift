@@ -14,7 +14,11 @@ private func locklockExecutable() -> URL {
 }
 
 /// Runs `locklock` to completion.
-private func locklock(_ arguments: [String], masters: String, environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
+private func locklock(
+    _ arguments: [String],
+    masters: String,
+    environment: [String: String] = [:]
+) async throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = locklockExecutable()
     process.arguments = arguments
@@ -36,7 +40,10 @@ struct CLITests {
         try await withRedisServers(count: 3) { group throws in
             let observer = Redlock(masters: group.addresses, configuration: .init(retry: .never))
             await observer.connect()
-            async let run = locklock(["run", "--lock", "nightly", "--ttl", "1s", "--", "sh", "-c", "sleep 1.5; exit 7"], masters: group.commaSeparated)
+            async let run = locklock(
+                ["run", "--lock", "nightly", "--ttl", "1s", "--", "sh", "-c", "sleep 1.5; exit 7"],
+                masters: group.commaSeparated
+            )
             var sawHeld = false
             for _ in 0..<20 where !sawHeld {
                 try await Task.sleep(for: .milliseconds(50))
@@ -119,7 +126,8 @@ struct CLITests {
 
     @Test func serveRefusesTenantsWhoseRegionIsNotDefined() async throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-test-tenants-\(UUID().uuidString).json")
-        try #"{"tenants":[{"name":"euro","plan":"pro","key_sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","region":"eu"}]}"#
+        try
+            #"{"tenants":[{"name":"euro","plan":"pro","key_sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad","region":"eu"}]}"#
             .write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         let result = try await locklock(["serve", "--tenants", file.path, "--port", "0"], masters: "127.0.0.1:6379")
@@ -136,7 +144,11 @@ struct CLITests {
         #expect(noisy.stderr.contains("warning redlock:"), "stderr: \(noisy.stderr)")
         #expect(noisy.stderr.contains("redis.address=127.0.0.1:1"))
         #expect(noisy.stderr.contains("server unreachable"))
-        let quiet = try await locklock(["acquire", "--lock", "logs", "--ttl", "1s"], masters: "127.0.0.1:1", environment: ["LOCKLOCK_LOG_LEVEL": "error"])
+        let quiet = try await locklock(
+            ["acquire", "--lock", "logs", "--ttl", "1s"],
+            masters: "127.0.0.1:1",
+            environment: ["LOCKLOCK_LOG_LEVEL": "error"]
+        )
         #expect(quiet.status == noisy.status)
         #expect(!quiet.stderr.contains("server unreachable"), "stderr: \(quiet.stderr)")
     }
@@ -159,7 +171,10 @@ struct CLITests {
             }
             try await waitUntilServing(port: port, path: "/livez")
             let created = try await loopbackRequest(
-                port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())", body: #"{"expires_in":30}"#,
+                port: port,
+                "POST",
+                "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())",
+                body: #"{"expires_in":30}"#,
                 headers: ["Content-Type": "application/json"]
             )
             #expect(created.status == 201, "\(created.text)")

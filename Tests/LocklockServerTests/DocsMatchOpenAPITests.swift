@@ -38,7 +38,10 @@ struct DocsMatchOpenAPITests {
                     let operation = try #require(paths[path]?[method] as? [String: Any])
                     specified.formUnion((operation["responses"] as? [String: Any] ?? [:]).keys)
                 }
-                #expect(documented[method] == specified, "\(method.uppercased()): documented \(documented[method]?.sorted() ?? []), specified \(specified.sorted())")
+                #expect(
+                    documented[method] == specified,
+                    "\(method.uppercased()): documented \(documented[method]?.sorted() ?? []), specified \(specified.sorted())"
+                )
             }
             for path in paths.keys where !path.hasPrefix("/v1/api/lock/") {
                 #expect(text.contains("`\(path)`") || text.contains("`GET \(path)`"), "Docs/http-api.md mentions \(path)")

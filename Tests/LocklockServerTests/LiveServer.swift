@@ -1,10 +1,10 @@
 import Foundation
 import Hummingbird
+import LocalRedis
 import LocklockServer
 import RedisWire
-import LocalRedis
-import RedlockTestSupport
 import Redlock
+import RedlockTestSupport
 
 /// Keys of the test tenants.
 enum Keys {
@@ -44,8 +44,13 @@ func withLiveServer<T: Sendable>(
         try await withRedisServers(count: 3) { regionMasters throws in
             let port = try FreePort.pick()
             let configuration = LocklockServerConfiguration(
-                host: "127.0.0.1", port: port, anonymousRate: anonymousRate, developerRate: developerRate, proRate: proRate,
-                baseDomain: baseDomain, tenants: testTenants
+                host: "127.0.0.1",
+                port: port,
+                anonymousRate: anonymousRate,
+                developerRate: developerRate,
+                proRate: proRate,
+                baseDomain: baseDomain,
+                tenants: testTenants
             )
             // 250 ms: bounded, with room for CI's 2 shared cores; the Redlock tests pin the latency.
             let lockConfiguration = RedlockConfiguration(instanceTimeout: .milliseconds(250))

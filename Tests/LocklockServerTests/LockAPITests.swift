@@ -113,7 +113,10 @@ struct LockAPITests {
             expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.initech)"]), 403)
             expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer not-a-key"]), 401)
             #expect(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.acme)"]).status == 201)
-            #expect(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.globex)"]).status == 201, "tenants never collide")
+            #expect(
+                try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.globex)"]).status == 201,
+                "tenants never collide"
+            )
             expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.acme)"]), 409)
             #expect(try await server.request("DELETE", path, headers: ["Authorization": "Bearer \(Keys.acme)"]).status == 200)
             #expect(try await server.request("GET", path, headers: ["Authorization": "Bearer \(Keys.globex)"]).status == 200)
@@ -124,14 +127,25 @@ struct LockAPITests {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"
             expectProblem(try await server.request("POST", path, body: #"{"data":{"job":7}}"#), 403)
-            expectProblem(try await server.request("POST", path, body: #"{"data":{"job":7}}"#, headers: ["Authorization": "Bearer \(Keys.initech)"]), 403)
-            let created = try await server.request("POST", path, body: #"{"data":{"job":7,"owner":"w1"}}"#, headers: ["Authorization": "Bearer \(Keys.acme)"])
+            expectProblem(
+                try await server.request("POST", path, body: #"{"data":{"job":7}}"#, headers: ["Authorization": "Bearer \(Keys.initech)"]),
+                403
+            )
+            let created = try await server.request(
+                "POST",
+                path,
+                body: #"{"data":{"job":7,"owner":"w1"}}"#,
+                headers: ["Authorization": "Bearer \(Keys.acme)"]
+            )
             #expect(created.status == 201)
             let status = try await server.request("GET", path)
             let data = status.json?["data"] as? [String: Any]
             #expect(data?["job"] as? Int == 7 && data?["owner"] as? String == "w1")
             let big = "{\"data\":\"" + String(repeating: "x", count: 17 * 1024) + "\"}"
-            expectProblem(try await server.request("POST", "/v1/api/lock/uuid/\(uuid())", body: big, headers: ["Authorization": "Bearer \(Keys.acme)"]), 422)
+            expectProblem(
+                try await server.request("POST", "/v1/api/lock/uuid/\(uuid())", body: big, headers: ["Authorization": "Bearer \(Keys.acme)"]),
+                422
+            )
         }
     }
 
@@ -182,7 +196,10 @@ struct LockAPITests {
             #expect(again.status == 200, "the holder's own re-POST answers with its lock")
             let direct = RedisConnection(address: server.masters[0].address, configuration: .init(commandTimeout: .seconds(5)))
             _ = try await direct.send("PING")  // everything queued before has been applied
-            #expect(try await direct.send("EXISTS", "redlock:lock:u:\(id)") == .integer(1), "the clean-up of a failed attempt deleted the holder's key")
+            #expect(
+                try await direct.send("EXISTS", "redlock:lock:u:\(id)") == .integer(1),
+                "the clean-up of a failed attempt deleted the holder's key"
+            )
             await direct.close()
         }
     }
@@ -271,7 +288,10 @@ struct LockAPITests {
             expectProblem(try await server.request("POST", path, headers: ["Authorization": "Bearer \(Keys.acme)"]), 409)
             // A fully qualified host name (trailing dot) is the same subdomain.
             expectProblem(try await server.request("POST", path, headers: ["Host": "acme.example.com."]), 401)
-            expectProblem(try await server.request("POST", path, headers: ["Host": "acme.example.com.", "Authorization": "Bearer \(Keys.globex)"]), 403)
+            expectProblem(
+                try await server.request("POST", path, headers: ["Host": "acme.example.com.", "Authorization": "Bearer \(Keys.globex)"]),
+                403
+            )
         }
     }
 

@@ -2,8 +2,8 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LocklockServer
-import Redlock
 import RedisWire
+import Redlock
 import Testing
 
 /// The adapter's validation, in process, with no master reachable: every request here is
@@ -24,7 +24,9 @@ struct RouterValidationTests {
         try await Self.application().test(.router) { client in
             for scheme in ["Bearer", "bearer", "BEARER"] {
                 let response = try await client.execute(
-                    uri: "/v1/api/lock/key/report", method: .post, headers: [.authorization: "\(scheme) \(Keys.acme)"],
+                    uri: "/v1/api/lock/key/report",
+                    method: .post,
+                    headers: [.authorization: "\(scheme) \(Keys.acme)"],
                     body: ByteBuffer(string: "{not json")
                 )
                 #expect(response.status == .badRequest, "\(scheme): authenticated, then the body was refused")

@@ -17,7 +17,10 @@ struct TenantsFileTests {
     @Test(arguments: [
         (#"{"tenants":[{"name":"ac:me","plan":"pro","key_sha256":"\#(keyA)"}]}"#, "lower-case DNS labels"),
         (#"{"tenants":[{"name":"Acme","plan":"pro","key_sha256":"\#(keyA)"}]}"#, "lower-case DNS labels"),
-        (#"{"tenants":[{"name":"acme","plan":"pro","key_sha256":"\#(keyA)"},{"name":"acme","plan":"developer","key_sha256":"\#(keyB)"}]}"#, "listed twice"),
+        (
+            #"{"tenants":[{"name":"acme","plan":"pro","key_sha256":"\#(keyA)"},{"name":"acme","plan":"developer","key_sha256":"\#(keyB)"}]}"#,
+            "listed twice"
+        ),
         (#"{"tenants":[{"name":"acme","plan":"pro","key_sha256":"\#(keyA)"},{"name":"globex","plan":"pro","key_sha256":"\#(keyA)"}]}"#, "same key"),
         (#"{"tenants":[{"name":"acme","plan":"pro","key_sha256":"\#(keyA)","regoin":"eu"}]}"#, "unknown field regoin"),
         (#"{"tenants":[],"extra":1}"#, "unknown field extra"),

@@ -7,6 +7,7 @@ import Testing
 /// command latencies past Redlock's 50 ms instance timeout and the timing assertions of
 /// auto-extension and validity tests. Tests without the trait still run in parallel.
 public struct RealRedisServers: SuiteTrait, TestTrait, TestScoping {
+    /// The trait applies to every test of a suite it marks.
     public var isRecursive: Bool { true }
 
     /// Only concrete test cases take the gate; suites and functions pass through, so a suite's
@@ -15,6 +16,7 @@ public struct RealRedisServers: SuiteTrait, TestTrait, TestScoping {
         testCase == nil ? nil : self
     }
 
+    /// Runs `function` once the gate admits it, and leaves the gate afterwards.
     public func provideScope(
         for test: Test,
         testCase: Test.Case?,

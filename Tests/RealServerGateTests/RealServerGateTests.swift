@@ -1,6 +1,7 @@
-@testable import RealServerGate
 import Synchronization
 import Testing
+
+@testable import RealServerGate
 
 /// How many tasks are inside the gate now, at most, and in total.
 private final class Occupancy: Sendable {
@@ -15,9 +16,15 @@ private final class Occupancy: Sendable {
             for _ in 0..<8 {
                 group.addTask {
                     await gate.enter()
-                    state.counts.withLock { $0.inside += 1; $0.mostInside = max($0.mostInside, $0.inside) }
+                    state.counts.withLock {
+                        $0.inside += 1
+                        $0.mostInside = max($0.mostInside, $0.inside)
+                    }
                     try? await Task.sleep(for: .milliseconds(5))
-                    state.counts.withLock { $0.inside -= 1; $0.finished += 1 }
+                    state.counts.withLock {
+                        $0.inside -= 1
+                        $0.finished += 1
+                    }
                     await gate.leave()
                 }
             }

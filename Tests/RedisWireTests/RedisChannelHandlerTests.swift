@@ -15,7 +15,10 @@ import Testing
         func sink() -> ReplySink { .closure { reply in self.storage.withLock { $0.append(reply) } } }
     }
 
-    func makeChannel(healthTimeout: Duration = .seconds(2), maximumInFlight: Int = 10_000) async throws -> (NIOAsyncTestingChannel, RedisChannelHandler) {
+    func makeChannel(
+        healthTimeout: Duration = .seconds(2),
+        maximumInFlight: Int = 10_000
+    ) async throws -> (NIOAsyncTestingChannel, RedisChannelHandler) {
         let handler = RedisChannelHandler(healthTimeout: healthTimeout, maximumInFlight: maximumInFlight)
         let channel = NIOAsyncTestingChannel()
         try await channel.pipeline.addHandler(handler)
@@ -23,8 +26,14 @@ import Testing
         return (channel, handler)
     }
 
-    func send(_ arguments: [String], on channel: NIOAsyncTestingChannel, _ handler: RedisChannelHandler, to replies: Replies,
-              deadline: NIODeadline = .now() + .seconds(60), script: RedisScriptCall? = nil) async throws {
+    func send(
+        _ arguments: [String],
+        on channel: NIOAsyncTestingChannel,
+        _ handler: RedisChannelHandler,
+        to replies: Replies,
+        deadline: NIODeadline = .now() + .seconds(60),
+        script: RedisScriptCall? = nil
+    ) async throws {
         let command = try RedisCommand(arguments.map { Array($0.utf8) })
         try await channel.testingEventLoop.executeInContext {
             handler.send(command.encoded, deadline: deadline, sink: replies.sink(), script: script)
@@ -72,7 +81,7 @@ import Testing
         try await send(["GET", "slow"], on: channel, handler, to: slow, deadline: deadline)
         try await send(["GET", "next"], on: channel, handler, to: next)
         try await Task.sleep(for: .milliseconds(5))  // the handler reads the real clock when its timer fires
-        await channel.testingEventLoop.advanceTime(to: deadline)
+        await channel.testingEventLoop.advanceTime(to: .now())  // the handler's timers are set from the real clock
         #expect(slow.all.count == 1)
         if case .failure(let error) = slow.all.first { #expect(error.code == .timeout) } else { Issue.record("expected a timeout, got \(slow.all)") }
         #expect(channel.isActive, "a timeout costs the caller, not the connection")
@@ -88,13 +97,17 @@ import Testing
         try await send(["GET", "a"], on: channel, handler, to: replies, deadline: deadline)
         try await send(["GET", "b"], on: channel, handler, to: replies, deadline: deadline + .seconds(60))
         try await Task.sleep(for: .milliseconds(5))
-        await channel.testingEventLoop.advanceTime(to: deadline)
+        await channel.testingEventLoop.advanceTime(to: .now())  // the handler's timers are set from the real clock
         #expect(channel.isActive, "one timeout alone does not drop the connection")
         try await Task.sleep(for: .milliseconds(30))
-        await channel.testingEventLoop.advanceTime(by: .milliseconds(30))
+        await channel.testingEventLoop.advanceTime(to: .now())
         #expect(handler.droppedAsSilent)
         #expect(replies.all.count == 2)
-        if case .failure(let error) = replies.all.last { #expect(error.code == .timeout) } else { Issue.record("expected a failure, got \(replies.all)") }
+        if case .failure(let error) = replies.all.last {
+            #expect(error.code == .timeout)
+        } else {
+            Issue.record("expected a failure, got \(replies.all)")
+        }
     }
 
     @Test func noscriptResendsTheScriptAsEvalAndTheCallerGetsItsReply() async throws {
@@ -122,7 +135,11 @@ import Testing
         let replies = Replies()
         for key in ["a", "b", "c"] { try await send(["GET", key], on: channel, handler, to: replies) }
         #expect(replies.all.count == 1)
-        if case .failure(let error) = replies.all.first { #expect(error.code == .unavailable) } else { Issue.record("expected a refusal, got \(replies.all)") }
+        if case .failure(let error) = replies.all.first {
+            #expect(error.code == .unavailable)
+        } else {
+            Issue.record("expected a refusal, got \(replies.all)")
+        }
         try await channel.writeInbound(ByteBuffer(string: "$1\r\nA\r\n$1\r\nB\r\n"))
         #expect(replies.strings.suffix(2) == ["A", "B"])
     }

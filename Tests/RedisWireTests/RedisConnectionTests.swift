@@ -159,7 +159,9 @@ struct RedisConnectionTests {
             try await group[0].restart()
             var answered = false
             for _ in 0..<100 where !answered {  // bounded: about 5 s
-                if (try? await connection.send("PING")) == .simpleString("PONG") { answered = true } else {
+                if (try? await connection.send("PING")) == .simpleString("PONG") {
+                    answered = true
+                } else {
                     try await Task.sleep(for: .milliseconds(50))
                 }
             }

@@ -26,7 +26,10 @@ struct EdgeCaseTests {
             let lock = try await redlock.acquire("early", ttl: .seconds(20))
             group[3].pause()
             group[4].pause()
-            defer { group[3].resume(); group[4].resume() }
+            defer {
+                group[3].resume()
+                group[4].resume()
+            }
             let clock = ContinuousClock()
             var start = clock.now
             let extended = try await redlock.extend(lock, ttl: .seconds(20))
@@ -45,7 +48,12 @@ struct EdgeCaseTests {
             _ = try await redlock.acquire("clamped", ttl: .milliseconds(300))
             // Retries every 2 s would skip the whole 800 ms wait after the first refusal; the
             // last attempt is made at the deadline instead, after the holder's key expired.
-            let lock = try await redlock.acquire("clamped", ttl: .seconds(5), wait: .milliseconds(800), retry: .init(count: 0, delay: .seconds(2), jitter: .zero))
+            let lock = try await redlock.acquire(
+                "clamped",
+                ttl: .seconds(5),
+                wait: .milliseconds(800),
+                retry: .init(count: 0, delay: .seconds(2), jitter: .zero)
+            )
             #expect(lock.validity > .seconds(4))
         }
     }

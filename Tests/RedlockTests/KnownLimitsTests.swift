@@ -54,7 +54,12 @@ struct KnownLimitsTests {
             for index in 0..<3 { await group[index].kill9() }
             // The contender tries all along, from the crash until after the delayed restart.
             let contender = Task {
-                try await second.acquire("ledger", ttl: .seconds(30), wait: .seconds(5), retry: .init(count: 0, delay: .milliseconds(20), jitter: .zero))
+                try await second.acquire(
+                    "ledger",
+                    ttl: .seconds(30),
+                    wait: .seconds(5),
+                    retry: .init(count: 0, delay: .milliseconds(20), jitter: .zero)
+                )
             }
             try await Task.sleep(until: held.validUntil + .milliseconds(200), clock: .continuous)
             for index in 0..<3 { try await group[index].restart() }
@@ -91,13 +96,15 @@ struct KnownLimitsTests {
     }
 
     @Test func aClientPausedPastItsValidityKeepsRunningAndOnlyFencingStopsItsWrite() async throws {
-        let fencedWrite = RedisScript("""
+        let fencedWrite = RedisScript(
+            """
             local last = tonumber(redis.call('get', KEYS[2]) or '0')
             if tonumber(ARGV[2]) <= last then return 0 end
             redis.call('set', KEYS[1], ARGV[1])
             redis.call('set', KEYS[2], ARGV[2])
             return 1
-            """)
+            """
+        )
         try await withRedisServers(count: 3) { group throws in
             try await withRedisServers(count: 1) { witnessGroup throws in
                 let witness = RedisConnection(address: witnessGroup[0].address)
@@ -106,13 +113,19 @@ struct KnownLimitsTests {
                 let stale = try await first.acquire("ledger", ttl: .milliseconds(200))
                 try await Task.sleep(for: .milliseconds(400))  // the "pause": GC, SIGSTOP, swap
                 let fresh = try await second.acquire("ledger", ttl: .seconds(10))
-                let freshWrite = try await witness.evaluate(fencedWrite, keys: [Array("balance".utf8), Array("balance:token".utf8)],
-                                                            arguments: [Array("from-second".utf8), Array(String(fresh.fencingToken!).utf8)])
+                let freshWrite = try await witness.evaluate(
+                    fencedWrite,
+                    keys: [Array("balance".utf8), Array("balance:token".utf8)],
+                    arguments: [Array("from-second".utf8), Array(String(fresh.fencingToken!).utf8)]
+                )
                 #expect(freshWrite == .integer(1))
                 // The paused client resumes and writes as if it still held the lock.
                 #expect(stale.remainingValidity < .zero, "reproduced: it runs past its validity")
-                let staleWrite = try await witness.evaluate(fencedWrite, keys: [Array("balance".utf8), Array("balance:token".utf8)],
-                                                            arguments: [Array("from-first".utf8), Array(String(stale.fencingToken!).utf8)])
+                let staleWrite = try await witness.evaluate(
+                    fencedWrite,
+                    keys: [Array("balance".utf8), Array("balance:token".utf8)],
+                    arguments: [Array("from-first".utf8), Array(String(stale.fencingToken!).utf8)]
+                )
                 #expect(staleWrite == .integer(0), "the fenced resource rejects the stale token")
                 #expect(try await witness.send("GET", "balance").string == "from-second")
                 await witness.close()

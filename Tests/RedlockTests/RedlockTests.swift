@@ -90,7 +90,10 @@ struct RedlockTests {
         try await withRedlock(configuration: configuration) { redlock, group in
             group[3].pause()
             group[4].pause()
-            defer { group[3].resume(); group[4].resume() }
+            defer {
+                group[3].resume()
+                group[4].resume()
+            }
             let clock = ContinuousClock()
             for attempt in 0..<3 {
                 let start = clock.now
@@ -215,7 +218,11 @@ struct RedlockTests {
                 // raised to the token handed out: the next token is still higher.
                 await group[4].kill9()
                 for _ in 0..<3 {
-                    let next = try await redlock.acquire("fenced", ttl: .seconds(10), retry: .init(count: 20, delay: .milliseconds(20), jitter: .zero))
+                    let next = try await redlock.acquire(
+                        "fenced",
+                        ttl: .seconds(10),
+                        retry: .init(count: 20, delay: .milliseconds(20), jitter: .zero)
+                    )
                     #expect(next.fencingToken! > second.fencingToken!)
                     try await redlock.release(next)
                 }

@@ -127,7 +127,9 @@ struct SafetyTests {
     /// same resource from `contender` until the holder's validity is over. Returns how many
     /// attempts got it.
     private func acquisitionsDuringTheHoldersValidity(
-        after restarting: RedisServerGroup, holder: Lock, contender: Redlock
+        after restarting: RedisServerGroup,
+        holder: Lock,
+        contender: Redlock
     ) async throws -> Int {
         for index in 0..<3 { try await restarting[index].restart() }
         var stolen = 0

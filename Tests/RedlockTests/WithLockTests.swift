@@ -1,5 +1,5 @@
-import LocalRedis
 import InMemoryLogging
+import LocalRedis
 import Logging
 import MetricsTestKit
 import NIOCore
@@ -108,7 +108,10 @@ struct WithLockTests {
             let outcomes = try await withThrowingTaskGroup(of: Bool.self) { tasks in
                 for caller in 0..<25 {
                     tasks.addTask {
-                        let outcome = try await guardian.run(key: "event-42") { runs.append(caller); return caller }
+                        let outcome = try await guardian.run(key: "event-42") {
+                            runs.append(caller)
+                            return caller
+                        }
                         if case .performed = outcome { return true }
                         return false
                     }
@@ -117,7 +120,10 @@ struct WithLockTests {
             }
             #expect(runs.all.count == 1)
             #expect(outcomes.filter { $0 }.count == 1)
-            let later = try await guardian.run(key: "event-42") { runs.append(-1); return -1 }
+            let later = try await guardian.run(key: "event-42") {
+                runs.append(-1)
+                return -1
+            }
             if case .alreadyPerformed = later {} else { Issue.record("a later call must see alreadyPerformed, got \(later)") }
             #expect(runs.all.count == 1)
         }
@@ -151,16 +157,26 @@ struct WithLockTests {
         try await withRedlock(configuration: .init(retry: .never)) { redlock, _ in
             let guardian = IdempotencyGuard(redlock: redlock, mode: .exclusive(ttl: .seconds(5)))
             let runs = Recorder<Int>()
-            async let slow = guardian.run(key: "order-7") { runs.append(1); try await Task.sleep(for: .milliseconds(300)); return 1 }
+            async let slow = guardian.run(key: "order-7") {
+                runs.append(1)
+                try await Task.sleep(for: .milliseconds(300))
+                return 1
+            }
             try await Task.sleep(for: .milliseconds(100))
-            let concurrent = try await guardian.run(key: "order-7") { runs.append(2); return 2 }
+            let concurrent = try await guardian.run(key: "order-7") {
+                runs.append(2)
+                return 2
+            }
             if case .inProgress(let retryAfter) = concurrent {
                 #expect(retryAfter.map { $0 > .zero } == true)
             } else {
                 Issue.record("a concurrent retry must be rejected, got \(concurrent)")
             }
             if case .performed(let value) = try await slow { #expect(value == 1) } else { Issue.record("first call must run") }
-            let later = try await guardian.run(key: "order-7") { runs.append(3); return 3 }
+            let later = try await guardian.run(key: "order-7") {
+                runs.append(3)
+                return 3
+            }
             if case .performed(3) = later {} else { Issue.record("a retry after completion runs again, got \(later)") }
             #expect(runs.all == [1, 3])
         }
@@ -171,7 +187,11 @@ struct WithLockTests {
         captured.logLevel = .trace
         let logger = Logger(label: "capture") { [captured] _ in captured }
         try await withRedisServers(count: 3) { group throws in
-            let redlock = Redlock(masters: group.addresses, configuration: .init(retry: .init(count: 1, delay: .milliseconds(5), jitter: .zero)), logger: logger)
+            let redlock = Redlock(
+                masters: group.addresses,
+                configuration: .init(retry: .init(count: 1, delay: .milliseconds(5), jitter: .zero)),
+                logger: logger
+            )
             await redlock.connect()
             let secret = Array("value-that-must-not-leak-1234".utf8)
             let lock = try await redlock.acquire("logged", ttl: .seconds(5), value: secret)
@@ -222,7 +242,8 @@ struct IdempotencySplitVoteTests {
                 _ = try await masters[2].send("SET", "redlock:lock:idempotency:evt-split", "racer-c", "PX", "150")
                 let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60)))
                 let outcome = try await guardian.run(key: "evt-split") { 7 }
-                if case .performed(7) = outcome {} else {
+                if case .performed(7) = outcome {
+                } else {
                     Issue.record("nobody held the marker on a quorum: the operation must run, got \(outcome)")
                 }
             }

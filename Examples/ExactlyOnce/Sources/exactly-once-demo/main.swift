@@ -10,6 +10,8 @@ let handler = ExactlyOnceHandler(redlock: redlock, ledger: ledger)
 let events = (1...20).map { Event(id: "evt-\($0)", amount: $0) }
 try await AtLeastOnceFeed(events: events, copies: 5).deliver { try await handler.handle($0) }
 let applied = try await ledger.applications()
-print("deliveries: \(events.count * 5), applied: \(applied.values.reduce(0, +)), balance: \(try await ledger.balance()) (expected \(events.map(\.amount).reduce(0, +)))")
+print(
+    "deliveries: \(events.count * 5), applied: \(applied.values.reduce(0, +)), balance: \(try await ledger.balance()) (expected \(events.map(\.amount).reduce(0, +)))"
+)
 await redlock.shutdown()
 await masters.shutdown()

@@ -37,7 +37,9 @@ struct ExactlyOnceTests {
             let redlock = Redlock(masters: masters, configuration: .init(retry: .never))
             await redlock.connect()
             let guardian = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60)))
-            await #expect(throws: Unavailable.self) { _ = try await guardian.run(key: "evt-x") { throw IdempotencyGuard.NotPerformed(Unavailable()) } }
+            await #expect(throws: Unavailable.self) {
+                _ = try await guardian.run(key: "evt-x") { throw IdempotencyGuard.NotPerformed(Unavailable()) }
+            }
             let retried = try await guardian.run(key: "evt-x") { 1 }
             if case .performed(1) = retried {} else { Issue.record("a redelivery after a failure runs again, got \(retried)") }
             await redlock.shutdown()

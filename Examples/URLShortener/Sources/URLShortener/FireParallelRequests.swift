@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -25,6 +26,7 @@ public struct BurstReport: Sendable, CustomStringConvertible {
     /// The distinct short codes handed out.
     public var distinctCodes: Set<String> { Set(replies.compactMap(\.code)) }
 
+    /// A readable summary, for logs and messages.
     public var description: String {
         let statuses = statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")
         return "\(replies.count) requests: \(statuses); distinct short codes: \(distinctCodes.count) \(distinctCodes.sorted())"
@@ -34,7 +36,10 @@ public struct BurstReport: Sendable, CustomStringConvertible {
 /// Sends `count` identical `POST /shorten` requests at once, each on its own connection: the
 /// race a double-clicking user or a retrying client produces.
 public func fireParallelRequests(
-    baseURL: URL, longURL: String, count: Int, idempotencyKey: String? = nil
+    baseURL: URL,
+    longURL: String,
+    count: Int,
+    idempotencyKey: String? = nil
 ) async throws -> BurstReport {
     let configuration = URLSessionConfiguration.ephemeral
     configuration.httpMaximumConnectionsPerHost = count
@@ -55,7 +60,9 @@ public func fireParallelRequests(
                 let http = response as! HTTPURLResponse
                 let code = (200..<300).contains(http.statusCode) ? (try? JSONDecoder().decode(ShortenResponse.self, from: data))?.code : nil
                 return .init(
-                    status: http.statusCode, code: code, retryAfter: http.value(forHTTPHeaderField: "Retry-After"),
+                    status: http.statusCode,
+                    code: code,
+                    retryAfter: http.value(forHTTPHeaderField: "Retry-After"),
                     replayed: http.value(forHTTPHeaderField: "Idempotent-Replayed") == "true"
                 )
             }

@@ -12,6 +12,7 @@ public struct SQLiteIdempotencyStore: IdempotencyResponseStore {
     /// Creates a store on `database`.
     public init(database: ShortURLDatabase) { self.database = database }
 
+    /// The stored response for `key`, if one is still kept.
     public func response(for key: String) async throws -> StoredResponse? {
         // Fetch Data (Sendable), not a Row, so that GRDB's async read is the overload chosen and
         // the query does not block a cooperative thread.
@@ -22,6 +23,7 @@ public struct SQLiteIdempotencyStore: IdempotencyResponseStore {
         return try JSONDecoder().decode(StoredResponse.self, from: data)
     }
 
+    /// Stores `response` under `key` for `retention`.
     public func save(_ response: StoredResponse, for key: String, retention: Duration) async throws {
         let data = try JSONEncoder().encode(response)
         let expiresAt = Date().addingTimeInterval(Double(retention.components.seconds))

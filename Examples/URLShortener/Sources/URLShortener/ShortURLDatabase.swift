@@ -3,6 +3,7 @@ import GRDB
 
 /// One short URL.
 public struct ShortURL: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    /// The SQLite table.
     public static let databaseTableName = "short_url"
 
     /// The short code, the key of the table.

@@ -40,7 +40,10 @@ public struct Shortener: Sendable {
 
     /// Creates a shortener.
     public init(
-        database: ShortURLDatabase, redlock: Redlock, mode: GuardMode, processingDelay: Duration = .milliseconds(100),
+        database: ShortURLDatabase,
+        redlock: Redlock,
+        mode: GuardMode,
+        processingDelay: Duration = .milliseconds(100),
         maximumWait: Duration = .seconds(15)
     ) {
         self.database = database
@@ -70,7 +73,10 @@ public struct Shortener: Sendable {
             }
         case .wait:
             let retry = RedlockConfiguration.Retry(
-                count: Int.max, delay: .milliseconds(20), jitter: .milliseconds(20), maximumWait: maximumWait
+                count: Int.max,
+                delay: .milliseconds(20),
+                jitter: .milliseconds(20),
+                maximumWait: maximumWait
             )
             return try await redlock.withLock(Self.resource(for: longURL), ttl: ttl, retry: retry) { _ in
                 try await checkThenInsert(longURL)

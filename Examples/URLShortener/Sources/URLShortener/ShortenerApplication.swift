@@ -32,7 +32,10 @@ public struct ShortenResponse: Codable, Sendable, Equatable {
 /// - `GET /urls?url=...`: every code recorded for a long URL (to count duplicates);
 /// - `GET /healthz`.
 public func buildShortenerRouter(
-    shortener: Shortener, database: ShortURLDatabase, redlock: Redlock, idempotency: IdempotencyKeyMiddleware<BasicRequestContext>.Configuration = .init()
+    shortener: Shortener,
+    database: ShortURLDatabase,
+    redlock: Redlock,
+    idempotency: IdempotencyKeyMiddleware<BasicRequestContext>.Configuration = .init()
 ) -> Router<BasicRequestContext> {
     let router = Router()
     router.get("healthz") { _, _ in HTTPResponse.Status.ok }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
-import Logging
 import LocalMasters
+import Logging
 import Redlock
 import URLShortener
 
@@ -48,7 +48,9 @@ struct URLShortenerCommand: AsyncParsableCommand {
             configuration: .init(address: .hostname(host, port: port)),
             services: [redlock],
             onServerRunning: { _ in
-                print("url-shortener (guard: \(mode.rawValue)) on http://\(host):\(port); masters \(addresses.map(\.description).joined(separator: ","))")
+                print(
+                    "url-shortener (guard: \(mode.rawValue)) on http://\(host):\(port); masters \(addresses.map(\.description).joined(separator: ","))"
+                )
                 fflush(nil)
             },
             logger: logger

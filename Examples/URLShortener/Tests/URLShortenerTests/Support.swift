@@ -21,7 +21,9 @@ struct RunningShortener: Sendable {
 
 /// Starts 3 masters and the shortener in `mode`, runs `body`, and tears it all down.
 func withShortener<T: Sendable>(
-    mode: GuardMode, processingDelay: Duration = .milliseconds(150), _ body: @escaping @Sendable (RunningShortener) async throws -> T
+    mode: GuardMode,
+    processingDelay: Duration = .milliseconds(150),
+    _ body: @escaping @Sendable (RunningShortener) async throws -> T
 ) async throws -> T {
     try await withLocalMasters(count: 3) { masters in
         // 250 ms: bounded, with room for CI's shared cores; latency is not the subject here.
