@@ -5,7 +5,7 @@ SHELL := /bin/bash
 APT_PACKAGES := libhiredis-dev libsqlite3-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
 SWIFT ?= swift
 
-.PHONY: run test lint chaos deps build clean-test-servers
+.PHONY: run test lint docs chaos deps build clean-test-servers
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -24,6 +24,7 @@ test: deps lint
 	$(SWIFT) build --build-tests
 	@# Plain `swift test`: suites that start real servers take turns (the .realRedisServers trait).
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test
+	scripts/docs.sh
 	@# The examples are their own package; sharing the build folder reuses every module already built.
 	$(SWIFT) build --build-tests --package-path Examples --scratch-path $(CURDIR)/.build
 	$(SWIFT) test --skip-build --package-path Examples --scratch-path $(CURDIR)/.build
@@ -36,6 +37,10 @@ lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Examples Package.swift Examples/Package.swift
 	$(SWIFT) package dump-package | scripts/check-imports.py
 	cd Examples && $(SWIFT) package dump-package | ../scripts/check-imports.py .
+
+# The Redlock DocC catalog, warnings as errors (a broken symbol link fails): .build/docs.
+docs:
+	scripts/docs.sh
 
 # The fault-injection suite, long form (several times longer phases; about 12 minutes).
 chaos: deps

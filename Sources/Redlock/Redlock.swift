@@ -52,7 +52,9 @@ public final class Redlock: Service, Sendable {
     /// Creates a client. It dials lazily, or in ``run()`` / ``connect()``.
     /// - Parameters:
     ///   - masters: the independent masters; use an odd number (3 or 5).
+    ///   - configuration: timeouts, retries, fencing and the connections' settings.
     ///   - eventLoopGroup: where to pick the one event loop the connections live on.
+    ///   - logger: where the client logs; it never logs lock values.
     public init(
         masters: [RedisServerAddress],
         configuration: RedlockConfiguration = .init(),

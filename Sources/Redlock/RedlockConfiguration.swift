@@ -43,7 +43,7 @@ public struct RedlockConfiguration: @unchecked Sendable {
     public var driftFactor: Double
     /// Default retry policy of `Redlock.acquire` (and so of `withLock`).
     public var retry: Retry
-    /// How often ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)`` extends its lock; nil means ttl / 3.
+    /// How often ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)-(String,_,_,_,_,_)`` extends its lock; nil means ttl / 3.
     public var autoExtendInterval: Duration?
     /// Prefix of every key this client writes (`<prefix>lock:<resource>`,
     /// `<prefix>fence:<resource>`).
