@@ -51,8 +51,14 @@ struct LockController: Sendable {
         guard let name = kind == "uuid" ? LockName.parseUUID(raw) : LockName.parseKey(raw) else {
             throw Problem.badRequest(kind == "uuid" ? "not a canonical UUID" : "lock names match ^[A-Za-z0-9._~:-]{1,200}$ and contain no '..'")
         }
-        let caller = try authorize(request, context: context, name: name)
-        let rateHeaders = try throttle(caller, context: context)
+        let caller: Caller
+        do {
+            caller = try authorize(request, context: context, name: name)
+        } catch let problem as Problem where problem.status == .unauthorized {
+            // Guessing keys costs the guesser's own (anonymous) rate.
+            throw problem.adding(try throttle(nil, context: context))
+        }
+        let rateHeaders = try throttle(caller.tenant, context: context)
         do {
             var response = try await handle(operation, name: name, caller: caller, request)
             for field in rateHeaders { response.headers.append(field) }
@@ -238,14 +244,15 @@ struct LockController: Sendable {
         return label.isEmpty || label.contains(".") ? nil : label
     }
 
-    func throttle(_ caller: Caller, context: LocklockRequestContext) throws -> [HTTPField] {
+    /// Takes a token from the tenant's bucket, or from the client address's without one.
+    func throttle(_ tenant: Tenant?, context: LocklockRequestContext) throws -> [HTTPField] {
         let key: String
         let rate: Int
-        if let tenant = caller.tenant {
+        if let tenant {
             key = "t:" + tenant.name
             rate = tenant.plan == .pro ? configuration.proRate : configuration.developerRate
         } else {
-            key = "a:" + (context.remoteAddress?.ipAddress ?? "unknown")
+            key = RateLimiter.clientKey(for: context.remoteAddress)
             rate = configuration.anonymousRate
         }
         let decision = limiter.check(key, rate: rate)

@@ -53,6 +53,17 @@ struct RouterValidationTests {
         }
     }
 
+    @Test func failedAuthenticationsAreThrottledLikeAnonymousRequests() async throws {
+        try await Self.application(anonymousRate: 1).test(.router) { client in
+            var statuses: [HTTPResponse.Status] = []
+            for _ in 0..<4 {
+                let response = try await client.execute(uri: Self.path, method: .get, headers: [.authorization: "Bearer wrong-key-\(statuses.count)"])
+                statuses.append(response.status)
+            }
+            #expect(statuses == [.unauthorized, .unauthorized, .tooManyRequests, .tooManyRequests], "guessing keys costs the guesser's rate")
+        }
+    }
+
     @Test func everyCountedResponseCarriesTheRateLimitHeadersErrorsIncluded() async throws {
         try await Self.application(anonymousRate: 100).test(.router) { client in
             let response = try await client.execute(uri: Self.path, method: .get)
