@@ -1,12 +1,12 @@
 import NIOCore
+import RedisWire
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import RedisWire
-import Synchronization
 
 /// Token buckets per client address or tenant: `rate` requests per second with a burst of
 /// twice that. A rate of 0 turns throttling off.
