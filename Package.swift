@@ -170,6 +170,7 @@ let package = Package(
                 "LocklockServer", "Redlock", "RedisWire", "LocalRedis", "RedlockTestSupport", "RealServerGate",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
