@@ -78,13 +78,14 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
     /// - Parameters:
     ///   - redlock: the lock client that serialises requests with the same key.
     ///   - store: where completed responses are kept; shared by every instance.
-    ///   - scope: who owns a key, typically the authenticated principal, so two clients
-    ///     cannot replay each other's responses. The default scopes nothing.
+    ///   - scope: who owns a key, typically the authenticated principal, so that two clients
+    ///     never replay each other's responses. Required: there is no safe default. Return
+    ///     one constant only when every client is the same principal.
     public init(
         redlock: Redlock,
         store: any IdempotencyResponseStore,
         configuration: Configuration = .init(),
-        scope: @escaping @Sendable (Request, Context) -> String = { _, _ in "" },
+        scope: @escaping @Sendable (Request, Context) -> String,
         logger: Logger = Logger(label: "idempotency-key")
     ) {
         self.redlock = redlock
@@ -111,7 +112,7 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         } catch {
             return Self.problem(.contentTooLarge, "The request body is larger than \(configuration.maximumRequestBodySize) bytes.")
         }
-        let fingerprint = Self.fingerprint(method: request.method, path: request.uri.path, body: body)
+        let fingerprint = Self.fingerprint(method: request.method, target: request.uri.description, body: body)
         let storeKey = configuration.namespace + Self.sha256Hex(Array("\(scope(request, context))\n\(key)".utf8))
 
         if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
@@ -189,7 +190,13 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
                 body: Data(bodyBytes.readableBytesView),
                 requestFingerprint: fingerprint
             )
-            try await store.save(stored, for: storeKey, retention: configuration.retention)
+            do {
+                try await store.save(stored, for: storeKey, retention: configuration.retention)
+            } catch {
+                // The operation ran: its response goes back whatever happened to the copy. A
+                // retry will run it again, which the log says.
+                logger.error("idempotency response could not be stored; a retry will run the request again", metadata: ["error": "\(error)"])
+            }
         }
         return Response(status: response.status, headers: response.headers, body: ResponseBody(byteBuffer: bodyBytes))
     }
@@ -206,9 +213,10 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         return String(key)
     }
 
-    static func fingerprint(method: HTTPRequest.Method, path: String, body: ByteBuffer) -> String {
+    /// The request's identity: method, target (path and query string) and body.
+    static func fingerprint(method: HTTPRequest.Method, target: String, body: ByteBuffer) -> String {
         var hasher = SHA256()
-        hasher.update(data: Array("\(method.rawValue) \(path)\n".utf8))
+        hasher.update(data: Array("\(method.rawValue) \(target)\n".utf8))
         hasher.update(data: Array(body.readableBytesView))
         return hasher.finalize().hexString
     }

@@ -47,13 +47,35 @@ public protocol IdempotencyResponseStore: Sendable {
     func save(_ response: StoredResponse, for key: String, retention: Duration) async throws
 }
 
-/// An in-process store for tests and single-instance services. Entries expire after their
-/// retention; expired entries are dropped as new ones are saved.
+/// An in-process store for tests and single-instance services, bounded in entries and in body
+/// bytes: past either bound the oldest entries go first (their retries then run again).
+/// Expired entries are dropped from the old end as new ones are saved; each save is O(1)
+/// amortised.
 public actor InMemoryIdempotencyStore: IdempotencyResponseStore {
-    private var entries: [String: (response: StoredResponse, expires: ContinuousClock.Instant)] = [:]
+    private struct Entry {
+        var response: StoredResponse
+        var expires: ContinuousClock.Instant
+        var sequence: Int
+    }
 
-    /// Creates an empty store.
-    public init() {}
+    private var entries: [String: Entry] = [:]
+    /// Keys in the order they were saved, with the save's sequence number; a key saved again
+    /// leaves a stale pair behind, skipped when it reaches the front.
+    private var order: [(key: String, sequence: Int)] = []
+    private var front = 0
+    private var nextSequence = 0
+    private let maximumEntries: Int
+    private let maximumBytes: Int
+
+    /// The body bytes kept now.
+    public private(set) var storedBytes = 0
+
+    /// Creates an empty store that keeps at most `maximumEntries` responses and
+    /// `maximumBytes` of bodies.
+    public init(maximumEntries: Int = 10_000, maximumBytes: Int = 64 << 20) {
+        self.maximumEntries = max(maximumEntries, 1)
+        self.maximumBytes = max(maximumBytes, 0)
+    }
 
     /// The stored response for `key`, if one is still kept.
     public func response(for key: String) -> StoredResponse? {
@@ -64,7 +86,26 @@ public actor InMemoryIdempotencyStore: IdempotencyResponseStore {
     /// Stores `response` under `key` for `retention`.
     public func save(_ response: StoredResponse, for key: String, retention: Duration) {
         let now = ContinuousClock.now
-        entries = entries.filter { $0.value.expires > now }
-        entries[key] = (response, now + retention)
+        if let old = entries.removeValue(forKey: key) { storedBytes -= old.response.body.count }
+        nextSequence += 1
+        entries[key] = Entry(response: response, expires: now + retention, sequence: nextSequence)
+        storedBytes += response.body.count
+        order.append((key, nextSequence))
+        while front < order.count {
+            let (oldestKey, sequence) = order[front]
+            guard let oldest = entries[oldestKey], oldest.sequence == sequence else {
+                front += 1  // stale: the key was saved again or already dropped
+                continue
+            }
+            let overBound = entries.count > maximumEntries || storedBytes > maximumBytes
+            guard overBound || oldest.expires <= now else { break }
+            entries[oldestKey] = nil
+            storedBytes -= oldest.response.body.count
+            front += 1
+        }
+        if front > 1024 && front * 2 > order.count {
+            order.removeFirst(front)
+            front = 0
+        }
     }
 }

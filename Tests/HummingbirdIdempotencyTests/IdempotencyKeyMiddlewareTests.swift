@@ -10,6 +10,13 @@ import RedlockTestSupport
 import Synchronization
 import Testing
 
+/// A store whose every save fails (a database that went away after the operation ran).
+struct UnsavableStore: IdempotencyResponseStore {
+    struct Unavailable: Error {}
+    func response(for key: String) async throws -> StoredResponse? { nil }
+    func save(_ response: StoredResponse, for key: String, retention: Duration) async throws { throw Unavailable() }
+}
+
 /// Counts how often the guarded handler really ran.
 final class RunCounter: Sendable {
     private let value = Mutex(0)
@@ -24,6 +31,9 @@ final class RunCounter: Sendable {
 
 @Suite("Idempotency-Key middleware", .serialized, .realRedisServers)
 struct IdempotencyKeyMiddlewareTests {
+    /// These tests' requests all come from one client.
+    static let oneClient: @Sendable (Request, BasicRequestContext) -> String = { _, _ in "" }
+
     /// A small app: `POST /work` runs once per call (slowly), `POST /flaky` fails with 503 on
     /// its first run, `GET /work` is not guarded.
     func withApp<T: Sendable>(
@@ -37,7 +47,7 @@ struct IdempotencyKeyMiddlewareTests {
             router.get("ready") { _, _ in HTTPResponse.Status.ok }
             router.get("work") { _, _ in "run \(runs.next())" }
             router.group()
-                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: InMemoryIdempotencyStore()))
+                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: InMemoryIdempotencyStore(), scope: Self.oneClient))
                 .post("work") { _, _ -> Response in
                     let run = runs.next()
                     try await Task.sleep(for: .milliseconds(300))
@@ -49,13 +59,30 @@ struct IdempotencyKeyMiddlewareTests {
                     let run = runs.next()
                     return Response(status: run == 1 ? .serviceUnavailable : .ok, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
                 }
+            // A store that cannot save: the response must still reach the client.
+            router.group()
+                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: UnsavableStore(), scope: Self.oneClient))
+                .post("unsaved") { _, _ -> Response in
+                    let run = runs.next()
+                    return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
+                }
+            // Responses scoped per user: the same key from two users is two requests.
+            router.group("scoped")
+                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: InMemoryIdempotencyStore(), scope: { request, _ in
+                    request.headers[HTTPField.Name("X-User")!] ?? "anonymous"
+                }))
+                .post("work") { _, _ -> Response in
+                    let run = runs.next()
+                    return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
+                }
             // A request that outlives its key's lock TTL: only extension keeps the key locked.
             router.group()
                 .add(
                     middleware: IdempotencyKeyMiddleware(
                         redlock: redlock,
                         store: InMemoryIdempotencyStore(),
-                        configuration: .init(lockTTL: .milliseconds(300))
+                        configuration: .init(lockTTL: .milliseconds(300)),
+                        scope: Self.oneClient
                     )
                 )
                 .post("long") { _, _ -> Response in
@@ -110,6 +137,40 @@ struct IdempotencyKeyMiddlewareTests {
             #expect(retry.status == 409, "the retry found the key unlocked and ran: \(retry.status) \(retry.text)")
             #expect(try await first.value.status == 201)
             #expect(runs.count == 1)
+        }
+    }
+
+    @Test func aResponseTheStoreCannotSaveStillReachesTheClient() async throws {
+        try await withApp { port, runs in
+            let reply = try await loopbackRequest(port: port, "POST", "/unsaved", body: "{}", headers: ["Idempotency-Key": "k6"])
+            #expect(reply.status == 201, "the operation ran; a failed save must not turn its response into an error")
+            #expect(reply.text == "run 1")
+            #expect(runs.count == 1)
+        }
+    }
+
+    @Test func theSameKeyWithAnotherQueryStringIsADifferentRequest() async throws {
+        try await withApp { port, runs in
+            let first = try await loopbackRequest(port: port, "POST", "/flaky?attempt=1", body: "{}", headers: ["Idempotency-Key": "k7"])
+            #expect(first.status == 503)
+            let ok = try await loopbackRequest(port: port, "POST", "/flaky?account=1", body: "{}", headers: ["Idempotency-Key": "k8"])
+            let other = try await loopbackRequest(port: port, "POST", "/flaky?account=2", body: "{}", headers: ["Idempotency-Key": "k8"])
+            #expect(ok.status == 200)
+            #expect(other.status == 422, "another query string is another request: \(other.status) \(other.text)")
+            #expect(runs.count == 2)
+        }
+    }
+
+    @Test func aKeyIsScopedSoOneUsersResponseIsNeverReplayedToAnother() async throws {
+        try await withApp { port, runs in
+            let alice = try await loopbackRequest(port: port, "POST", "/scoped/work", body: "{}", headers: ["Idempotency-Key": "k9", "X-User": "alice"])
+            let bob = try await loopbackRequest(port: port, "POST", "/scoped/work", body: "{}", headers: ["Idempotency-Key": "k9", "X-User": "bob"])
+            let aliceAgain = try await loopbackRequest(port: port, "POST", "/scoped/work", body: "{}", headers: ["Idempotency-Key": "k9", "X-User": "alice"])
+            #expect(alice.text == "run 1")
+            #expect(bob.text == "run 2", "bob's request ran: alice's response is not his")
+            #expect(aliceAgain.text == "run 1")
+            #expect(aliceAgain.header("Idempotent-Replayed") == "true")
+            #expect(runs.count == 2)
         }
     }
 

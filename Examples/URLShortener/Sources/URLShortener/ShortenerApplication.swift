@@ -40,7 +40,15 @@ public func buildShortenerRouter(
     let router = Router()
     router.get("healthz") { _, _ in HTTPResponse.Status.ok }
     router.group()
-        .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: SQLiteIdempotencyStore(database: database), configuration: idempotency))
+        .add(
+            middleware: IdempotencyKeyMiddleware(
+                redlock: redlock,
+                store: SQLiteIdempotencyStore(database: database),
+                configuration: idempotency,
+                // The demo has no accounts: every client is the same principal.
+                scope: { _, _ in "demo" }
+            )
+        )
         .post("shorten") { request, context -> Response in
             let body = try await request.decode(as: ShortenRequest.self, context: context)
             guard let url = URL(string: body.url), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil,
