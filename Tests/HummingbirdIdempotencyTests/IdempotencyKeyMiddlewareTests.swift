@@ -68,9 +68,15 @@ struct IdempotencyKeyMiddlewareTests {
                 }
             // Responses scoped per user: the same key from two users is two requests.
             router.group("scoped")
-                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: InMemoryIdempotencyStore(), scope: { request, _ in
-                    request.headers[HTTPField.Name("X-User")!] ?? "anonymous"
-                }))
+                .add(
+                    middleware: IdempotencyKeyMiddleware(
+                        redlock: redlock,
+                        store: InMemoryIdempotencyStore(),
+                        scope: { request, _ in
+                            request.headers[HTTPField.Name("X-User")!] ?? "anonymous"
+                        }
+                    )
+                )
                 .post("work") { _, _ -> Response in
                     let run = runs.next()
                     return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
@@ -163,9 +169,21 @@ struct IdempotencyKeyMiddlewareTests {
 
     @Test func aKeyIsScopedSoOneUsersResponseIsNeverReplayedToAnother() async throws {
         try await withApp { port, runs in
-            let alice = try await loopbackRequest(port: port, "POST", "/scoped/work", body: "{}", headers: ["Idempotency-Key": "k9", "X-User": "alice"])
+            let alice = try await loopbackRequest(
+                port: port,
+                "POST",
+                "/scoped/work",
+                body: "{}",
+                headers: ["Idempotency-Key": "k9", "X-User": "alice"]
+            )
             let bob = try await loopbackRequest(port: port, "POST", "/scoped/work", body: "{}", headers: ["Idempotency-Key": "k9", "X-User": "bob"])
-            let aliceAgain = try await loopbackRequest(port: port, "POST", "/scoped/work", body: "{}", headers: ["Idempotency-Key": "k9", "X-User": "alice"])
+            let aliceAgain = try await loopbackRequest(
+                port: port,
+                "POST",
+                "/scoped/work",
+                body: "{}",
+                headers: ["Idempotency-Key": "k9", "X-User": "alice"]
+            )
             #expect(alice.text == "run 1")
             #expect(bob.text == "run 2", "bob's request ran: alice's response is not his")
             #expect(aliceAgain.text == "run 1")
