@@ -87,7 +87,7 @@ struct LockController: Sendable {
 
     func acquire(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
         let ttl = Duration.milliseconds(Int64((body.expiresIn ?? 2_592_000) * 1000))
-        let value = StoredLockValue.make(owner: owner, data: body.data)
+        let value = StoredLockValue.make(owner: owner, data: body.data, tenant: caller.tenant?.name)
         let wait = body.wait ?? 0
         var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
             try await caller.redlock.acquire(resource, ttl: ttl, value: value, retry: RedlockConfiguration.Retry.never)
@@ -95,7 +95,7 @@ struct LockController: Sendable {
         // The first attempt is made at once: a holder's own re-POST (the retry after a lost
         // 201) is answered without waiting, even with a wait.
         if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
-            if let response = try ownLock(try await inspect(resource, caller: caller), owner: owner, name: name) { return response }
+            if let response = try ownLock(try await inspect(resource, caller: caller), owner: owner, name: name, caller: caller) { return response }
             outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
                 try await caller.redlock.acquire(
                     resource,
@@ -112,7 +112,7 @@ struct LockController: Sendable {
             lock = acquired
         case .failure(let error) where error.code == .lockHeld:
             let state = try await inspect(resource, caller: caller)
-            if let response = try ownLock(state, owner: owner, name: name) { return response }
+            if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
             throw Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.timeToLive))
         case .failure(let error):
             throw Self.problem(for: error)
@@ -129,7 +129,7 @@ struct LockController: Sendable {
     }
 
     /// The 200 for a POST by the holder itself (same secret), or nil when someone else holds it.
-    func ownLock(_ state: LockState, owner: [UInt8]?, name: LockName) throws -> Response? {
+    func ownLock(_ state: LockState, owner: [UInt8]?, name: LockName, caller: Caller) throws -> Response? {
         guard let owner, let holder = state.holderValue, StoredLockValue.isHeld(holder, by: owner), let remaining = state.remaining else {
             return nil
         }
@@ -139,7 +139,7 @@ struct LockController: Sendable {
             remaining: remaining,
             hasSecret: true,
             token: state.fencingToken,
-            data: StoredLockValue.data(in: holder)
+            data: StoredLockValue.data(in: holder, visibleTo: caller.tenant?.name)
         )
     }
 
@@ -195,7 +195,7 @@ struct LockController: Sendable {
             remaining: remaining,
             hasSecret: StoredLockValue.hasSecret(holder),
             token: state.fencingToken,
-            data: StoredLockValue.data(in: holder)
+            data: StoredLockValue.data(in: holder, visibleTo: caller.tenant?.name)
         )
     }
 

@@ -4,8 +4,9 @@ import Redlock
 
 /// How the adapter lays out a lock's value on the masters, in one place: an owner part,
 /// `s:<SHA-256 hex of lock and secret>#<random>` for a lock taken with a secret or
-/// `a:<random>` for an anonymous one, then a newline, then the Pro data payload (JSON; empty
-/// when there is none). The random part makes every acquisition's value unique, so the
+/// `a:<random>` for an anonymous one, then a newline, then the Pro data payload: the name of
+/// the tenant that stored it, a newline and the JSON (both empty when there is none), so that
+/// only that tenant reads it back. The random part makes every acquisition's value unique, so the
 /// clean-up of a failed attempt (an exact-value delete) never removes the keys of an earlier
 /// acquisition with the same secret. DELETE and PATCH match the owner part by prefix; the
 /// secret itself is never stored.
@@ -20,10 +21,12 @@ enum StoredLockValue {
         secretPrefix + SHA256.hash(data: Array((resource + "\n" + secret).utf8)).hexDigits
     }
 
-    /// The value to store: `owner` (or a fresh anonymous owner), the separator, `data`.
-    static func make(owner: [UInt8]?, data: [UInt8]?) -> [UInt8] {
+    /// The value to store: `owner` (or a fresh anonymous owner), the separator, then `data`
+    /// with the tenant that stored it.
+    static func make(owner: [UInt8]?, data: [UInt8]?, tenant: String?) -> [UInt8] {
         let unique = owner.map { $0 + [nonceSeparator] + Redlock.randomValue() } ?? anonymousPrefix + Redlock.randomValue()
-        return unique + [separator] + (data ?? [])
+        guard let data, !data.isEmpty, let tenant else { return unique + [separator] }
+        return unique + [separator] + Array(tenant.utf8) + [separator] + data
     }
 
     /// What release and extend match: this secret's owner part, or any anonymous lock.
@@ -41,10 +44,12 @@ enum StoredLockValue {
         holder.starts(with: secretPrefix)
     }
 
-    /// The data payload stored in `holder`, if any.
-    static func data(in holder: [UInt8]) -> [UInt8]? {
-        guard let index = holder.firstIndex(of: separator) else { return nil }
-        let data = Array(holder[(index + 1)...])
+    /// The data payload stored in `holder`, if any and if `tenant` stored it.
+    static func data(in holder: [UInt8], visibleTo tenant: String?) -> [UInt8]? {
+        guard let tenant, let first = holder.firstIndex(of: separator) else { return nil }
+        let payload = holder[(first + 1)...]
+        guard let second = payload.firstIndex(of: separator), payload[..<second].elementsEqual(tenant.utf8) else { return nil }
+        let data = Array(payload[(second + 1)...])
         return data.isEmpty ? nil : data
     }
 }

@@ -138,9 +138,15 @@ struct LockAPITests {
                 headers: ["Authorization": "Bearer \(Keys.acme)"]
             )
             #expect(created.status == 201)
-            let status = try await server.request("GET", path)
+            let status = try await server.request("GET", path, headers: ["Authorization": "Bearer \(Keys.acme)"])
             let data = status.json?["data"] as? [String: Any]
-            #expect(data?["job"] as? Int == 7 && data?["owner"] as? String == "w1")
+            #expect(data?["job"] as? Int == 7 && data?["owner"] as? String == "w1", "the tenant that stored the data reads it")
+            // A UUID is a public name: anyone may see that it is held, only its tenant the data.
+            for headers in [[:], ["Authorization": "Bearer \(Keys.globex)"]] {
+                let other = try await server.request("GET", path, headers: headers)
+                #expect(other.status == 200)
+                #expect(other.json?["data"] == nil, "\(headers): \(other.text)")
+            }
             let big = "{\"data\":\"" + String(repeating: "x", count: 17 * 1024) + "\"}"
             expectProblem(
                 try await server.request("POST", "/v1/api/lock/uuid/\(uuid())", body: big, headers: ["Authorization": "Bearer \(Keys.acme)"]),
