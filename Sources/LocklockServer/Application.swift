@@ -21,8 +21,9 @@ public func buildRouter(
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
     router.get("/readyz") { _, _ -> Response in
-        for redlock in groups.all where await redlock.reachableMasters() < redlock.quorum {
-            throw Problem.unavailable("fewer than a quorum of lock servers are reachable")
+        // Ready when a quorum of every group answers a PING within the instance timeout.
+        for (name, redlock) in groups.named where await redlock.answeringMasters() < redlock.quorum {
+            throw Problem.unavailable("fewer than a quorum of the \(name) lock servers answer")
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ready"}"#)))
     }

@@ -60,7 +60,12 @@ public struct MasterGroups: Sendable {
     }
 
     /// Every client, default first.
-    public var all: [Redlock] { [primary] + regions.keys.sorted().compactMap { regions[$0] } }
+    public var all: [Redlock] { named.map(\.redlock) }
+
+    /// Every group with its name: `primary`, then the regions by name.
+    public var named: [(name: String, redlock: Redlock)] {
+        [("primary", primary)] + regions.keys.sorted().compactMap { name in regions[name].map { (name, $0) } }
+    }
 
     func redlock(for tenant: Tenant?) -> Redlock {
         tenant?.region.flatMap { regions[$0] } ?? primary

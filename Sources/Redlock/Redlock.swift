@@ -108,6 +108,18 @@ public final class Redlock: Service, Sendable {
         return count
     }
 
+    /// How many masters answer a `PING` within the instance timeout now: a health check that,
+    /// unlike ``reachableMasters()``, also catches a master that is connected but stalled.
+    public func answeringMasters() async -> Int {
+        let timeout = configuration.instanceTimeout
+        return await withTaskGroup(of: Bool.self) { group in
+            for connection in self.group.connections {
+                group.addTask { (try? await connection.send("PING", timeout: timeout))?.string == "PONG" }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+    }
+
     /// Runs until graceful shutdown or cancellation, then closes every connection.
     public func run() async throws {
         await connect()

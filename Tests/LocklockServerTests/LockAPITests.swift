@@ -228,6 +228,19 @@ struct LockAPITests {
         }
     }
 
+    @Test func readyzAsksEveryGroupForAPingAndNamesTheGroupThatIsShort() async throws {
+        try await withLiveServer { server throws in
+            #expect(try await server.request("GET", "/readyz").status == 200)
+            // Paused masters keep their connections open but answer nothing.
+            for index in 0..<2 { server.regionMasters[index].pause() }
+            defer { for index in 0..<2 { server.regionMasters[index].resume() } }
+            let ready = try await server.request("GET", "/readyz")
+            expectProblem(ready, 503)
+            #expect(ready.text.contains("eu"), "the body names the group that is short: \(ready.text)")
+            #expect(!ready.text.contains("127.0.0.1"), "no Redis address leaks")
+        }
+    }
+
     @Test func aQuorumDownGives503FromPostAndReadyz() async throws {
         try await withLiveServer { server throws in
             #expect(try await server.request("GET", "/readyz").status == 200)
