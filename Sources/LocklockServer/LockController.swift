@@ -77,8 +77,8 @@ struct LockController: Sendable {
         let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0) }
         switch operation {
         case .acquire: return try await acquire(name, resource, caller: caller, body: body, owner: owner)
-        case .release: return try await release(name, resource, caller: caller, owner: owner)
-        case .extend: return try await extend(name, resource, caller: caller, body: body, owner: owner)
+        case .release: return try await release(name, resource, caller: caller, owner: owner, ifMatch: try Self.ifMatch(request))
+        case .extend: return try await extend(name, resource, caller: caller, body: body, owner: owner, ifMatch: try Self.ifMatch(request))
         case .status: return try await status(name, resource, caller: caller)
         }
     }
@@ -143,10 +143,10 @@ struct LockController: Sendable {
         )
     }
 
-    func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?) async throws -> Response {
+    func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?, ifMatch: Int64?) async throws -> Response {
         let outcome: ReleaseOutcome
         do {
-            outcome = try await caller.redlock.release([resource], matching: StoredLockValue.match(owner: owner))
+            outcome = try await caller.redlock.release([resource], matching: StoredLockValue.match(owner: owner), fencingToken: ifMatch)
         } catch {
             throw Self.problem(for: error)
         }
@@ -157,27 +157,41 @@ struct LockController: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: "{\"lock\":\"\(name.path)\",\"released\":true}"))
             )
         }
-        throw try await notOurs(resource, caller: caller, owner: owner)
+        throw try await notOurs(resource, caller: caller, owner: owner, ifMatch: ifMatch)
     }
 
-    /// Why a release or extend matched nothing: 403 when someone holds the lock (a wrong
-    /// secret, or none for a lock taken with one), 404 when nobody does.
-    func notOurs(_ resource: String, caller: Caller, owner: [UInt8]?) async throws -> Problem {
+    /// Why a release or extend matched nothing: 412 when our secret holds the lock under
+    /// another fencing token than `If-Match` named (a later acquisition), 403 when someone
+    /// else holds it (a wrong secret, or none for a lock taken with one), 404 when nobody does.
+    func notOurs(_ resource: String, caller: Caller, owner: [UInt8]?, ifMatch: Int64?) async throws -> Problem {
         let state = try await inspect(resource, caller: caller)
+        if let ifMatch, state.isHeld, let holder = state.holderValue, state.fencingToken != ifMatch,
+            owner.map({ StoredLockValue.isHeld(holder, by: $0) }) ?? !StoredLockValue.hasSecret(holder)
+        {
+            return Problem(.preconditionFailed, "Precondition Failed", "the lock is held under another fencing token than If-Match names")
+        }
         if state.isHeld { return Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
         return Problem.notFound("the lock is not held (free or expired)")
     }
 
-    func extend(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
+    func extend(
+        _ name: LockName,
+        _ resource: String,
+        caller: Caller,
+        body: LockRequestBody,
+        owner: [UInt8]?,
+        ifMatch: Int64?
+    ) async throws -> Response {
         guard let expiresIn = body.expiresIn else { throw Problem.unprocessable("expires_in is required") }
         do {
             _ = try await caller.redlock.extend(
                 [resource],
                 matching: StoredLockValue.match(owner: owner),
+                fencingToken: ifMatch,
                 ttl: .milliseconds(Int64(expiresIn * 1000))
             )
         } catch  where error.code == .lockLost {
-            throw try await notOurs(resource, caller: caller, owner: owner)
+            throw try await notOurs(resource, caller: caller, owner: owner, ifMatch: ifMatch)
         } catch {
             throw Self.problem(for: error)
         }
@@ -302,11 +316,21 @@ struct LockController: Sendable {
         if let token { text += ",\"fencing_token\":\(token)" }
         if let data, !data.isEmpty { text += ",\"data\":" + String(decoding: data, as: UTF8.self) }
         text += "}"
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json", .cacheControl: "no-store"],
-            body: .init(byteBuffer: ByteBuffer(string: text))
-        )
+        var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
+        // The fencing token names this acquisition: it is the lock's entity tag, for If-Match.
+        if let token { headers[.eTag] = "\"\(token)\"" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// The fencing token an `If-Match` header names (`17` or the entity tag `"17"`), if any.
+    static func ifMatch(_ request: Request) throws -> Int64? {
+        guard let header = request.headers[.ifMatch] else { return nil }
+        var text = Substring(header.trimmingCharacters(in: .whitespaces))
+        if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { text = text.dropFirst().dropLast() }
+        guard let token = Int64(text), token > 0 else {
+            throw Problem.badRequest("If-Match takes the lock's fencing token, as its ETag gives it")
+        }
+        return token
     }
 
     static func problem(for error: any Error) -> any Error {

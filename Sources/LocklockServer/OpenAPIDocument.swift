@@ -29,7 +29,14 @@ enum OpenAPIDocument {
                 "schema": {"type": "string", "pattern": "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"}
               },
               "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~:-]{1,200}$"}},
-              "secretHeader": {"name": "Lock-Secret", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 256}}
+              "secretHeader": {"name": "Lock-Secret", "in": "header", "required": false, "schema": {"type": "string", "minLength": 1, "maxLength": 256}},
+              "ifMatchHeader": {
+                "name": "If-Match",
+                "in": "header",
+                "required": false,
+                "description": "The lock's fencing token (its ETag): the operation applies only to that acquisition; 412 otherwise.",
+                "schema": {"type": "string", "pattern": "^\"?[1-9][0-9]{0,18}\"?$"}
+              }
             },
             "schemas": {
               "Lock": {
@@ -75,7 +82,11 @@ enum OpenAPIDocument {
               "Health": {"type": "object", "properties": {"status": {"type": "string"}}}
             },
             "responses": {
-              "Lock": {"description": "The lock", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lock"}}}},
+              "Lock": {
+                "description": "The lock",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lock"}}},
+                "headers": {"ETag": {"description": "The fencing token, quoted: send it back in If-Match.", "schema": {"type": "string"}}}
+              },
               "Problem": {
                 "description": "An RFC 9457 problem",
                 "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -105,7 +116,7 @@ enum OpenAPIDocument {
               "delete": {
                 "operationId": "releaseUUID",
                 "summary": "Release a UUID lock",
-                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}, {"$ref": "#/components/parameters/ifMatchHeader"}],
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
                 "responses": {
                   "200": {"description": "Released", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Released"}}}},
@@ -113,6 +124,7 @@ enum OpenAPIDocument {
                   "401": {"$ref": "#/components/responses/Problem"},
                   "403": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"},
+                  "412": {"$ref": "#/components/responses/Problem"},
                   "413": {"$ref": "#/components/responses/Problem"},
                   "422": {"$ref": "#/components/responses/Problem"},
                   "429": {"$ref": "#/components/responses/Problem"},
@@ -122,7 +134,7 @@ enum OpenAPIDocument {
               "patch": {
                 "operationId": "extendUUID",
                 "summary": "Extend a UUID lock",
-                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}, {"$ref": "#/components/parameters/ifMatchHeader"}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtendRequest"}}}},
                 "responses": {
                   "200": {"$ref": "#/components/responses/Lock"},
@@ -130,6 +142,7 @@ enum OpenAPIDocument {
                   "401": {"$ref": "#/components/responses/Problem"},
                   "403": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"},
+                  "412": {"$ref": "#/components/responses/Problem"},
                   "413": {"$ref": "#/components/responses/Problem"},
                   "422": {"$ref": "#/components/responses/Problem"},
                   "429": {"$ref": "#/components/responses/Problem"},
@@ -174,7 +187,7 @@ enum OpenAPIDocument {
                 "operationId": "releaseKey",
                 "summary": "Release a named lock (Pro)",
                 "security": [{"apiKey": []}],
-                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}, {"$ref": "#/components/parameters/ifMatchHeader"}],
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
                 "responses": {
                   "200": {"description": "Released", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Released"}}}},
@@ -182,6 +195,7 @@ enum OpenAPIDocument {
                   "401": {"$ref": "#/components/responses/Problem"},
                   "403": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"},
+                  "412": {"$ref": "#/components/responses/Problem"},
                   "413": {"$ref": "#/components/responses/Problem"},
                   "422": {"$ref": "#/components/responses/Problem"},
                   "429": {"$ref": "#/components/responses/Problem"},
@@ -192,7 +206,7 @@ enum OpenAPIDocument {
                 "operationId": "extendKey",
                 "summary": "Extend a named lock (Pro)",
                 "security": [{"apiKey": []}],
-                "parameters": [{"$ref": "#/components/parameters/secretHeader"}],
+                "parameters": [{"$ref": "#/components/parameters/secretHeader"}, {"$ref": "#/components/parameters/ifMatchHeader"}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtendRequest"}}}},
                 "responses": {
                   "200": {"$ref": "#/components/responses/Lock"},
@@ -200,6 +214,7 @@ enum OpenAPIDocument {
                   "401": {"$ref": "#/components/responses/Problem"},
                   "403": {"$ref": "#/components/responses/Problem"},
                   "404": {"$ref": "#/components/responses/Problem"},
+                  "412": {"$ref": "#/components/responses/Problem"},
                   "413": {"$ref": "#/components/responses/Problem"},
                   "422": {"$ref": "#/components/responses/Problem"},
                   "429": {"$ref": "#/components/responses/Problem"},

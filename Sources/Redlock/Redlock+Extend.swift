@@ -17,18 +17,31 @@ extension Redlock {
     /// Extends the lock on `resources` whose stored value matches `match` to a new TTL from
     /// now; returns the new validity. A master that lost the key is re-seeded only for an
     /// exact match (a prefix does not say what to write back).
-    package func extend(_ resources: [String], matching match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Duration {
+    ///
+    /// With `fencingToken`, for one resource, a master extends the key only while the
+    /// resource's fencing counter still equals the token (see ``release(_:matching:fencingToken:)``).
+    package func extend(
+        _ resources: [String],
+        matching match: ValueMatch,
+        fencingToken: Int64? = nil,
+        ttl: Duration
+    ) async throws(RedlockError) -> Duration {
+        guard fencingToken == nil || resources.count == 1 else {
+            throw RedlockError(.invalidArgument, "a fencing token names one resource's acquisition")
+        }
         let probe = Lock(resources: resources, fencingTokens: [], ttl: ttl, validity: .zero, validUntil: .now, value: match.bytes)
-        return try await extend(probe, match: match, ttl: ttl).validity
+        return try await extend(probe, match: match, fencingToken: fencingToken, ttl: ttl).validity
     }
 
-    func extend(_ lock: Lock, match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Lock {
-        try await tracked { () async throws(RedlockError) -> Lock in try await extendUntracked(lock, match: match, ttl: ttl) }
+    func extend(_ lock: Lock, match: ValueMatch, fencingToken: Int64? = nil, ttl: Duration) async throws(RedlockError) -> Lock {
+        try await tracked { () async throws(RedlockError) -> Lock in
+            try await extendUntracked(lock, match: match, fencingToken: fencingToken, ttl: ttl)
+        }
     }
 
-    func extendUntracked(_ lock: Lock, match: ValueMatch, ttl: Duration) async throws(RedlockError) -> Lock {
+    func extendUntracked(_ lock: Lock, match: ValueMatch, fencingToken: Int64? = nil, ttl: Duration) async throws(RedlockError) -> Lock {
         try validate(resources: lock.resources, ttl: ttl)
-        let result = await onLoop { self.extendOnLoop(lock, match: match, ttl: ttl, completion: $0) }
+        let result = await onLoop { self.extendOnLoop(lock, match: match, fencingToken: fencingToken, ttl: ttl, completion: $0) }
         switch result {
         case .success(let lock):
             metrics.extended.increment()
@@ -39,14 +52,29 @@ extension Redlock {
         }
     }
 
-    func extendOnLoop(_ lock: Lock, match: ValueMatch, ttl: Duration, completion: @escaping @Sendable (Result<Lock, RedlockError>) -> Void) {
+    func extendOnLoop(
+        _ lock: Lock,
+        match: ValueMatch,
+        fencingToken: Int64? = nil,
+        ttl: Duration,
+        completion: @escaping @Sendable (Result<Lock, RedlockError>) -> Void
+    ) {
         let start = ContinuousClock.now
         let quorum = group.quorum
         let keys = lock.resources.map(lockKey)
         let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
         let command: FanOutCommand
         do throws(RedlockError) {
-            command = try .script(Scripts.extend, keys: keys, arguments: [match.bytes, ttlArgument, match.mode])
+            if let fencingToken {
+                let fenced = keys + [fenceKey(lock.resources[0])]
+                command = try .script(
+                    Scripts.extend,
+                    keys: fenced,
+                    arguments: [match.bytes, ttlArgument, match.mode, Array(String(fencingToken).utf8)]
+                )
+            } else {
+                command = try .script(Scripts.extend, keys: keys, arguments: [match.bytes, ttlArgument, match.mode])
+            }
         } catch {
             completion(.failure(error))
             return

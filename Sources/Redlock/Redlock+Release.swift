@@ -25,20 +25,42 @@ extension Redlock {
 
     /// Releases the lock on `resources` where the stored value matches `match`.
     @discardableResult
-    package func release(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
-        try await tracked { () async throws(RedlockError) -> ReleaseOutcome in try await releaseUntracked(resources, matching: match) }
+    ///
+    /// With `fencingToken`, for one resource, a master deletes the key only while the
+    /// resource's fencing counter still equals the token: a delayed release of an earlier
+    /// acquisition cannot delete a later one that reused its value (or its value's prefix).
+    package func release(
+        _ resources: [String],
+        matching match: ValueMatch,
+        fencingToken: Int64? = nil
+    ) async throws(RedlockError) -> ReleaseOutcome {
+        try await tracked { () async throws(RedlockError) -> ReleaseOutcome in
+            try await releaseUntracked(resources, matching: match, fencingToken: fencingToken)
+        }
     }
 
-    func releaseUntracked(_ resources: [String], matching match: ValueMatch) async throws(RedlockError) -> ReleaseOutcome {
+    func releaseUntracked(
+        _ resources: [String],
+        matching match: ValueMatch,
+        fencingToken: Int64? = nil
+    ) async throws(RedlockError) -> ReleaseOutcome {
         let value = match.bytes
         let mode = match.mode
         guard !resources.isEmpty, !resources.contains(where: \.isEmpty) else {
             throw RedlockError(.invalidArgument, "resource names must not be empty")
         }
-        let keys = resources.map(lockKey)
+        guard fencingToken == nil || resources.count == 1 else {
+            throw RedlockError(.invalidArgument, "a fencing token names one resource's acquisition")
+        }
+        var keys = resources.map(lockKey)
+        var arguments = [value, mode]
+        if let fencingToken {
+            keys.append(fenceKey(resources[0]))
+            arguments.append(Array(String(fencingToken).utf8))
+        }
         let quorum = group.quorum
-        let result: Result<ReleaseOutcome, RedlockError> = await onLoop { completion in
-            guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: [value, mode]) else {
+        let result: Result<ReleaseOutcome, RedlockError> = await onLoop { [keys, arguments] completion in
+            guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: arguments) else {
                 completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
                 return
             }

@@ -69,12 +69,17 @@ enum Scripts {
 
     /// KEYS lock keys; ARGV[1] value, ARGV[2] "prefix" to match values that start with
     /// ARGV[1]. Compare-and-delete: deletes only keys holding our value, returns how many.
+    /// With ARGV[3], a fencing token, the last key is the resource's counter, and a key is
+    /// deleted only while the counter still equals the token: -2 when it does not.
     static let release = RedisScript(
         """
+        local n = #KEYS
+        if ARGV[3] then n = n - 1 end
         local deleted = 0
-        for i = 1, #KEYS do
+        for i = 1, n do
           local current = redis.call('get', KEYS[i])
           if current == ARGV[1] or (ARGV[2] == 'prefix' and current and string.sub(current, 1, #ARGV[1]) == ARGV[1]) then
+            if ARGV[3] and redis.call('get', KEYS[#KEYS]) ~= ARGV[3] then return -2 end
             redis.call('del', KEYS[i])
             deleted = deleted + 1
           end
@@ -85,11 +90,15 @@ enum Scripts {
 
     /// KEYS lock keys; ARGV value, ttl ms, ARGV[3] "prefix" to match by prefix.
     /// Compare-and-pexpire, all-or-nothing: 1 extended, -1 every key is missing (the master
-    /// lost it: candidate for re-seeding), 0 otherwise.
+    /// lost it: candidate for re-seeding), 0 otherwise. With ARGV[4], a fencing token, the
+    /// last key is the resource's counter, and a held lock is extended only while the counter
+    /// still equals the token: -2 when it does not.
     static let extend = RedisScript(
         """
+        local n = #KEYS
+        if ARGV[4] then n = n - 1 end
         local missing = 0
-        for i = 1, #KEYS do
+        for i = 1, n do
           local current = redis.call('get', KEYS[i])
           if current == false then
             missing = missing + 1
@@ -97,9 +106,10 @@ enum Scripts {
             return 0
           end
         end
-        if missing == #KEYS then return -1 end
+        if missing == n then return -1 end
         if missing > 0 then return 0 end
-        for i = 1, #KEYS do redis.call('pexpire', KEYS[i], ARGV[2]) end
+        if ARGV[4] and redis.call('get', KEYS[#KEYS]) ~= ARGV[4] then return -2 end
+        for i = 1, n do redis.call('pexpire', KEYS[i], ARGV[2]) end
         return 1
         """
     )

@@ -81,6 +81,42 @@ struct LockAPITests {
         }
     }
 
+    @Test func ifMatchBindsADeleteOrPatchToOneAcquisitionSoADelayedOneCannotTouchTheNext() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            let first = try await server.request("POST", path, body: #"{"expires_in":0.3,"secret":"reused"}"#)
+            let firstToken = try #require(first.json?["fencing_token"] as? Int)
+            try await Task.sleep(for: .milliseconds(500))
+            // The same client, with the same secret, takes the lock again.
+            let second = try await server.request("POST", path, body: #"{"expires_in":60,"secret":"reused"}"#)
+            let secondToken = try #require(second.json?["fencing_token"] as? Int)
+            #expect(second.header("ETag") == "\"\(secondToken)\"", "the lock body's token is its entity tag")
+            // The first acquisition's delayed DELETE and PATCH arrive now.
+            let lateDelete = try await server.request("DELETE", path, headers: ["Lock-Secret": "reused", "If-Match": "\"\(firstToken)\""])
+            expectProblem(lateDelete, 412)
+            let latePatch = try await server.request(
+                "PATCH",
+                path,
+                body: #"{"expires_in":1,"secret":"reused"}"#,
+                headers: ["If-Match": "\(firstToken)"]
+            )
+            expectProblem(latePatch, 412)
+            let status = try await server.request("GET", path)
+            #expect(status.status == 200, "the second acquisition still holds the lock")
+            #expect((status.json?["expires_in"] as? Double ?? 0) > 30, "and its TTL was not cut to 1 s")
+            let patch = try await server.request(
+                "PATCH",
+                path,
+                body: #"{"expires_in":30,"secret":"reused"}"#,
+                headers: ["If-Match": "\(secondToken)"]
+            )
+            #expect(patch.status == 200)
+            let delete = try await server.request("DELETE", path, headers: ["Lock-Secret": "reused", "If-Match": "\"\(secondToken)\""])
+            #expect(delete.status == 200)
+            expectProblem(try await server.request("DELETE", path, headers: ["Lock-Secret": "reused", "If-Match": "not-a-token"]), 400)
+        }
+    }
+
     @Test func extendSetsANewTTLFromNow() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"
