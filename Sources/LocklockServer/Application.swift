@@ -48,8 +48,17 @@ public func buildApplication(
     logger: Logger = Logger(label: "locklock")
 ) -> some ApplicationProtocol {
     let router = buildRouter(groups: groups, configuration: configuration, prometheus: prometheus)
+    let limits = ConnectionGuard.Limits(
+        headerTimeout: .nanoseconds(configuration.headerTimeout.nanoseconds),
+        bodyTimeout: .nanoseconds(configuration.bodyTimeout.nanoseconds),
+        idleTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
+        connections: ConnectionCount(maximum: configuration.maximumConnections)
+    )
     return Application(
         router: router,
+        server: .http1(
+            configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits: limits)], idleTimeout: limits.idleTimeout)
+        ),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "locklock"),
         services: groups.all,
         logger: logger

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Redlock
+import Synchronization
 
 /// The request context: Hummingbird's core context plus the client's address for throttling.
 public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContext {
@@ -10,12 +11,18 @@ public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContex
     public var coreContext: CoreRequestContextStorage
     /// The address of the peer (the client, or the proxy in front of it).
     public let remoteAddress: SocketAddress?
+    private let channel: any Channel
 
     /// Creates the context for one request on `channel`.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
+        self.channel = source.channel
     }
+
+    /// Whether the client's connection is still open: a waiting request whose client has
+    /// gone stops waiting, and a lock acquired for it is released.
+    var clientIsConnected: Bool { channel.isActive }
 }
 
 /// The `/v1/api/lock/...` routes: acquire (POST), release (DELETE), extend (PATCH), status (GET).
@@ -23,6 +30,7 @@ struct LockController: Sendable {
     let groups: MasterGroups
     let configuration: LocklockServerConfiguration
     let limiter: RateLimiter
+    let waiters = WaiterCounts()
 
     static let bodyLimit = 64 * 1024
     static let dataLimit = 16 * 1024
@@ -60,7 +68,7 @@ struct LockController: Sendable {
         }
         let rateHeaders = try throttle(caller.tenant, context: context)
         do {
-            var response = try await handle(operation, name: name, caller: caller, request)
+            var response = try await handle(operation, name: name, caller: caller, request, context: context)
             for field in rateHeaders { response.headers.append(field) }
             return response
         } catch let problem as Problem {
@@ -69,14 +77,20 @@ struct LockController: Sendable {
         }
     }
 
-    private func handle(_ operation: Operation, name: LockName, caller: Caller, _ request: Request) async throws -> Response {
+    private func handle(
+        _ operation: Operation,
+        name: LockName,
+        caller: Caller,
+        _ request: Request,
+        context: LocklockRequestContext
+    ) async throws -> Response {
         let body = operation == .status ? LockRequestBody() : try await parseBody(request, operation: operation, caller: caller)
         let resource = name.resource(tenant: caller.tenant?.name)
         let secret = body.secret ?? request.headers[.lockSecret]
         if let secret { try LockRequestBody.validate(secret: secret) }
         let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0) }
         switch operation {
-        case .acquire: return try await acquire(name, resource, caller: caller, body: body, owner: owner)
+        case .acquire: return try await acquire(name, resource, caller: caller, body: body, owner: owner, context: context)
         case .release: return try await release(name, resource, caller: caller, owner: owner, ifMatch: try Self.ifMatch(request))
         case .extend: return try await extend(name, resource, caller: caller, body: body, owner: owner, ifMatch: try Self.ifMatch(request))
         case .status: return try await status(name, resource, caller: caller)
@@ -85,7 +99,14 @@ struct LockController: Sendable {
 
     // MARK: Operations
 
-    func acquire(_ name: LockName, _ resource: String, caller: Caller, body: LockRequestBody, owner: [UInt8]?) async throws -> Response {
+    func acquire(
+        _ name: LockName,
+        _ resource: String,
+        caller: Caller,
+        body: LockRequestBody,
+        owner: [UInt8]?,
+        context: LocklockRequestContext
+    ) async throws -> Response {
         let ttl = Duration.milliseconds(Int64((body.expiresIn ?? 2_592_000) * 1000))
         let value = StoredLockValue.make(owner: owner, data: body.data, tenant: caller.tenant?.name)
         let wait = body.wait ?? 0
@@ -95,21 +116,29 @@ struct LockController: Sendable {
         // The first attempt is made at once: a holder's own re-POST (the retry after a lost
         // 201) is answered without waiting, even with a wait.
         if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
-            if let response = try ownLock(try await inspect(resource, caller: caller), owner: owner, name: name, caller: caller) { return response }
-            outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
-                try await caller.redlock.acquire(
-                    resource,
-                    ttl: ttl,
-                    value: value,
-                    wait: .milliseconds(Int64(wait * 1000)),
-                    retry: .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25))
+            let state = try await inspect(resource, caller: caller)
+            if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
+            let identity = identity(of: caller.tenant, context: context)
+            guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else {
+                throw Problem(
+                    .tooManyRequests,
+                    "Too Many Requests",
+                    "too many of this client's requests are already waiting",
+                    headers: [.retryAfter: String(Self.seconds(state.timeToLive))]
                 )
             }
+            defer { waiters.leave(identity) }
+            outcome = await waitForLock(caller.redlock, resource, ttl: ttl, value: value, wait: wait, context: context)
         }
         let lock: Lock
         switch outcome {
         case .success(let acquired):
             lock = acquired
+            guard context.clientIsConnected else {
+                // Nobody is there to use or release it: give it back rather than leave it held.
+                _ = try? await caller.redlock.release([resource], matching: .exact(value))
+                throw Problem.clientGone
+            }
         case .failure(let error) where error.code == .lockHeld:
             let state = try await inspect(resource, caller: caller)
             if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
@@ -118,6 +147,49 @@ struct LockController: Sendable {
             throw Self.problem(for: error)
         }
         return try lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
+    }
+
+    /// Retries until the lock is ours, `wait` has passed, or the client has gone (checked
+    /// every 100 ms; the acquisition is then cancelled). The delay between attempts starts at
+    /// 50 ms and doubles up to 800 ms, so a long wait costs the masters few attempts.
+    func waitForLock(
+        _ redlock: Redlock,
+        _ resource: String,
+        ttl: Duration,
+        value: [UInt8],
+        wait: Double,
+        context: LocklockRequestContext
+    ) async -> Result<Lock, RedlockError> {
+        await withTaskGroup(of: Result<Lock, RedlockError>?.self) { group in
+            group.addTask {
+                await Self.attempt { () async throws(RedlockError) -> Lock in
+                    try await redlock.acquire(
+                        resource,
+                        ttl: ttl,
+                        value: value,
+                        wait: .milliseconds(Int64(wait * 1000)),
+                        retry: .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25), maximumDelay: .milliseconds(800))
+                    )
+                }
+            }
+            group.addTask {
+                while context.clientIsConnected {
+                    do { try await Task.sleep(for: .milliseconds(100)) } catch { return nil }
+                }
+                return .failure(RedlockError(.cancelled, "the client has gone"))
+            }
+            var outcome: Result<Lock, RedlockError>?
+            for await result in group {
+                guard let result else { continue }
+                if outcome == nil {
+                    outcome = result
+                    group.cancelAll()
+                } else if case .success = result {
+                    outcome = result  // granted as the client left: the caller gives it back
+                }
+            }
+            return outcome ?? .failure(RedlockError(.cancelled, "the client has gone"))
+        }
     }
 
     static func attempt(_ body: () async throws(RedlockError) -> Lock) async -> Result<Lock, RedlockError> {
@@ -259,14 +331,23 @@ struct LockController: Sendable {
     }
 
     /// Takes a token from the tenant's bucket, or from the client address's without one.
+    /// Who is counted for throttling and waiter limits: the tenant, or the client address.
+    func identity(of tenant: Tenant?, context: LocklockRequestContext) -> String {
+        tenant.map { "t:" + $0.name } ?? RateLimiter.clientKey(for: context.remoteAddress)
+    }
+
+    /// How many requests of `tenant` (or of an anonymous address) may wait at once.
+    func waiterLimit(for tenant: Tenant?) -> Int {
+        guard let tenant else { return configuration.anonymousWaiters }
+        return tenant.plan == .pro ? configuration.proWaiters : configuration.developerWaiters
+    }
+
     func throttle(_ tenant: Tenant?, context: LocklockRequestContext) throws -> [HTTPField] {
-        let key: String
+        let key = identity(of: tenant, context: context)
         let rate: Int
         if let tenant {
-            key = "t:" + tenant.name
             rate = tenant.plan == .pro ? configuration.proRate : configuration.developerRate
         } else {
-            key = RateLimiter.clientKey(for: context.remoteAddress)
             rate = configuration.anonymousRate
         }
         let decision = limiter.check(key, rate: rate)
@@ -444,5 +525,28 @@ struct LockRequestBody {
         if String(cString: number.objCType) == "c" { return nil }
         let double = number.doubleValue
         return double.isFinite ? double : nil
+    }
+}
+
+/// How many waiting requests each identity has now.
+final class WaiterCounts: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    /// Counts one more waiter for `identity`, unless it already has `limit`.
+    func enter(_ identity: String, limit: Int) -> Bool {
+        counts.withLock { counts in
+            let current = counts[identity, default: 0]
+            guard current < limit else { return false }
+            counts[identity] = current + 1
+            return true
+        }
+    }
+
+    /// Counts one waiter of `identity` less.
+    func leave(_ identity: String) {
+        counts.withLock { counts in
+            let left = counts[identity, default: 1] - 1
+            counts[identity] = left > 0 ? left : nil
+        }
     }
 }

@@ -21,6 +21,21 @@ public struct LocklockServerConfiguration: Sendable {
     public var baseDomain: String?
     /// The tenants.
     public var tenants: TenantDirectory
+    /// Requests with a `wait` that may wait at once per client address without a key.
+    public var anonymousWaiters: Int = 20
+    /// Requests with a `wait` that may wait at once per Developer tenant.
+    public var developerWaiters: Int = 50
+    /// Requests with a `wait` that may wait at once per Pro tenant.
+    public var proWaiters: Int = 500
+    /// A connection with no request in progress is closed after this.
+    public var idleTimeout: Duration = .seconds(60)
+    /// A request's head must arrive in full within this of the connection opening or the
+    /// previous response.
+    public var headerTimeout: Duration = .seconds(10)
+    /// A request's body must arrive in full within this of its head.
+    public var bodyTimeout: Duration = .seconds(30)
+    /// Connections open at once; past it, new ones are closed as soon as they are accepted.
+    public var maximumConnections: Int = 10_000
 
     /// Creates a configuration with the contract's defaults.
     public init(

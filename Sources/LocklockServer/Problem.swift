@@ -43,6 +43,8 @@ public struct Problem: HTTPResponseError, Sendable {
     static func unavailable(_ detail: String) -> Problem {
         Problem(.serviceUnavailable, "Service Unavailable", detail, headers: [.retryAfter: "1"])
     }
+    /// For a client that hung up while its request waited: nobody reads it.
+    static let clientGone = Problem(.serviceUnavailable, "Service Unavailable", "the client closed the connection while the request waited")
     /// Also closes the connection: the rest of an oversized body is not read.
     static let tooLarge = Problem(.contentTooLarge, "Content Too Large", "request bodies are limited to 64 KiB", headers: [.connection: "close"])
 

@@ -88,7 +88,7 @@ extension Redlock {
                 record(error)
                 let retriesLeft = deadline == nil ? attempt <= retry.count : true
                 guard retriesLeft, !isClosing else { throw error }
-                var delay = retryDelay(retry)
+                var delay = retryDelay(retry, afterFailure: attempt)
                 if let deadline {
                     // The last attempt is made at the deadline rather than skipped.
                     let left = deadline - clock.now

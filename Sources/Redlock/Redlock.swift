@@ -202,9 +202,10 @@ public final class Redlock: Service, Sendable {
         }
     }
 
-    func retryDelay(_ retry: RedlockConfiguration.Retry) -> Duration {
-        let base = retry.delay.nanoseconds
-        let jitter = max(retry.jitter.nanoseconds, 0)
+    func retryDelay(_ retry: RedlockConfiguration.Retry, afterFailure failures: Int = 1) -> Duration {
+        let (mean, spread) = retry.delay(afterFailure: failures)
+        let base = mean.nanoseconds
+        let jitter = max(spread.nanoseconds, 0)
         let delay = base + (jitter > 0 ? Int64.random(in: -jitter...jitter) : 0)
         return .nanoseconds(max(delay, 1_000_000))
     }

@@ -17,13 +17,33 @@ public struct RedlockConfiguration: @unchecked Sendable {
         /// Overall deadline for one acquisition ("wait up to 5 s"); when set, attempts go on
         /// until it passes, whatever `count` says.
         public var maximumWait: Duration?
+        /// When set, the delay doubles after each failed attempt up to this (the jitter grows
+        /// in proportion), so a long wait costs the masters fewer attempts. Nil keeps it fixed.
+        public var maximumDelay: Duration?
 
-        /// Creates a retry policy; defaults: 3 retries, 200 ms ± 100 ms, no overall deadline.
-        public init(count: Int = 3, delay: Duration = .milliseconds(200), jitter: Duration = .milliseconds(100), maximumWait: Duration? = nil) {
+        /// Creates a retry policy; defaults: 3 retries, 200 ms ± 100 ms, no overall deadline,
+        /// no backoff.
+        public init(
+            count: Int = 3,
+            delay: Duration = .milliseconds(200),
+            jitter: Duration = .milliseconds(100),
+            maximumWait: Duration? = nil,
+            maximumDelay: Duration? = nil
+        ) {
             self.count = count
             self.delay = delay
             self.jitter = jitter
             self.maximumWait = maximumWait
+            self.maximumDelay = maximumDelay
+        }
+
+        /// The mean delay and jitter after the `failures`-th failed attempt (1 for the first).
+        package func delay(afterFailure failures: Int) -> (mean: Duration, jitter: Duration) {
+            guard let maximumDelay, maximumDelay > delay, delay > .zero else { return (delay, jitter) }
+            let doublings = min(max(failures - 1, 0), 62)
+            let grown = delay.nanoseconds.multipliedReportingOverflow(by: Int64(1) << doublings)
+            let mean = grown.overflow ? maximumDelay : min(.nanoseconds(grown.partialValue), maximumDelay)
+            return (mean, jitter * (mean / delay))
         }
 
         /// Try once, never retry. (Not called `none`: where a `Retry?` is expected, `.none`

@@ -101,6 +101,13 @@ struct ServeOptions: ParsableArguments {
             "Keep a master that restarted out of votes until --max-expires-in has passed since it started, so one that lost its locks (no persistence) cannot grant them again. Turn off only for masters with appendfsync always."
     )
     var delayedRejoin = true
+    @Option(help: "Requests with a wait that may wait at once per client address without a key.") var anonymousWaiters = 20
+    @Option(help: "Requests with a wait that may wait at once per Developer tenant.") var developerWaiters = 50
+    @Option(help: "Requests with a wait that may wait at once per Pro tenant.") var proWaiters = 500
+    @Option(help: "Close a connection with no request in progress after this.") var idleTimeout = DurationArgument(argument: "60s")!
+    @Option(help: "A request's head must arrive in full within this.") var headerTimeout = DurationArgument(argument: "10s")!
+    @Option(help: "A request's body must arrive in full within this of its head.") var bodyTimeout = DurationArgument(argument: "30s")!
+    @Option(help: "Connections open at once; new ones past it are closed at once.") var maxConnections = 10_000
 
     /// The Redlock configuration every master group uses.
     var redlockConfiguration: RedlockConfiguration {
@@ -123,8 +130,14 @@ struct ServeOptions: ParsableArguments {
         guard maxWait.isFinite, (0...tenYears).contains(maxWait) else {
             throw ValidationError("--max-wait must be between 0 and \(Int(tenYears)) seconds")
         }
+        for (name, limit) in [
+            ("--anonymous-waiters", anonymousWaiters), ("--developer-waiters", developerWaiters), ("--pro-waiters", proWaiters),
+            ("--max-connections", maxConnections),
+        ] where limit < 1 {
+            throw ValidationError("\(name) must be 1 or more, not \(limit)")
+        }
         let directory = try tenants.map { try TenantDirectory(contentsOf: URL(fileURLWithPath: $0)) } ?? TenantDirectory([])
-        return LocklockServerConfiguration(
+        var configuration = LocklockServerConfiguration(
             host: host,
             port: port,
             maximumExpiresIn: maxExpiresIn,
@@ -135,6 +148,14 @@ struct ServeOptions: ParsableArguments {
             baseDomain: baseDomain,
             tenants: directory
         )
+        configuration.anonymousWaiters = anonymousWaiters
+        configuration.developerWaiters = developerWaiters
+        configuration.proWaiters = proWaiters
+        configuration.idleTimeout = idleTimeout.duration
+        configuration.headerTimeout = headerTimeout.duration
+        configuration.bodyTimeout = bodyTimeout.duration
+        configuration.maximumConnections = maxConnections
+        return configuration
     }
 
     func groups(primary: [RedisServerAddress], logger: Logger) throws -> MasterGroups {

@@ -111,6 +111,8 @@ struct CLITests {
         (["--max-expires-in", "1e300"], "--max-expires-in must be between"),
         (["--max-expires-in", "0"], "--max-expires-in must be between"),
         (["--max-wait", "1e300"], "--max-wait must be between"),
+        (["--anonymous-waiters", "0"], "--anonymous-waiters must be 1 or more"),
+        (["--max-connections", "0"], "--max-connections must be 1 or more"),
     ])
     func serveRefusesLimitsItCannotApply(arguments: [String], message: String) async throws {
         let result = try await locklock(["serve", "--port", "0"] + arguments, masters: "127.0.0.1:6390")

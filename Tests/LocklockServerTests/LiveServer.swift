@@ -38,12 +38,13 @@ func withLiveServer<T: Sendable>(
     developerRate: Int = 0,
     proRate: Int = 0,
     baseDomain: String? = nil,
+    setting tweak: ConfigurationTweak? = nil,
     _ body: @escaping @Sendable (LiveServer) async throws -> T
 ) async throws -> T {
     try await withRedisServers(count: 5) { masters throws in
         try await withRedisServers(count: 3) { regionMasters throws in
             let port = try FreePort.pick()
-            let configuration = LocklockServerConfiguration(
+            var configuration = LocklockServerConfiguration(
                 host: "127.0.0.1",
                 port: port,
                 anonymousRate: anonymousRate,
@@ -52,6 +53,7 @@ func withLiveServer<T: Sendable>(
                 baseDomain: baseDomain,
                 tenants: testTenants
             )
+            tweak?.apply(&configuration)
             // 250 ms: bounded, with room for CI's 2 shared cores; the Redlock tests pin the latency.
             let lockConfiguration = RedlockConfiguration(instanceTimeout: .milliseconds(250))
             let groups = MasterGroups(
@@ -63,5 +65,15 @@ func withLiveServer<T: Sendable>(
             // Ready once the server answers and a quorum of every group is connected.
             return try await withServing(app, port: port, readyPath: "/readyz") { try await body(server) }
         }
+    }
+}
+
+/// One setting of the server under test that differs from the default.
+struct ConfigurationTweak {
+    let apply: (inout LocklockServerConfiguration) -> Void
+
+    /// Sets `keyPath` to `value`.
+    static func set<Value>(_ keyPath: WritableKeyPath<LocklockServerConfiguration, Value>, _ value: Value) -> Self {
+        Self { $0[keyPath: keyPath] = value }
     }
 }

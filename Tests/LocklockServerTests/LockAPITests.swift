@@ -117,6 +117,36 @@ struct LockAPITests {
         }
     }
 
+    @Test func waitingRequestsPerClientAreCapped() async throws {
+        try await withLiveServer(setting: .set(\.anonymousWaiters, 2)) { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"secret":"holder"}"#).status == 201)
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<3 { group.addTask { try await server.request("POST", path, body: #"{"wait":3}"#).status } }
+                try await Task.sleep(for: .milliseconds(800))
+                #expect(try await server.request("DELETE", path, body: #"{"secret":"holder"}"#).status == 200)
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.sorted() == [201, 409, 429], "two wait (one gets the lock), the third is refused: \(statuses)")
+        }
+    }
+
+    @Test func aWaiterWhoseClientHasGoneNeverLeavesTheLockHeld() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"secret":"holder"}"#).status == 201)
+            // A client sends a waiting POST and hangs up before any answer.
+            let client = try RawConnection(port: server.port)
+            try client.send("POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"wait\":10}")
+            client.hangUp()
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await server.request("DELETE", path, body: #"{"secret":"holder"}"#).status == 200)
+            try await Task.sleep(for: .milliseconds(800))
+            let status = try await server.request("GET", path)
+            #expect(status.status == 404, "nobody is there to use the lock, so nobody may hold it: \(status.text)")
+        }
+    }
+
     @Test func extendSetsANewTTLFromNow() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"

@@ -25,7 +25,9 @@ struct KnownLimitsTests {
             // Reproduced: two holders of one lock, each inside its validity.
             #expect(held.remainingValidity > .seconds(20), "the first holder still believes it holds the lock")
             #expect(stolen.remainingValidity > .seconds(20), "and so does the second")
-            #expect(try await first.inspect("ledger").fencingToken == stolen.fencingToken, "a quorum holds the second holder's lock")
+            // Asked through the second client: the first one's connections to the restarted
+            // masters may still be re-dialling with backoff on a loaded machine.
+            #expect(try await second.inspect("ledger").fencingToken == stolen.fencingToken, "a quorum holds the second holder's lock")
             await first.shutdown()
             await second.shutdown()
         }

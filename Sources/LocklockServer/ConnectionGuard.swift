@@ -1,0 +1,127 @@
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// Keeps clients from holding connections they do not use, one handler per connection:
+///
+/// - a request's head must arrive within `headerTimeout` of the connection opening, or within
+///   idle timeout + `headerTimeout` of the previous response (the server's own idle timeout
+///   closes a keep-alive connection that sends nothing before that);
+/// - its body must arrive within `bodyTimeout` of its head;
+/// - past `maximumConnections` open connections, a new one is closed as soon as it opens;
+/// - a client that closes its side of the connection has gone: the connection is closed, so
+///   a request that waits for a lock on its behalf sees it and stops.
+///
+/// No timer runs while the server works on a request (a POST may wait for a lock).
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// The deadlines and the cap, shared by every connection of one server.
+    struct Limits: Sendable {
+        var headerTimeout: TimeAmount
+        var bodyTimeout: TimeAmount
+        var idleTimeout: TimeAmount
+        var connections: ConnectionCount
+    }
+
+    private let limits: Limits
+    private var started = false
+    private var counted = false
+    private var timer: Scheduled<Void>?
+
+    init(limits: Limits) { self.limits = limits }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        guard limits.connections.open() else {
+            context.close(promise: nil)
+            return
+        }
+        counted = true
+        arm(limits.headerTimeout, context: context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: arm(limits.bodyTimeout, context: context)
+        case .body: break
+        case .end: disarm()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { arm(limits.idleTimeout + limits.headerTimeout, context: context) }
+        context.write(data, promise: promise)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        if counted {
+            counted = false
+            limits.connections.close()
+        }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        disarm()
+        if counted {
+            counted = false
+            limits.connections.close()
+        }
+    }
+
+    private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
+        timer?.cancel()
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+}
+
+/// Open connections of one server, against its cap.
+final class ConnectionCount: Sendable {
+    private let count = Atomic<Int>(0)
+    let maximum: Int
+
+    init(maximum: Int) { self.maximum = maximum }
+
+    /// Counts a new connection; false (and not counted) when the cap is reached.
+    func open() -> Bool {
+        let now = count.wrappingAdd(1, ordering: .relaxed).newValue
+        guard now <= maximum else {
+            count.wrappingSubtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// Counts a connection less.
+    func close() { count.wrappingSubtract(1, ordering: .relaxed) }
+}

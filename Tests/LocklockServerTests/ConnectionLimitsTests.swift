@@ -1,0 +1,47 @@
+import LocklockServer
+import RealServerGate
+import Testing
+
+/// Slow and idle clients cannot hold the server's connections: each phase of a request has a
+/// deadline, and the number of connections has a cap.
+@Suite("Connection limits", .serialized, .realRedisServers)
+struct ConnectionLimitsTests {
+    @Test func aClientThatNeverFinishesItsHeadersIsDisconnected() async throws {
+        try await withLiveServer(setting: .set(\.headerTimeout, .seconds(1))) { server throws in
+            let slow = try RawConnection(port: server.port)
+            try slow.send("GET /livez HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            let outcome = slow.waitForClose(within: .seconds(4))
+            #expect(outcome.closed, "a request head that never ends holds a connection forever")
+        }
+    }
+
+    @Test func aClientThatNeverFinishesItsBodyIsDisconnected() async throws {
+        try await withLiveServer(setting: .set(\.bodyTimeout, .seconds(1))) { server throws in
+            let slow = try RawConnection(port: server.port)
+            try slow.send("POST /v1/api/lock/uuid/6f1c2a86-0d2e-4b51-9a1f-0b8b8c3f2f10 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+            #expect(slow.waitForClose(within: .seconds(4)).closed)
+        }
+    }
+
+    @Test func anIdleConnectionIsClosedAfterTheIdleTimeout() async throws {
+        try await withLiveServer(setting: .set(\.idleTimeout, .seconds(1))) { server throws in
+            let idle = try RawConnection(port: server.port)
+            try idle.send("GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let outcome = idle.waitForClose(within: .seconds(4))
+            #expect(outcome.received.hasPrefix("HTTP/1.1 200"), "\(outcome.received.prefix(40))")
+            #expect(outcome.closed)
+        }
+    }
+
+    @Test func connectionsPastTheCapAreClosedAtOnce() async throws {
+        try await withLiveServer(setting: .set(\.maximumConnections, 3)) { server throws in
+            let held = try (0..<3).map { _ in try RawConnection(port: server.port) }
+            try await Task.sleep(for: .milliseconds(200))
+            let extra = try RawConnection(port: server.port)
+            #expect(extra.waitForClose(within: .seconds(2)).closed, "the fourth connection is refused")
+            try held[0].send("GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let answered = held[0].waitForClose(within: .seconds(3))
+            #expect(answered.received.hasPrefix("HTTP/1.1 200"), "connections under the cap are served: \(answered.received.prefix(40))")
+        }
+    }
+}
