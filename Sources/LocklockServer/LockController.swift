@@ -107,7 +107,8 @@ struct LockController: Sendable {
         owner: [UInt8]?,
         context: LocklockRequestContext
     ) async throws -> Response {
-        let ttl = Duration.milliseconds(Int64((body.expiresIn ?? 2_592_000) * 1000))
+        // Without expires_in: the contract's 30 days, or the caller's maximum if lower.
+        let ttl = Duration.milliseconds(Int64((body.expiresIn ?? min(2_592_000, maximumExpiresIn(for: caller.tenant))) * 1000))
         let value = StoredLockValue.make(owner: owner, data: body.data, tenant: caller.tenant?.name)
         let wait = body.wait ?? 0
         var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
@@ -336,6 +337,11 @@ struct LockController: Sendable {
         tenant.map { "t:" + $0.name } ?? RateLimiter.clientKey(for: context.remoteAddress)
     }
 
+    /// The largest `expires_in` for `tenant`, or for a caller without a key.
+    func maximumExpiresIn(for tenant: Tenant?) -> Double {
+        tenant == nil ? min(configuration.anonymousMaximumExpiresIn, configuration.maximumExpiresIn) : configuration.maximumExpiresIn
+    }
+
     /// How many requests of `tenant` (or of an anonymous address) may wait at once.
     func waiterLimit(for tenant: Tenant?) -> Int {
         guard let tenant else { return configuration.anonymousWaiters }
@@ -374,7 +380,7 @@ struct LockController: Sendable {
         }
         return try LockRequestBody(
             buffer,
-            maximumExpiresIn: configuration.maximumExpiresIn,
+            maximumExpiresIn: maximumExpiresIn(for: caller.tenant),
             maximumWait: configuration.maximumWait,
             allowData: caller.tenant?.plan == .pro
         )

@@ -21,6 +21,10 @@ public struct LocklockServerConfiguration: Sendable {
     public var baseDomain: String?
     /// The tenants.
     public var tenants: TenantDirectory
+    /// The largest `expires_in` for a caller without a key, in seconds (default 1 hour): it
+    /// bounds what anonymous callers can keep on the masters, about rate × this many keys per
+    /// address. Never above ``maximumExpiresIn``.
+    public var anonymousMaximumExpiresIn: Double = 3_600
     /// Requests with a `wait` that may wait at once per client address without a key.
     public var anonymousWaiters: Int = 20
     /// Requests with a `wait` that may wait at once per Developer tenant.

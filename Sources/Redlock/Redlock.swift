@@ -120,6 +120,24 @@ public final class Redlock: Service, Sendable {
         }
     }
 
+    /// Each master's value of a server setting (`CONFIG GET parameter`), in the masters'
+    /// order; nil where it could not be read (unreachable, or CONFIG refused by an ACL).
+    public func serverSetting(_ parameter: String) async -> [String?] {
+        let timeout = max(configuration.instanceTimeout, .seconds(1))
+        return await withTaskGroup(of: (Int, String?).self) { group in
+            for (index, connection) in self.group.connections.enumerated() {
+                group.addTask {
+                    let reply = try? await connection.send("CONFIG", "GET", parameter, timeout: timeout)
+                    let pair = reply?.array ?? []
+                    return (index, pair.count == 2 ? pair[1].string : nil)
+                }
+            }
+            var values = [String?](repeating: nil, count: self.group.connections.count)
+            for await (index, value) in group { values[index] = value }
+            return values
+        }
+    }
+
     /// Runs until graceful shutdown or cancellation, then closes every connection.
     public func run() async throws {
         await connect()

@@ -87,6 +87,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Requests/s per Developer tenant (0 = off).") var developerRate = 100
     @Option(help: "Requests/s per Pro tenant (0 = off).") var proRate = 1_000
     @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
+    @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
     @Option(help: "Serve TENANT.DOMAIN in that tenant's namespace.") var baseDomain: String?
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
@@ -127,6 +128,9 @@ struct ServeOptions: ParsableArguments {
         guard maxExpiresIn.isFinite, (0.1...tenYears).contains(maxExpiresIn) else {
             throw ValidationError("--max-expires-in must be between 0.1 and \(Int(tenYears)) seconds")
         }
+        guard anonymousMaxExpiresIn.isFinite, (0.1...tenYears).contains(anonymousMaxExpiresIn) else {
+            throw ValidationError("--anonymous-max-expires-in must be between 0.1 and \(Int(tenYears)) seconds")
+        }
         guard maxWait.isFinite, (0...tenYears).contains(maxWait) else {
             throw ValidationError("--max-wait must be between 0 and \(Int(tenYears)) seconds")
         }
@@ -148,6 +152,7 @@ struct ServeOptions: ParsableArguments {
             baseDomain: baseDomain,
             tenants: directory
         )
+        configuration.anonymousMaximumExpiresIn = anonymousMaxExpiresIn
         configuration.anonymousWaiters = anonymousWaiters
         configuration.developerWaiters = developerWaiters
         configuration.proWaiters = proWaiters
@@ -182,6 +187,10 @@ func serve(groups: MasterGroups, configuration: LocklockServerConfiguration, log
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     let app = buildApplication(groups: groups, configuration: configuration, prometheus: registry, logger: logger)
+    let check = Task {
+        for warning in await evictionWarnings(groups: groups) { logger.warning("\(warning)") }
+    }
+    defer { check.cancel() }
     try await app.runService()
 }
 

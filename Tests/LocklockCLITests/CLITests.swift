@@ -193,6 +193,26 @@ struct CLITests {
         }
     }
 
+    @Test func serveWarnsAtStartAboutMastersThatMayEvictKeys() async throws {
+        try await withRedisServers(count: 3, options: .init(extraArguments: ["--maxmemory-policy", "volatile-lru"])) { group throws in
+            let port = try FreePort.pick()
+            let server = Process()
+            server.executableURL = locklockExecutable()
+            server.arguments = ["serve", "--port", "\(port)"]
+            server.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": group.commaSeparated]) { $1 }
+            let errors = Pipe()
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = errors
+            try server.run()
+            try await waitUntilServing(port: port, path: "/readyz")
+            try await Task.sleep(for: .milliseconds(300))
+            server.terminate()
+            server.waitUntilExit()
+            let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(log.contains("primary: 3 of 3 masters may evict keys (maxmemory-policy volatile-lru)"), "\(log)")
+        }
+    }
+
     @Test func hashKeyPrintsTheTenantsFileHash() async throws {
         let result = try await locklock(["hash-key", "abc"], masters: "")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -117,6 +117,22 @@ struct LockAPITests {
         }
     }
 
+    @Test func aLockWithoutExpiresInLivesTheCallersMaximum() async throws {
+        try await withLiveServer(setting: .set(\.maximumExpiresIn, 600)) { server throws in
+            let anonymous = try await server.request("POST", "/v1/api/lock/uuid/\(uuid())")
+            let anonymousTTL = try #require(anonymous.json?["expires_in"] as? Double)
+            #expect(anonymousTTL <= 600 && anonymousTTL > 590, "capped by --max-expires-in: \(anonymousTTL)")
+            let keyed = try await server.request("POST", "/v1/api/lock/uuid/\(uuid())", headers: ["Authorization": "Bearer \(Keys.acme)"])
+            let keyedTTL = try #require(keyed.json?["expires_in"] as? Double)
+            #expect(keyedTTL <= 600 && keyedTTL > 590, "\(keyedTTL)")
+        }
+        try await withLiveServer { server throws in
+            let anonymous = try await server.request("POST", "/v1/api/lock/uuid/\(uuid())")
+            let anonymousTTL = try #require(anonymous.json?["expires_in"] as? Double)
+            #expect(anonymousTTL <= 3600 && anonymousTTL > 3500, "anonymous locks default to the anonymous maximum, 1 hour: \(anonymousTTL)")
+        }
+    }
+
     @Test func waitingRequestsPerClientAreCapped() async throws {
         try await withLiveServer(setting: .set(\.anonymousWaiters, 2)) { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"
@@ -279,7 +295,8 @@ struct LockAPITests {
     @Test func retryAfterIsTheRemainingTTLRoundedUpAndTheHoldersOwnWaitingRePostAnswersAtOnce() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"
-            #expect(try await server.request("POST", path, body: #"{"secret":"mine"}"#).status == 201)  // 30 days
+            let mine = try await server.request("POST", path, body: #"{"secret":"mine"}"#, headers: ["Authorization": "Bearer \(Keys.acme)"])
+            #expect(mine.status == 201)  // 30 days: a tenant's default
             let conflict = try await server.request("POST", path, body: #"{"secret":"theirs"}"#)
             expectProblem(conflict, 409)
             let retryAfter = Int(conflict.header("Retry-After") ?? "") ?? 0

@@ -53,6 +53,20 @@ struct RouterValidationTests {
         }
     }
 
+    @Test func anonymousLocksLiveAtMostTheAnonymousMaximum() async throws {
+        try await Self.application().test(.router) { client in
+            let anonymous = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"expires_in": 7200}"#))
+            #expect(anonymous.status == .unprocessableContent, "an anonymous 2-hour lock is refused: \(anonymous.status)")
+            let keyed = try await client.execute(
+                uri: Self.path,
+                method: .post,
+                headers: [.authorization: "Bearer \(Keys.initech)"],
+                body: ByteBuffer(string: #"{"expires_in": 7200}"#)
+            )
+            #expect(keyed.status == .serviceUnavailable, "a tenant's is accepted (and reaches the absent masters): \(keyed.status)")
+        }
+    }
+
     @Test func failedAuthenticationsAreThrottledLikeAnonymousRequests() async throws {
         try await Self.application(anonymousRate: 1).test(.router) { client in
             var statuses: [HTTPResponse.Status] = []
