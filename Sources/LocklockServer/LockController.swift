@@ -88,7 +88,7 @@ struct LockController: Sendable {
         let resource = name.resource(tenant: caller.tenant?.name)
         let secret = body.secret ?? request.headers[.lockSecret]
         if let secret { try LockRequestBody.validate(secret: secret) }
-        let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0) }
+        let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0, key: configuration.secretKey) }
         switch operation {
         case .acquire: return try await acquire(name, resource, caller: caller, body: body, owner: owner, context: context)
         case .release: return try await release(name, resource, caller: caller, owner: owner, ifMatch: try Self.ifMatch(request))

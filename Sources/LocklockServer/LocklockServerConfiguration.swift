@@ -25,6 +25,10 @@ public struct LocklockServerConfiguration: Sendable {
     /// bounds what anonymous callers can keep on the masters, about rate × this many keys per
     /// address. Never above ``maximumExpiresIn``.
     public var anonymousMaximumExpiresIn: Double = 3_600
+    /// The key of the keyed hash (HMAC-SHA-256) under which lock secrets are stored, shared by
+    /// every replica; nil stores a plain SHA-256, which a dump of the masters exposes to an
+    /// offline guess of weak secrets.
+    public var secretKey: [UInt8]?
     /// Requests with a `wait` that may wait at once per client address without a key.
     public var anonymousWaiters: Int = 20
     /// Requests with a `wait` that may wait at once per Developer tenant.

@@ -3,7 +3,8 @@ import RedisWire
 import Redlock
 
 /// How the adapter lays out a lock's value on the masters, in one place: an owner part,
-/// `s:<SHA-256 hex of lock and secret>#<random>` for a lock taken with a secret or
+/// `s:<HMAC-SHA-256 hex of lock and secret under the server key>#<random>` (a plain SHA-256
+/// without a server key) for a lock taken with a secret or
 /// `a:<random>` for an anonymous one, then a newline, then the Pro data payload: the name of
 /// the tenant that stored it, a newline and the JSON (both empty when there is none), so that
 /// only that tenant reads it back. The random part makes every acquisition's value unique, so the
@@ -16,9 +17,12 @@ enum StoredLockValue {
     private static let anonymousPrefix = Array("a:".utf8)
     private static let nonceSeparator = UInt8(ascii: "#")
 
-    /// The owner part for a lock taken on `resource` with `secret`.
-    static func owner(resource: String, secret: String) -> [UInt8] {
-        secretPrefix + SHA256.hash(data: Array((resource + "\n" + secret).utf8)).hexDigits
+    /// The owner part for a lock taken on `resource` with `secret`: keyed under `key` so that
+    /// a dump of the masters does not let anyone test guesses of the secret offline.
+    static func owner(resource: String, secret: String, key: [UInt8]?) -> [UInt8] {
+        let message = Array((resource + "\n" + secret).utf8)
+        guard let key else { return secretPrefix + SHA256.hash(data: message).hexDigits }
+        return secretPrefix + HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)).hexDigits
     }
 
     /// The value to store: `owner` (or a fresh anonymous owner), the separator, then `data`

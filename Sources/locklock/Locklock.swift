@@ -89,6 +89,11 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
     @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
+    @Option(
+        help:
+            "File holding the key under which lock secrets are stored (HMAC-SHA-256), the same on every replica (or LOCKLOCK_SECRET_KEY). At least 32 bytes."
+    )
+    var secretKeyFile: String?
     @Option(help: "Serve TENANT.DOMAIN in that tenant's namespace.") var baseDomain: String?
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
     @Option(
@@ -153,6 +158,7 @@ struct ServeOptions: ParsableArguments {
             tenants: directory
         )
         configuration.anonymousMaximumExpiresIn = anonymousMaxExpiresIn
+        configuration.secretKey = try secretKey()
         configuration.anonymousWaiters = anonymousWaiters
         configuration.developerWaiters = developerWaiters
         configuration.proWaiters = proWaiters
@@ -161,6 +167,24 @@ struct ServeOptions: ParsableArguments {
         configuration.bodyTimeout = bodyTimeout.duration
         configuration.maximumConnections = maxConnections
         return configuration
+    }
+
+    /// The secrets' storage key: from --secret-key-file, or LOCKLOCK_SECRET_KEY, or none.
+    func secretKey() throws -> [UInt8]? {
+        var key: [UInt8]?
+        if let secretKeyFile {
+            guard let file = FileHandle(forReadingAtPath: secretKeyFile), let contents = try? file.readToEnd() ?? Data() else {
+                throw ValidationError("cannot read --secret-key-file \(secretKeyFile)")
+            }
+            key = Array(contents)
+            while let last = key?.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { key?.removeLast() }
+        } else if let text = ProcessInfo.processInfo.environment["LOCKLOCK_SECRET_KEY"], !text.isEmpty {
+            key = Array(text.utf8)
+        }
+        if let key, key.count < 32 {
+            throw ValidationError("the secret key must be at least 32 bytes, not \(key.count)")
+        }
+        return key
     }
 
     func groups(primary: [RedisServerAddress], logger: Logger) throws -> MasterGroups {
@@ -187,6 +211,11 @@ func serve(groups: MasterGroups, configuration: LocklockServerConfiguration, log
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     let app = buildApplication(groups: groups, configuration: configuration, prometheus: registry, logger: logger)
+    if configuration.secretKey == nil {
+        logger.warning(
+            "no --secret-key-file or LOCKLOCK_SECRET_KEY: lock secrets are stored as a plain SHA-256, which a dump of the masters exposes to offline guessing"
+        )
+    }
     let check = Task {
         for warning in await evictionWarnings(groups: groups) { logger.warning("\(warning)") }
     }
@@ -224,9 +253,12 @@ struct Dev: AsyncParsableCommand {
         print("locklock dev: masters \(servers.commaSeparated); serving http://\(options.host):\(options.port)/v1/api (Ctrl-C stops everything)")
         fflush(nil)  // visible at once even when stdout is a file or a pipe
         do {
+            var configuration = try options.configuration()
+            // Throwaway masters, one process: a key of its own unless one was given.
+            if configuration.secretKey == nil { configuration.secretKey = Redlock.randomValue() }
             try await serve(
                 groups: try options.groups(primary: servers.addresses, logger: logger),
-                configuration: try options.configuration(),
+                configuration: configuration,
                 logger: logger
             )
         } catch {

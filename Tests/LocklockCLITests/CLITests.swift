@@ -113,6 +113,7 @@ struct CLITests {
         (["--max-wait", "1e300"], "--max-wait must be between"),
         (["--anonymous-waiters", "0"], "--anonymous-waiters must be 1 or more"),
         (["--max-connections", "0"], "--max-connections must be 1 or more"),
+        (["--secret-key-file", "/dev/null"], "the secret key must be at least 32 bytes"),
     ])
     func serveRefusesLimitsItCannotApply(arguments: [String], message: String) async throws {
         let result = try await locklock(["serve", "--port", "0"] + arguments, masters: "127.0.0.1:6390")

@@ -1,5 +1,6 @@
 import LocklockServer
 import RealServerGate
+import RedlockTestSupport
 import Testing
 
 /// Slow and idle clients cannot hold the server's connections: each phase of a request has a

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LocalRedis
 import LocklockServer
@@ -130,6 +131,26 @@ struct LockAPITests {
             let anonymous = try await server.request("POST", "/v1/api/lock/uuid/\(uuid())")
             let anonymousTTL = try #require(anonymous.json?["expires_in"] as? Double)
             #expect(anonymousTTL <= 3600 && anonymousTTL > 3500, "anonymous locks default to the anonymous maximum, 1 hour: \(anonymousTTL)")
+        }
+    }
+
+    @Test func secretsAreStoredAsAKeyedHashSoADumpCannotBeBruteForcedOffline() async throws {
+        let serverKey = Array("a-server-key-from-a-file-0123456789".utf8)
+        try await withLiveServer(setting: .set(\.secretKey, serverKey)) { server throws in
+            let id = uuid()
+            #expect(try await server.request("POST", "/v1/api/lock/uuid/\(id)", body: #"{"secret":"hunter2"}"#).status == 201)
+            let master = RedisConnection(address: server.masters[0].address)
+            let stored = try await master.send("GET", "redlock:lock:u:\(id)").string ?? ""
+            await master.close()
+            let unkeyed = "s:" + SHA256.hash(data: Array("u:\(id)\nhunter2".utf8)).map { String(format: "%02x", $0) }.joined()
+            let keyed =
+                "s:"
+                + HMAC<SHA256>.authenticationCode(for: Array("u:\(id)\nhunter2".utf8), using: SymmetricKey(data: serverKey))
+                .map { String(format: "%02x", $0) }.joined()
+            #expect(stored.hasPrefix("s:"), "\(stored)")
+            #expect(!stored.hasPrefix(unkeyed), "a plain SHA-256 of the lock and the secret can be brute-forced from a dump")
+            #expect(stored.hasPrefix(keyed), "HMAC-SHA-256 under the server key")
+            #expect(try await server.request("DELETE", "/v1/api/lock/uuid/\(id)", headers: ["Lock-Secret": "hunter2"]).status == 200)
         }
     }
 

@@ -8,11 +8,11 @@ import Darwin
 
 /// A plain TCP connection to the server under test, for what HTTP clients will not do:
 /// stall halfway through a request, hang up while it waits, hold connections open.
-final class RawConnection {
+public final class RawConnection {
     private let fd: Int32
 
     /// Connects to 127.0.0.1:`port`.
-    init(port: Int) throws {
+    public init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         var address = sockaddr_in()
@@ -31,17 +31,17 @@ final class RawConnection {
     deinit { close(fd) }
 
     /// Writes `text`.
-    func send(_ text: String) throws {
+    public func send(_ text: String) throws {
         let bytes = Array(text.utf8)
         guard Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw POSIXError(.EPIPE) }
     }
 
     /// Closes the connection (the client hangs up).
-    func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
+    public func hangUp() { shutdown(fd, Int32(SHUT_RDWR)) }
 
     /// Reads until the server closes the connection or `timeout` passes; returns whether it
     /// closed, and what it sent before.
-    func waitForClose(within timeout: Duration) -> (closed: Bool, received: String) {
+    public func waitForClose(within timeout: Duration) -> (closed: Bool, received: String) {
         let deadline = ContinuousClock.now + timeout
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
