@@ -11,12 +11,15 @@ public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContex
     public var coreContext: CoreRequestContextStorage
     /// The address of the peer (the client, or the proxy in front of it).
     public let remoteAddress: SocketAddress?
+    /// The client's address: the peer's, or the one a trusted proxy forwarded.
+    public internal(set) var clientAddress: SocketAddress?
     private let channel: any Channel
 
     /// Creates the context for one request on `channel`.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress
+        self.clientAddress = source.channel.remoteAddress
         self.channel = source.channel
     }
 
@@ -55,6 +58,8 @@ struct LockController: Sendable {
     }
 
     func handle(_ operation: Operation, kind: String, _ request: Request, _ context: LocklockRequestContext) async throws -> Response {
+        var context = context
+        context.clientAddress = ForwardedClient.address(peer: context.remoteAddress, headers: request.headers, trusted: configuration.trustedProxies)
         let raw = try context.parameters.require("name")
         guard let name = kind == "uuid" ? LockName.parseUUID(raw) : LockName.parseKey(raw) else {
             throw Problem.badRequest(kind == "uuid" ? "not a canonical UUID" : "lock names match ^[A-Za-z0-9._~:-]{1,200}$ and contain no '..'")
@@ -334,7 +339,7 @@ struct LockController: Sendable {
     /// Takes a token from the tenant's bucket, or from the client address's without one.
     /// Who is counted for throttling and waiter limits: the tenant, or the client address.
     func identity(of tenant: Tenant?, context: LocklockRequestContext) -> String {
-        tenant.map { "t:" + $0.name } ?? RateLimiter.clientKey(for: context.remoteAddress)
+        tenant.map { "t:" + $0.name } ?? RateLimiter.clientKey(for: context.clientAddress)
     }
 
     /// The largest `expires_in` for `tenant`, or for a caller without a key.

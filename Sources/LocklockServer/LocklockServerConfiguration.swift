@@ -29,6 +29,9 @@ public struct LocklockServerConfiguration: Sendable {
     /// every replica; nil stores a plain SHA-256, which a dump of the masters exposes to an
     /// offline guess of weak secrets.
     public var secretKey: [UInt8]?
+    /// Peers whose `Forwarded` and `X-Forwarded-For` headers name the client (the proxies in
+    /// front of the server); from any other peer those headers are ignored.
+    public var trustedProxies: [IPNetwork] = []
     /// Requests with a `wait` that may wait at once per client address without a key.
     public var anonymousWaiters: Int = 20
     /// Requests with a `wait` that may wait at once per Developer tenant.

@@ -89,6 +89,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
     @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
+    @Option(help: "A proxy (CIDR, repeatable) whose Forwarded or X-Forwarded-For header names the client.") var trustedProxy: [String] = []
     @Option(
         help:
             "File holding the key under which lock secrets are stored (HMAC-SHA-256), the same on every replica (or LOCKLOCK_SECRET_KEY). At least 32 bytes."
@@ -158,6 +159,10 @@ struct ServeOptions: ParsableArguments {
             tenants: directory
         )
         configuration.anonymousMaximumExpiresIn = anonymousMaxExpiresIn
+        configuration.trustedProxies = try trustedProxy.map { text in
+            guard let network = IPNetwork(text) else { throw ValidationError("--trusted-proxy takes an address or a CIDR network, not '\(text)'") }
+            return network
+        }
         configuration.secretKey = try secretKey()
         configuration.anonymousWaiters = anonymousWaiters
         configuration.developerWaiters = developerWaiters

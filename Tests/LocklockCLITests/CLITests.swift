@@ -114,6 +114,7 @@ struct CLITests {
         (["--anonymous-waiters", "0"], "--anonymous-waiters must be 1 or more"),
         (["--max-connections", "0"], "--max-connections must be 1 or more"),
         (["--secret-key-file", "/dev/null"], "the secret key must be at least 32 bytes"),
+        (["--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy takes an address or a CIDR network"),
     ])
     func serveRefusesLimitsItCannotApply(arguments: [String], message: String) async throws {
         let result = try await locklock(["serve", "--port", "0"] + arguments, masters: "127.0.0.1:6390")
