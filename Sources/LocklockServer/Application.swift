@@ -27,11 +27,7 @@ public func buildRouter(
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ready"}"#)))
     }
-    router.get("/metrics") { _, _ -> Response in
-        var bytes: [UInt8] = []
-        prometheus?.emit(into: &bytes)
-        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
+    if configuration.servesMetrics { addMetricsRoute(to: router, prometheus: prometheus) }
     let openapi = OpenAPIDocument.json(maximumExpiresIn: configuration.maximumExpiresIn, maximumWait: configuration.maximumWait)
     router.get("/v1/api/openapi.json") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: openapi)))
@@ -87,4 +83,27 @@ struct ProblemMiddleware: RouterMiddleware {
             throw Problem(.internalServerError, "Internal Server Error", "unexpected error")
         }
     }
+}
+
+/// `GET /metrics`: the registry in Prometheus text format.
+func addMetricsRoute<Context: RequestContext>(to router: Router<Context>, prometheus: PrometheusCollectorRegistry?) {
+    router.get("/metrics") { _, _ -> Response in
+        var bytes: [UInt8] = []
+        prometheus?.emit(into: &bytes)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+/// `/metrics` alone on an address of its own (an internal interface), for when the API's
+/// address is public: set ``LocklockServerConfiguration/servesMetrics`` to false and run this
+/// beside ``buildApplication(groups:configuration:prometheus:logger:)``.
+public func buildMetricsApplication(
+    prometheus: PrometheusCollectorRegistry,
+    host: String,
+    port: Int,
+    logger: Logger = Logger(label: "locklock")
+) -> some ApplicationProtocol {
+    let router = Router()
+    addMetricsRoute(to: router, prometheus: prometheus)
+    return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "locklock"), logger: logger)
 }

@@ -32,6 +32,9 @@ public struct LocklockServerConfiguration: Sendable {
     /// Peers whose `Forwarded` and `X-Forwarded-For` headers name the client (the proxies in
     /// front of the server); from any other peer those headers are ignored.
     public var trustedProxies: [IPNetwork] = []
+    /// Whether `/metrics` is served on the API's address (false when it has one of its own,
+    /// see ``buildMetricsApplication(prometheus:host:port:logger:)``).
+    public var servesMetrics = true
     /// Requests with a `wait` that may wait at once per client address without a key.
     public var anonymousWaiters: Int = 20
     /// Requests with a `wait` that may wait at once per Developer tenant.

@@ -80,7 +80,11 @@ public final class Redlock: Service, Sendable {
             eventLoop: eventLoop
         )
         self.taskExecutor = EventLoopTaskExecutor(eventLoop)
-        self.metrics = RedlockMetrics(masters: masters.map(\.description), factory: configuration.metricsFactory)
+        self.metrics = RedlockMetrics(
+            masters: masters.map(\.description),
+            factory: configuration.metricsFactory,
+            dimensions: configuration.metricsDimensions
+        )
         self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
         self.fencePrefix = Array((configuration.keyPrefix + "fence:").utf8)
         self.retentionArgument = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)

@@ -81,6 +81,9 @@ public struct RedlockConfiguration: @unchecked Sendable {
     /// `redlock_acquire_attempts_total`, `redlock_outcomes_total{operation,outcome}`,
     /// `redlock_acquire_duration_seconds`, `redlock_master_errors_total{master,code}`.
     public var metricsFactory: (any MetricsFactory)?
+    /// Dimensions added to every metric of this client, such as `[("group", "eu")]` for one
+    /// of several clients in a process.
+    public var metricsDimensions: [(String, String)] = []
     /// Connection settings used for every master (connect timeout, reconnect backoff, AUTH).
     public var connection: RedisConnectionConfiguration
     /// The longest TTL any client of these masters uses, when known. Turns on the delayed

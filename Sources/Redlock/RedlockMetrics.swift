@@ -17,12 +17,15 @@ struct RedlockMetrics: @unchecked Sendable {
     let masterLabels: [String]
     let factory: any MetricsFactory
 
-    init(masters: [String], factory: (any MetricsFactory)?) {
+    let dimensions: [(String, String)]
+
+    init(masters: [String], factory: (any MetricsFactory)?, dimensions: [(String, String)] = []) {
         let factory = factory ?? MetricsSystem.factory
         self.factory = factory
-        attempts = Counter(label: "redlock_acquire_attempts_total", factory: factory)
+        self.dimensions = dimensions
+        attempts = Counter(label: "redlock_acquire_attempts_total", dimensions: dimensions, factory: factory)
         func outcome(_ operation: String, _ outcome: String) -> Counter {
-            Counter(label: "redlock_outcomes_total", dimensions: [("operation", operation), ("outcome", outcome)], factory: factory)
+            Counter(label: "redlock_outcomes_total", dimensions: dimensions + [("operation", operation), ("outcome", outcome)], factory: factory)
         }
         acquired = outcome("acquire", "acquired")
         held = outcome("acquire", "held")
@@ -32,12 +35,16 @@ struct RedlockMetrics: @unchecked Sendable {
         extendLost = outcome("extend", "lost")
         released = outcome("release", "released")
         releaseNotHeld = outcome("release", "not_held")
-        acquireLatency = Timer(label: "redlock_acquire_duration_seconds", factory: factory)
+        acquireLatency = Timer(label: "redlock_acquire_duration_seconds", dimensions: dimensions, factory: factory)
         masterLabels = masters
     }
 
     /// Counts one failed command on one master (rare path: the counter is looked up here).
     func masterError(_ index: Int, code: String) {
-        Counter(label: "redlock_master_errors_total", dimensions: [("master", masterLabels[index]), ("code", code)], factory: factory).increment()
+        Counter(
+            label: "redlock_master_errors_total",
+            dimensions: dimensions + [("master", masterLabels[index]), ("code", code)],
+            factory: factory
+        ).increment()
     }
 }

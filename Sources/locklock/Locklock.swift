@@ -8,6 +8,8 @@ import Metrics
 import Prometheus
 import RedisWire
 import Redlock
+import ServiceLifecycle
+import UnixSignals
 
 @main
 struct Locklock: AsyncParsableCommand {
@@ -89,6 +91,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
     @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
+    @Option(help: "Serve /metrics on this port only (not on --port), bound to --metrics-host.") var metricsPort: Int?
+    @Option(help: "Address to bind --metrics-port to.") var metricsHost = "127.0.0.1"
     @Option(help: "A proxy (CIDR, repeatable) whose Forwarded or X-Forwarded-For header names the client.") var trustedProxy: [String] = []
     @Option(
         help:
@@ -116,12 +120,17 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A request's body must arrive in full within this of its head.") var bodyTimeout = DurationArgument(argument: "30s")!
     @Option(help: "Connections open at once; new ones past it are closed at once.") var maxConnections = 10_000
 
-    /// The Redlock configuration every master group uses.
-    var redlockConfiguration: RedlockConfiguration {
-        RedlockConfiguration(
+    /// Where `/metrics` is served when not on the API's address.
+    var metricsAddress: (host: String, port: Int)? { metricsPort.map { (metricsHost, $0) } }
+
+    /// The Redlock configuration of one master group; its metrics carry the group's name.
+    func redlockConfiguration(group: String) -> RedlockConfiguration {
+        var configuration = RedlockConfiguration(
             fencingCounterRetention: fencingRetention.duration,
             maximumTTL: delayedRejoin ? .milliseconds(Int64((maxExpiresIn * 1000).rounded(.up))) : nil
         )
+        configuration.metricsDimensions = [("group", group)]
+        return configuration
     }
 
     func configuration() throws -> LocklockServerConfiguration {
@@ -199,7 +208,7 @@ struct ServeOptions: ParsableArguments {
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--region takes NAME=h:p,h:p,...") }
             regions[String(parts[0])] = Redlock(
                 masters: try MasterOptions.parse(String(parts[1])),
-                configuration: redlockConfiguration,
+                configuration: redlockConfiguration(group: String(parts[0])),
                 logger: logger
             )
         }
@@ -208,13 +217,26 @@ struct ServeOptions: ParsableArguments {
             // Falling back to the default masters would silently move a tenant's locks.
             throw ValidationError("tenants name regions with no --region: \(unknown.joined(separator: ", "))")
         }
-        return MasterGroups(primary: Redlock(masters: primary, configuration: redlockConfiguration, logger: logger), regions: regions)
+        return MasterGroups(
+            primary: Redlock(masters: primary, configuration: redlockConfiguration(group: "primary"), logger: logger),
+            regions: regions
+        )
     }
 }
 
-func serve(groups: MasterGroups, configuration: LocklockServerConfiguration, logger: Logger) async throws {
+/// Serves the API. The metrics system is bootstrapped before `makeGroups` creates the Redlock
+/// clients: each client takes the factory when it is created.
+func serve(
+    makeGroups: () throws -> MasterGroups,
+    configuration: LocklockServerConfiguration,
+    metrics: (host: String, port: Int)? = nil,
+    logger: Logger
+) async throws {
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    let groups = try makeGroups()
+    var configuration = configuration
+    configuration.servesMetrics = metrics == nil
     let app = buildApplication(groups: groups, configuration: configuration, prometheus: registry, logger: logger)
     if configuration.secretKey == nil {
         logger.warning(
@@ -225,7 +247,19 @@ func serve(groups: MasterGroups, configuration: LocklockServerConfiguration, log
         for warning in await evictionWarnings(groups: groups) { logger.warning("\(warning)") }
     }
     defer { check.cancel() }
-    try await app.runService()
+    guard let metrics else {
+        try await app.runService()
+        return
+    }
+    let metricsApp = buildMetricsApplication(prometheus: registry, host: metrics.host, port: metrics.port, logger: logger)
+    let services = ServiceGroup(
+        configuration: .init(
+            services: [.init(service: app), .init(service: metricsApp)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+    try await services.run()
 }
 
 struct Serve: AsyncParsableCommand {
@@ -235,9 +269,11 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "locklock")
+        let primary = try master.addresses()
         try await serve(
-            groups: try options.groups(primary: try master.addresses(), logger: logger),
+            makeGroups: { try options.groups(primary: primary, logger: logger) },
             configuration: try options.configuration(),
+            metrics: options.metricsAddress,
             logger: logger
         )
     }
@@ -262,8 +298,9 @@ struct Dev: AsyncParsableCommand {
             // Throwaway masters, one process: a key of its own unless one was given.
             if configuration.secretKey == nil { configuration.secretKey = Redlock.randomValue() }
             try await serve(
-                groups: try options.groups(primary: servers.addresses, logger: logger),
+                makeGroups: { try options.groups(primary: servers.addresses, logger: logger) },
                 configuration: configuration,
+                metrics: options.metricsAddress,
                 logger: logger
             )
         } catch {

@@ -215,6 +215,38 @@ struct CLITests {
         }
     }
 
+    @Test func metricsCanBeServedOnTheirOwnAddressAndCarryTheGroup() async throws {
+        try await withRedisServers(count: 3) { primary throws in
+            try await withRedisServers(count: 3) { region throws in
+                let port = try FreePort.pick()
+                let metricsPort = try FreePort.pick()
+                let server = Process()
+                server.executableURL = locklockExecutable()
+                server.arguments = [
+                    "serve", "--port", "\(port)", "--metrics-port", "\(metricsPort)", "--region", "eu=\(region.commaSeparated)",
+                ]
+                server.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": primary.commaSeparated]) { $1 }
+                server.standardOutput = FileHandle.nullDevice
+                server.standardError = FileHandle.nullDevice
+                try server.run()
+                defer {
+                    server.terminate()
+                    server.waitUntilExit()
+                }
+                try await waitUntilServing(port: port, path: "/readyz")
+                let created = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())")
+                #expect(created.status == 201)
+                #expect(try await loopbackRequest(port: port, "GET", "/metrics").status == 404, "not on the public address")
+                let metrics = try await loopbackRequest(port: metricsPort, "GET", "/metrics")
+                #expect(metrics.status == 200)
+                #expect(
+                    metrics.text.contains(#"redlock_outcomes_total{group="primary",operation="acquire",outcome="acquired"} 1"#),
+                    "\(metrics.text.split(separator: "\n").filter { $0.contains("redlock_outcomes") })"
+                )
+            }
+        }
+    }
+
     @Test func hashKeyPrintsTheTenantsFileHash() async throws {
         let result = try await locklock(["hash-key", "abc"], masters: "")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
