@@ -69,9 +69,9 @@ struct LockController: Sendable {
             caller = try authorize(request, context: context, name: name)
         } catch let problem as Problem where problem.status == .unauthorized {
             // Guessing keys costs the guesser's own (anonymous) rate.
-            throw problem.adding(try throttle(nil, context: context))
+            throw problem.adding(try await throttle(nil, context: context))
         }
-        let rateHeaders = try throttle(caller.tenant, context: context)
+        let rateHeaders = try await throttle(caller.tenant, context: context)
         do {
             var response = try await handle(operation, name: name, caller: caller, request, context: context)
             for field in rateHeaders { response.headers.append(field) }
@@ -353,7 +353,7 @@ struct LockController: Sendable {
         return tenant.plan == .pro ? configuration.proWaiters : configuration.developerWaiters
     }
 
-    func throttle(_ tenant: Tenant?, context: LocklockRequestContext) throws -> [HTTPField] {
+    func throttle(_ tenant: Tenant?, context: LocklockRequestContext) async throws -> [HTTPField] {
         let key = identity(of: tenant, context: context)
         let rate: Int
         if let tenant {
@@ -361,8 +361,12 @@ struct LockController: Sendable {
         } else {
             rate = configuration.anonymousRate
         }
-        let decision = limiter.check(key, rate: rate)
         guard rate > 0 else { return [] }
+        var shared: RateLimiter.Decision?
+        if configuration.throttle == .shared {
+            shared = await SharedRateLimiter(redlock: groups.primary, keyPrefix: "locklock:throttle:").check(key, rate: rate)
+        }
+        let decision = shared ?? limiter.check(key, rate: rate)
         let headers = [
             HTTPField(name: .rateLimitPolicy, value: "\(rate * 2);w=1"),
             HTTPField(name: .rateLimit, value: "limit=\(rate * 2), remaining=\(decision.remaining), reset=\(max(decision.retryAfter, 1))"),

@@ -35,6 +35,17 @@ public struct LocklockServerConfiguration: Sendable {
     /// Whether `/metrics` is served on the API's address (false when it has one of its own,
     /// see ``buildMetricsApplication(prometheus:host:port:logger:)``).
     public var servesMetrics = true
+    /// Where throttling state lives.
+    public enum Throttle: Sendable {
+        /// On the primary masters (one master per identity, picked by hash), so that every
+        /// replica counts the same requests; the local limiter when that master is unreachable.
+        case shared
+        /// In this process only: each replica gives a client its full rate.
+        case local
+    }
+
+    /// Where throttling state lives (default: shared by every replica, on the masters).
+    public var throttle = Throttle.shared
     /// Requests with a `wait` that may wait at once per client address without a key.
     public var anonymousWaiters: Int = 20
     /// Requests with a `wait` that may wait at once per Developer tenant.

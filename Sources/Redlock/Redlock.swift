@@ -142,6 +142,17 @@ public final class Redlock: Service, Sendable {
         }
     }
 
+    /// Runs `script` on master `index` alone, within the instance timeout: for state one
+    /// master keeps, such as a rate limit shared by the server's replicas.
+    package func evaluate(
+        onMaster index: Int,
+        _ script: RedisScript,
+        keys: [[UInt8]],
+        arguments: [[UInt8]]
+    ) async throws(RedisWireError) -> RESPValue {
+        try await group.connections[index].evaluate(script, keys: keys, arguments: arguments, timeout: configuration.instanceTimeout)
+    }
+
     /// Runs until graceful shutdown or cancellation, then closes every connection.
     public func run() async throws {
         await connect()

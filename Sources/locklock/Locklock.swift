@@ -61,6 +61,11 @@ struct DurationArgument: ExpressibleByArgument {
     }
 }
 
+/// `--throttle shared|local`.
+enum ThrottleArgument: String, ExpressibleByArgument, CaseIterable {
+    case shared, local
+}
+
 struct MasterOptions: ParsableArguments {
     @Option(help: "Comma-separated host:port of the independent masters (or LOCKLOCK_MASTERS).")
     var masters: String?
@@ -91,6 +96,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
     @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
+    @Option(help: "Where throttling state lives: shared (on the masters, one rate across replicas) or local (per process).")
+    var throttle: ThrottleArgument = .shared
     @Option(help: "Serve /metrics on this port only (not on --port), bound to --metrics-host.") var metricsPort: Int?
     @Option(help: "Address to bind --metrics-port to.") var metricsHost = "127.0.0.1"
     @Option(help: "A proxy (CIDR, repeatable) whose Forwarded or X-Forwarded-For header names the client.") var trustedProxy: [String] = []
@@ -168,6 +175,7 @@ struct ServeOptions: ParsableArguments {
             tenants: directory
         )
         configuration.anonymousMaximumExpiresIn = anonymousMaxExpiresIn
+        configuration.throttle = throttle == .shared ? .shared : .local
         configuration.trustedProxies = try trustedProxy.map { text in
             guard let network = IPNetwork(text) else { throw ValidationError("--trusted-proxy takes an address or a CIDR network, not '\(text)'") }
             return network

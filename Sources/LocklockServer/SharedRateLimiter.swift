@@ -1,0 +1,53 @@
+import Foundation
+import RedisWire
+import Redlock
+
+/// A rate limit kept on the masters, so that every replica of the server counts the same
+/// requests: GCRA (the generic cell rate algorithm) in one script on one master, picked by a
+/// stable hash of the identity, on that master's clock. Returns nil when that master cannot
+/// answer, and the caller falls back to its local limiter.
+struct SharedRateLimiter: Sendable {
+    let redlock: Redlock
+    let keyPrefix: String
+
+    /// KEYS[1] the identity's theoretical arrival time (µs); ARGV[1] µs per request, ARGV[2]
+    /// burst. Returns {allowed, remaining, µs until allowed}.
+    static let gcra = RedisScript(
+        """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local interval = tonumber(ARGV[1])
+        local tolerance = interval * (tonumber(ARGV[2]) - 1)
+        local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if tat < now then tat = now end
+        if now < tat - tolerance then return {0, 0, math.ceil(tat - tolerance - now)} end
+        local next = tat + interval
+        redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1000)
+        return {1, math.floor((tolerance - (next - now)) / interval) + 1, 0}
+        """
+    )
+
+    /// Takes one request from `key`'s allowance of `rate` per second (burst twice that).
+    func check(_ key: String, rate: Int) async -> RateLimiter.Decision? {
+        let interval = 1_000_000.0 / Double(rate)
+        let arguments = [Array(String(format: "%.3f", interval).utf8), Array(String(rate * 2).utf8)]
+        let master = Int(Self.stableHash(key) % UInt64(redlock.masters.count))
+        guard
+            let reply = try? await redlock.evaluate(onMaster: master, Self.gcra, keys: [Array((keyPrefix + key).utf8)], arguments: arguments),
+            let values = reply.array?.compactMap(\.integer), values.count == 3
+        else { return nil }
+        let waitSeconds = Int((Double(values[2]) / 1_000_000).rounded(.up))
+        return RateLimiter.Decision(allowed: values[0] == 1, remaining: Int(max(values[1], 0)), retryAfter: values[0] == 1 ? 0 : max(1, waitSeconds))
+    }
+
+    /// FNV-1a: the same master for an identity in every replica (Swift's `Hasher` is seeded
+    /// per process).
+    static func stableHash(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        return hash
+    }
+}

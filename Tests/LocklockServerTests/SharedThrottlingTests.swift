@@ -1,0 +1,68 @@
+import Hummingbird
+import LocalRedis
+import LocklockServer
+import RealServerGate
+import Redlock
+import RedlockTestSupport
+import Testing
+
+/// Two replicas of the server over the same masters: a client's rate is one rate, whichever
+/// replica its requests reach.
+@Suite("Throttling shared by replicas", .serialized, .realRedisServers)
+struct SharedThrottlingTests {
+    func withReplicas(
+        throttle: LocklockServerConfiguration.Throttle,
+        _ body: @escaping @Sendable ([Int], RedisServerGroup) async throws -> Void
+    ) async throws {
+        try await withRedisServers(count: 3) { masters throws in
+            var ports: [Int] = []
+            var apps: [any ApplicationProtocol] = []
+            for _ in 0..<2 {
+                let port = try FreePort.pick()
+                var configuration = LocklockServerConfiguration(host: "127.0.0.1", port: port, anonymousRate: 1)
+                configuration.throttle = throttle
+                let groups = MasterGroups(primary: Redlock(masters: masters.addresses, configuration: .init(instanceTimeout: .milliseconds(250))))
+                apps.append(buildApplication(groups: groups, configuration: configuration))
+                ports.append(port)
+            }
+            let (first, second) = (apps[0], apps[1])
+            let listening = ports
+            try await withServing(first, port: listening[0], readyPath: "/readyz") {
+                try await withServing(second, port: listening[1], readyPath: "/readyz") {
+                    try await body(listening, masters)
+                }
+            }
+        }
+    }
+
+    static let path = "/v1/api/lock/uuid/6f1c2a86-0d2e-4b51-9a1f-0b8b8c3f2f10"
+
+    @Test func aClientSpreadingItsRequestsOverTwoReplicasGetsOneRate() async throws {
+        try await withReplicas(throttle: .shared) { ports, _ in
+            var statuses: [Int] = []
+            for port in [ports[0], ports[1], ports[0], ports[1]] {
+                statuses.append(try await loopbackRequest(port: port, "GET", Self.path).status)
+            }
+            #expect(statuses == [404, 404, 429, 429], "a burst of 2 in all, not 2 per replica: \(statuses)")
+        }
+    }
+
+    @Test func withLocalThrottlingEachReplicaCountsAlone() async throws {
+        try await withReplicas(throttle: .local) { ports, _ in
+            var statuses: [Int] = []
+            for port in [ports[0], ports[1], ports[0], ports[1]] {
+                statuses.append(try await loopbackRequest(port: port, "GET", Self.path).status)
+            }
+            #expect(statuses == [404, 404, 404, 404], "\(statuses)")
+        }
+    }
+
+    @Test func withTheThrottlingMasterDownEachReplicaFallsBackToItsOwnLimiter() async throws {
+        try await withReplicas(throttle: .shared) { ports, masters in
+            for server in masters.servers { await server.kill9() }
+            var statuses: [Int] = []
+            for _ in 0..<3 { statuses.append(try await loopbackRequest(port: ports[0], "GET", Self.path).status) }
+            #expect(statuses.last == 429, "the local limiter still throttles: \(statuses)")
+        }
+    }
+}
