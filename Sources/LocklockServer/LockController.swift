@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import Redlock
+import ServiceLifecycle
 import Synchronization
 
 /// The request context: Hummingbird's core context plus the client's address for throttling.
@@ -155,9 +156,10 @@ struct LockController: Sendable {
         return try lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
     }
 
-    /// Retries until the lock is ours, `wait` has passed, or the client has gone (checked
-    /// every 100 ms; the acquisition is then cancelled). The delay between attempts starts at
-    /// 50 ms and doubles up to 800 ms, so a long wait costs the masters few attempts.
+    /// Retries until the lock is ours, `wait` has passed, the client has gone, or the server
+    /// begins a graceful shutdown (both checked every 100 ms; the acquisition is then
+    /// cancelled). The delay between attempts starts at 50 ms and doubles up to 800 ms, so a
+    /// long wait costs the masters few attempts.
     func waitForLock(
         _ redlock: Redlock,
         _ resource: String,
@@ -165,6 +167,23 @@ struct LockController: Sendable {
         value: [UInt8],
         wait: Double,
         context: LocklockRequestContext
+    ) async -> Result<Lock, RedlockError> {
+        let draining = DrainFlag()
+        return await withGracefulShutdownHandler {
+            await waitForLock(redlock, resource, ttl: ttl, value: value, wait: wait, context: context, draining: draining)
+        } onGracefulShutdown: {
+            draining.isSet.store(true, ordering: .relaxed)
+        }
+    }
+
+    private func waitForLock(
+        _ redlock: Redlock,
+        _ resource: String,
+        ttl: Duration,
+        value: [UInt8],
+        wait: Double,
+        context: LocklockRequestContext,
+        draining: DrainFlag
     ) async -> Result<Lock, RedlockError> {
         await withTaskGroup(of: Result<Lock, RedlockError>?.self) { group in
             group.addTask {
@@ -179,10 +198,11 @@ struct LockController: Sendable {
                 }
             }
             group.addTask {
-                while context.clientIsConnected {
+                while context.clientIsConnected && !draining.isSet.load(ordering: .relaxed) {
                     do { try await Task.sleep(for: .milliseconds(100)) } catch { return nil }
                 }
-                return .failure(RedlockError(.cancelled, "the client has gone"))
+                guard context.clientIsConnected else { return .failure(RedlockError(.cancelled, "the client has gone")) }
+                return .failure(RedlockError(.shutdown, "the server is shutting down"))
             }
             var outcome: Result<Lock, RedlockError>?
             for await result in group {
@@ -434,6 +454,7 @@ struct LockController: Sendable {
         switch error.code {
         case .lockHeld: return Problem.conflict("the lock is held by another client", retryAfter: 1)
         case .invalidArgument: return Problem.unprocessable("invalid lock request")
+        case .shutdown: return Problem.unavailable("this server is shutting down; retry (on another replica)")
         default: return Problem.unavailable("too few lock servers answered; try again")
         }
     }
@@ -564,4 +585,9 @@ final class WaiterCounts: Sendable {
             counts[identity] = left > 0 ? left : nil
         }
     }
+}
+
+/// Set when the server begins a graceful shutdown, for the waiting requests to see.
+final class DrainFlag: Sendable {
+    let isSet = Atomic<Bool>(false)
 }
