@@ -23,7 +23,8 @@ struct Locklock: AsyncParsableCommand {
     static func main() async {
         bootstrapLogging()
         do {
-            var command = try parseAsRoot()
+            let arguments = EnvironmentOptions.merge(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
+            var command = try parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -247,6 +247,20 @@ struct CLITests {
         }
     }
 
+    @Test func serveTakesItsOptionsFromTheEnvironmentAndTheCommandLineWins() async throws {
+        let fromEnvironment = try await locklock(["serve"], masters: "127.0.0.1:1", environment: ["LOCKLOCK_ANONYMOUS_RATE": "-1"])
+        #expect(fromEnvironment.status != 0)
+        #expect(fromEnvironment.stderr.contains("--anonymous-rate must be 0 (off) or more, not -1"), "\(fromEnvironment.stderr)")
+        let overridden = try await locklock(
+            ["serve", "--anonymous-rate", "5", "--max-wait", "1e300"],
+            masters: "127.0.0.1:1",
+            environment: ["LOCKLOCK_ANONYMOUS_RATE": "-1"]
+        )
+        #expect(overridden.stderr.contains("--max-wait must be between"), "the flag's 5 was used, not the environment's -1: \(overridden.stderr)")
+        let repeated = try await locklock(["serve"], masters: "127.0.0.1:1", environment: ["LOCKLOCK_TRUSTED_PROXY": "10.0.0.0/8;bad"])
+        #expect(repeated.stderr.contains("--trusted-proxy takes an address or a CIDR network, not 'bad'"), "\(repeated.stderr)")
+    }
+
     @Test func hashKeyPrintsTheTenantsFileHash() async throws {
         let result = try await locklock(["hash-key", "abc"], masters: "")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
