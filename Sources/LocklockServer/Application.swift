@@ -1,8 +1,11 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOSSL
 import Prometheus
 import Redlock
 import ServiceLifecycle
@@ -35,14 +38,17 @@ public func buildRouter(
     return router
 }
 
-/// Builds the whole application: the router, the server on `configuration.host:port`, and the
-/// Redlock clients as services (dialled at start, closed on graceful shutdown).
+/// Builds the whole application: the router, the server on `configuration.host:port` (HTTPS
+/// when a certificate and key are configured), and the Redlock clients as services (dialled
+/// at start, closed on graceful shutdown).
+///
+/// - Throws: when the TLS certificate or key cannot be read.
 public func buildApplication(
     groups: MasterGroups,
     configuration: LocklockServerConfiguration,
     prometheus: PrometheusCollectorRegistry? = nil,
     logger: Logger = Logger(label: "locklock")
-) -> some ApplicationProtocol {
+) throws -> some ApplicationProtocol {
     let router = buildRouter(groups: groups, configuration: configuration, prometheus: prometheus)
     let limits = ConnectionGuard.Limits(
         headerTimeout: .nanoseconds(configuration.headerTimeout.nanoseconds),
@@ -50,11 +56,20 @@ public func buildApplication(
         idleTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
         connections: ConnectionCount(maximum: configuration.maximumConnections)
     )
+    var server = HTTPServerBuilder.http1(
+        configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits: limits)], idleTimeout: limits.idleTimeout)
+    )
+    if let certificatePath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+        let tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain,
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
+        )
+        server = try .tls(server, tlsConfiguration: tls)
+    }
     return Application(
         router: router,
-        server: .http1(
-            configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits: limits)], idleTimeout: limits.idleTimeout)
-        ),
+        server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "locklock"),
         services: groups.all,
         logger: logger

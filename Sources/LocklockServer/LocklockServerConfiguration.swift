@@ -46,6 +46,10 @@ public struct LocklockServerConfiguration: Sendable {
 
     /// Where throttling state lives (default: shared by every replica, on the masters).
     public var throttle = Throttle.shared
+    /// With ``tlsKeyPath``: the server's certificate chain (PEM), to serve HTTPS directly.
+    public var tlsCertificatePath: String?
+    /// With ``tlsCertificatePath``: the server's private key (PEM).
+    public var tlsKeyPath: String?
     /// Requests with a `wait` that may wait at once per client address without a key.
     public var anonymousWaiters: Int = 20
     /// Requests with a `wait` that may wait at once per Developer tenant.

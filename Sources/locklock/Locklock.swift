@@ -97,6 +97,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
     @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
+    @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.") var tlsCert: String?
+    @Option(help: "The private key (PEM) of --tls-cert.") var tlsKey: String?
     @Option(help: "Where throttling state lives: shared (on the masters, one rate across replicas) or local (per process).")
     var throttle: ThrottleArgument = .shared
     @Option(help: "Serve /metrics on this port only (not on --port), bound to --metrics-host.") var metricsPort: Int?
@@ -175,6 +177,9 @@ struct ServeOptions: ParsableArguments {
             baseDomain: baseDomain,
             tenants: directory
         )
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        configuration.tlsCertificatePath = tlsCert
+        configuration.tlsKeyPath = tlsKey
         configuration.anonymousMaximumExpiresIn = anonymousMaxExpiresIn
         configuration.throttle = throttle == .shared ? .shared : .local
         configuration.trustedProxies = try trustedProxy.map { text in
@@ -246,7 +251,7 @@ func serve(
     let groups = try makeGroups()
     var configuration = configuration
     configuration.servesMetrics = metrics == nil
-    let app = buildApplication(groups: groups, configuration: configuration, prometheus: registry, logger: logger)
+    let app = try buildApplication(groups: groups, configuration: configuration, prometheus: registry, logger: logger)
     if configuration.secretKey == nil {
         logger.warning(
             "no --secret-key-file or LOCKLOCK_SECRET_KEY: lock secrets are stored as a plain SHA-256, which a dump of the masters exposes to offline guessing"

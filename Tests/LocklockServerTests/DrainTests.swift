@@ -17,7 +17,10 @@ struct DrainTests {
         try await withRedisServers(count: 3) { masters throws in
             let port = try FreePort.pick()
             let groups = MasterGroups(primary: Redlock(masters: masters.addresses, configuration: .init(instanceTimeout: .milliseconds(250))))
-            let app = buildApplication(groups: groups, configuration: LocklockServerConfiguration(host: "127.0.0.1", port: port, anonymousRate: 0))
+            let app = try buildApplication(
+                groups: groups,
+                configuration: LocklockServerConfiguration(host: "127.0.0.1", port: port, anonymousRate: 0)
+            )
             let services = ServiceGroup(configuration: .init(services: [app], logger: Logger(label: "drain-test")))
             let running = Task { try await services.run() }
             try await waitUntilServing(port: port, path: "/readyz")

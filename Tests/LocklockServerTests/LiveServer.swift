@@ -60,7 +60,7 @@ func withLiveServer<T: Sendable>(
                 primary: Redlock(masters: masters.addresses, configuration: lockConfiguration),
                 regions: ["eu": Redlock(masters: regionMasters.addresses, configuration: lockConfiguration)]
             )
-            let app = buildApplication(groups: groups, configuration: configuration)
+            let app = try buildApplication(groups: groups, configuration: configuration)
             let server = LiveServer(port: port, masters: masters, regionMasters: regionMasters)
             // Ready once the server answers and a quorum of every group is connected.
             return try await withServing(app, port: port, readyPath: "/readyz") { try await body(server) }

@@ -22,7 +22,7 @@ struct SharedThrottlingTests {
                 var configuration = LocklockServerConfiguration(host: "127.0.0.1", port: port, anonymousRate: 1)
                 configuration.throttle = throttle
                 let groups = MasterGroups(primary: Redlock(masters: masters.addresses, configuration: .init(instanceTimeout: .milliseconds(250))))
-                apps.append(buildApplication(groups: groups, configuration: configuration))
+                apps.append(try buildApplication(groups: groups, configuration: configuration))
                 ports.append(port)
             }
             let (first, second) = (apps[0], apps[1])
