@@ -6,29 +6,6 @@ import Redlock
 import ServiceLifecycle
 import Synchronization
 
-/// The request context: Hummingbird's core context plus the client's address for throttling.
-public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContext {
-    /// Hummingbird's per-request context.
-    public var coreContext: CoreRequestContextStorage
-    /// The address of the peer (the client, or the proxy in front of it).
-    public let remoteAddress: SocketAddress?
-    /// The client's address: the peer's, or the one a trusted proxy forwarded.
-    public internal(set) var clientAddress: SocketAddress?
-    private let channel: any Channel
-
-    /// Creates the context for one request on `channel`.
-    public init(source: ApplicationRequestContextSource) {
-        self.coreContext = .init(source: source)
-        self.remoteAddress = source.channel.remoteAddress
-        self.clientAddress = source.channel.remoteAddress
-        self.channel = source.channel
-    }
-
-    /// Whether the client's connection is still open: a waiting request whose client has
-    /// gone stops waiting, and a lock acquired for it is released.
-    var clientIsConnected: Bool { channel.isActive }
-}
-
 /// The `/v1/api/lock/...` routes: acquire (POST), release (DELETE), extend (PATCH), status (GET).
 struct LockController: Sendable {
     let groups: MasterGroups

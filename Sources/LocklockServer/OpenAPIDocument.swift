@@ -85,12 +85,36 @@ enum OpenAPIDocument {
               "Lock": {
                 "description": "The lock",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Lock"}}},
-                "headers": {"ETag": {"description": "The fencing token, quoted: send it back in If-Match.", "schema": {"type": "string"}}}
+                "headers": {
+                  "ETag": {"$ref": "#/components/headers/ETag"},
+                  "Cache-Control": {"$ref": "#/components/headers/CacheControl"},
+                  "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+                  "RateLimit-Policy": {"$ref": "#/components/headers/RateLimitPolicy"}
+                }
               },
               "Problem": {
                 "description": "An RFC 9457 problem",
-                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                "headers": {
+                  "Retry-After": {"$ref": "#/components/headers/RetryAfter"},
+                  "Cache-Control": {"$ref": "#/components/headers/CacheControl"},
+                  "RateLimit": {"$ref": "#/components/headers/RateLimit"},
+                  "RateLimit-Policy": {"$ref": "#/components/headers/RateLimitPolicy"}
+                }
               }
+            },
+            "headers": {
+              "RetryAfter": {
+                "description": "Seconds until the request may succeed: the holder's remaining TTL (409), the throttle's wait (429), or 1 (503).",
+                "schema": {"type": "integer", "minimum": 1}
+              },
+              "RateLimit": {
+                "description": "What is left of this client's allowance: limit, remaining, reset (draft-ietf-httpapi-ratelimit-headers); on every counted response.",
+                "schema": {"type": "string"}
+              },
+              "RateLimitPolicy": {"description": "The allowance: burst and window.", "schema": {"type": "string"}},
+              "CacheControl": {"description": "Always no-store: lock state must not be cached.", "schema": {"type": "string", "enum": ["no-store"]}},
+              "ETag": {"description": "The fencing token, quoted: send it back in If-Match.", "schema": {"type": "string"}}
             }
           },
           "paths": {
