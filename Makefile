@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 APT_PACKAGES := libhiredis-dev libsqlite3-dev redis-server redis-tools wrk libfaketime libtcmalloc-minimal4 curl python3 python3-venv
 SWIFT ?= swift
+EXAMPLES := ExactlyOnce URLShortener
 
 .PHONY: run test lint docs chaos deps build clean-test-servers
 
@@ -25,18 +26,22 @@ test: deps lint
 	@# Plain `swift test`: suites that start real servers take turns (the .realRedisServers trait).
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $(SWIFT) test
 	scripts/docs.sh
-	@# The examples are their own package; sharing the build folder reuses every module already built.
-	$(SWIFT) build --build-tests --package-path Examples --scratch-path $(CURDIR)/.build
-	$(SWIFT) test --skip-build --package-path Examples --scratch-path $(CURDIR)/.build
+	@# Each example is a package of its own; sharing the build folder reuses every module already built.
+	@for example in $(EXAMPLES); do \
+	  $(SWIFT) build --build-tests --package-path Examples/$$example --scratch-path $(CURDIR)/.build && \
+	  $(SWIFT) test --skip-build --package-path Examples/$$example --scratch-path $(CURDIR)/.build || exit 1; \
+	done
 	scripts/api-conformance.sh
 	@# The fault-injection suite, short form (about 2.5 minutes): exits 1 if any scenario fails.
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $$($(SWIFT) build --show-bin-path)/locklock-chaos run --form short
 
 # Layout (.swift-format) and each target's imports against what Package.swift declares.
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests Examples Package.swift Examples/Package.swift
+	$(SWIFT) format lint --strict --recursive Sources Tests Examples Package.swift
 	$(SWIFT) package dump-package | scripts/check-imports.py
-	cd Examples && $(SWIFT) package dump-package | ../scripts/check-imports.py .
+	@for example in $(EXAMPLES) LocalMasters; do \
+	  (cd Examples/$$example && $(SWIFT) package dump-package | ../../scripts/check-imports.py .) || exit 1; \
+	done
 
 # The Redlock DocC catalog, warnings as errors (a broken symbol link fails): .build/docs.
 docs:

@@ -1,7 +1,7 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// The examples: their own package, so that a user of `Redlock` never resolves GRDB.
+// One long URL shortened once, however many identical requests race.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
@@ -9,10 +9,11 @@ let strictSwift: [SwiftSetting] = [
 ]
 
 let package = Package(
-    name: "locklock-examples",
+    name: "URLShortener",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "locklock", path: ".."),
+        .package(name: "locklock", path: "../.."),
+        .package(path: "../LocalMasters"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
@@ -22,35 +23,6 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
-        // Throwaway redis-server masters on Unix sockets, for the demos and the tests.
-        .target(
-            name: "LocalMasters",
-            dependencies: [.product(name: "Redlock", package: "locklock")],
-            path: "Shared/LocalMasters",
-            swiftSettings: strictSwift
-        ),
-
-        // MARK: Exactly once: an at-least-once feed handled at most once per event
-        .target(
-            name: "ExactlyOnce",
-            dependencies: [.product(name: "Redlock", package: "locklock"), .product(name: "GRDB", package: "GRDB.swift")],
-            path: "ExactlyOnce/Sources/ExactlyOnce",
-            swiftSettings: strictSwift
-        ),
-        .executableTarget(
-            name: "exactly-once-demo",
-            dependencies: ["ExactlyOnce", "LocalMasters", .product(name: "Redlock", package: "locklock")],
-            path: "ExactlyOnce/Sources/exactly-once-demo",
-            swiftSettings: strictSwift
-        ),
-        .testTarget(
-            name: "ExactlyOnceTests",
-            dependencies: ["ExactlyOnce", "LocalMasters", .product(name: "Redlock", package: "locklock")],
-            path: "ExactlyOnce/Tests/ExactlyOnceTests",
-            swiftSettings: strictSwift
-        ),
-
-        // MARK: URL shortener: one long URL shortened once, however many identical requests race
         .target(
             name: "URLShortener",
             dependencies: [
@@ -62,37 +34,35 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "URLShortener/Sources/URLShortener",
             swiftSettings: strictSwift
         ),
         .executableTarget(
             name: "url-shortener",
             dependencies: [
-                "URLShortener", "LocalMasters",
+                "URLShortener",
+                .product(name: "LocalMasters", package: "LocalMasters"),
                 .product(name: "Redlock", package: "locklock"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "URLShortener/Sources/url-shortener",
             swiftSettings: strictSwift
         ),
         .executableTarget(
             name: "fire-parallel-requests",
             dependencies: ["URLShortener", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "URLShortener/Sources/fire-parallel-requests",
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "URLShortenerTests",
             dependencies: [
-                "URLShortener", "LocalMasters",
+                "URLShortener",
+                .product(name: "LocalMasters", package: "LocalMasters"),
                 .product(name: "Redlock", package: "locklock"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
-            path: "URLShortener/Tests/URLShortenerTests",
             swiftSettings: strictSwift
         ),
     ]
