@@ -34,6 +34,37 @@ private func locklock(
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
+/// Runs `locklock serve` with `arguments` over `masters` until `body` returns; `body` starts
+/// once `readyPath` answers 200 on `port`. Returns what the server wrote to standard error.
+@discardableResult
+private func withServe(
+    _ arguments: [String],
+    port: Int,
+    masters: String,
+    readyPath: String = "/livez",
+    _ body: () async throws -> Void
+) async throws -> String {
+    let server = Process()
+    server.executableURL = locklockExecutable()
+    server.arguments = ["serve", "--port", "\(port)"] + arguments
+    server.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": masters]) { $1 }
+    let errors = Pipe()
+    server.standardOutput = FileHandle.nullDevice
+    server.standardError = errors
+    try server.run()
+    do {
+        try await waitUntilServing(port: port, path: readyPath)
+        try await body()
+    } catch {
+        server.terminate()
+        server.waitUntilExit()
+        throw error
+    }
+    server.terminate()
+    server.waitUntilExit()
+    return String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+}
+
 @Suite("locklock CLI", .serialized, .realRedisServers)
 struct CLITests {
     @Test func runHoldsTheLockWhileTheCommandRunsAndExitsWithItsStatus() async throws {
@@ -162,55 +193,34 @@ struct CLITests {
         // retention is what bounds the masters' memory.
         try await withRedisServers(count: 3) { group throws in
             let port = try FreePort.pick()
-            let server = Process()
-            server.executableURL = locklockExecutable()
-            server.arguments = ["serve", "--port", "\(port)", "--anonymous-rate", "0", "--fencing-retention", "90s"]
-            server.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": group.commaSeparated]) { $1 }
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle.nullDevice
-            try server.run()
-            defer {
-                server.terminate()
-                server.waitUntilExit()
-            }
-            try await waitUntilServing(port: port, path: "/livez")
-            let created = try await loopbackRequest(
-                port: port,
-                "POST",
-                "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())",
-                body: #"{"expires_in":30}"#,
-                headers: ["Content-Type": "application/json"]
-            )
-            #expect(created.status == 201, "\(created.text)")
-            for master in group.servers {
-                let connection = RedisConnection(address: master.address)
-                let counters = try await connection.send("KEYS", "redlock:fence:*").array?.compactMap(\.string) ?? []
-                #expect(counters.count == 1)
-                if let counter = counters.first {
-                    let remaining = try await connection.send("PTTL", counter).integer ?? -1
-                    #expect(remaining > 60_000 && remaining <= 90_000, "PTTL \(remaining) ms, retention 90 s")
+            try await withServe(["--anonymous-rate", "0", "--fencing-retention", "90s"], port: port, masters: group.commaSeparated) {
+                let created = try await loopbackRequest(
+                    port: port,
+                    "POST",
+                    "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())",
+                    body: #"{"expires_in":30}"#,
+                    headers: ["Content-Type": "application/json"]
+                )
+                #expect(created.status == 201, "\(created.text)")
+                for master in group.servers {
+                    let connection = RedisConnection(address: master.address)
+                    let counters = try await connection.send("KEYS", "redlock:fence:*").array?.compactMap(\.string) ?? []
+                    #expect(counters.count == 1)
+                    if let counter = counters.first {
+                        let remaining = try await connection.send("PTTL", counter).integer ?? -1
+                        #expect(remaining > 60_000 && remaining <= 90_000, "PTTL \(remaining) ms, retention 90 s")
+                    }
+                    await connection.close()
                 }
-                await connection.close()
             }
         }
     }
 
     @Test func serveWarnsAtStartAboutMastersThatMayEvictKeys() async throws {
         try await withRedisServers(count: 3, options: .init(extraArguments: ["--maxmemory-policy", "volatile-lru"])) { group throws in
-            let port = try FreePort.pick()
-            let server = Process()
-            server.executableURL = locklockExecutable()
-            server.arguments = ["serve", "--port", "\(port)"]
-            server.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": group.commaSeparated]) { $1 }
-            let errors = Pipe()
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = errors
-            try server.run()
-            try await waitUntilServing(port: port, path: "/readyz")
-            try await Task.sleep(for: .milliseconds(300))
-            server.terminate()
-            server.waitUntilExit()
-            let log = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let log = try await withServe([], port: try FreePort.pick(), masters: group.commaSeparated, readyPath: "/readyz") {
+                try await Task.sleep(for: .milliseconds(300))
+            }
             #expect(log.contains("primary: 3 of 3 masters may evict keys (maxmemory-policy volatile-lru)"), "\(log)")
         }
     }
@@ -220,29 +230,16 @@ struct CLITests {
             try await withRedisServers(count: 3) { region throws in
                 let port = try FreePort.pick()
                 let metricsPort = try FreePort.pick()
-                let server = Process()
-                server.executableURL = locklockExecutable()
-                server.arguments = [
-                    "serve", "--port", "\(port)", "--metrics-port", "\(metricsPort)", "--region", "eu=\(region.commaSeparated)",
-                ]
-                server.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": primary.commaSeparated]) { $1 }
-                server.standardOutput = FileHandle.nullDevice
-                server.standardError = FileHandle.nullDevice
-                try server.run()
-                defer {
-                    server.terminate()
-                    server.waitUntilExit()
+                let arguments = ["--metrics-port", "\(metricsPort)", "--region", "eu=\(region.commaSeparated)"]
+                try await withServe(arguments, port: port, masters: primary.commaSeparated, readyPath: "/readyz") {
+                    let created = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())")
+                    #expect(created.status == 201)
+                    #expect(try await loopbackRequest(port: port, "GET", "/metrics").status == 404, "not on the public address")
+                    let metrics = try await loopbackRequest(port: metricsPort, "GET", "/metrics")
+                    #expect(metrics.status == 200)
+                    let series = #"redlock_outcomes_total{group="primary",operation="acquire",outcome="acquired"} 1"#
+                    #expect(metrics.text.contains(series), "\(metrics.text.split(separator: "\n").filter { $0.contains("redlock_outcomes") })")
                 }
-                try await waitUntilServing(port: port, path: "/readyz")
-                let created = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())")
-                #expect(created.status == 201)
-                #expect(try await loopbackRequest(port: port, "GET", "/metrics").status == 404, "not on the public address")
-                let metrics = try await loopbackRequest(port: metricsPort, "GET", "/metrics")
-                #expect(metrics.status == 200)
-                #expect(
-                    metrics.text.contains(#"redlock_outcomes_total{group="primary",operation="acquire",outcome="acquired"} 1"#),
-                    "\(metrics.text.split(separator: "\n").filter { $0.contains("redlock_outcomes") })"
-                )
             }
         }
     }
