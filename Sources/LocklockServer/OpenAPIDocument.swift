@@ -5,9 +5,37 @@ import Foundation
 
 enum OpenAPIDocument {
     static func json(maximumExpiresIn: Double, maximumWait: Double) -> String {
-        template
+        let text =
+            template
             .replacingOccurrences(of: "MAX_EXPIRES_IN", with: String(maximumExpiresIn))
             .replacingOccurrences(of: "MAX_WAIT", with: String(maximumWait))
+        // The named-lock path is the UUID path with another parameter, names and the API key.
+        guard var document = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
+            var paths = document["paths"] as? [String: Any],
+            let uuidItem = paths["/v1/api/lock/uuid/{uuid}"] as? [String: Any],
+            let data = try? JSONSerialization.data(
+                withJSONObject: { () -> [String: Any] in
+                    paths["/v1/api/lock/key/{name}"] = namedLockItem(from: uuidItem)
+                    document["paths"] = paths
+                    return document
+                }(),
+                options: [.sortedKeys, .withoutEscapingSlashes]
+            )
+        else { return text }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `/v1/api/lock/key/{name}` from `/v1/api/lock/uuid/{uuid}`.
+    private static func namedLockItem(from item: [String: Any]) -> [String: Any] {
+        var result: [String: Any] = ["parameters": [["$ref": "#/components/parameters/name"]]]
+        for (method, value) in item where method != "parameters" {
+            guard var operation = value as? [String: Any] else { continue }
+            operation["operationId"] = (operation["operationId"] as? String)?.replacingOccurrences(of: "UUID", with: "Key")
+            operation["summary"] = (operation["summary"] as? String)?.replacingOccurrences(of: "a UUID lock", with: "a named lock (Pro)")
+            operation["security"] = [["apiKey": [String]()]]
+            result[method] = operation
+        }
+        return result
     }
 
     private static let template = #"""
@@ -176,79 +204,6 @@ enum OpenAPIDocument {
               "get": {
                 "operationId": "statusUUID",
                 "summary": "Status of a UUID lock",
-                "responses": {
-                  "200": {"$ref": "#/components/responses/Lock"},
-                  "400": {"$ref": "#/components/responses/Problem"},
-                  "401": {"$ref": "#/components/responses/Problem"},
-                  "403": {"$ref": "#/components/responses/Problem"},
-                  "404": {"$ref": "#/components/responses/Problem"},
-                  "429": {"$ref": "#/components/responses/Problem"},
-                  "503": {"$ref": "#/components/responses/Problem"}
-                }
-              }
-            },
-            "/v1/api/lock/key/{name}": {
-              "parameters": [{"$ref": "#/components/parameters/name"}],
-              "post": {
-                "operationId": "acquireKey",
-                "summary": "Acquire a named lock (Pro)",
-                "security": [{"apiKey": []}],
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AcquireRequest"}}}},
-                "responses": {
-                  "201": {"$ref": "#/components/responses/Lock"},
-                  "200": {"$ref": "#/components/responses/Lock"},
-                  "400": {"$ref": "#/components/responses/Problem"},
-                  "401": {"$ref": "#/components/responses/Problem"},
-                  "403": {"$ref": "#/components/responses/Problem"},
-                  "409": {"$ref": "#/components/responses/Problem"},
-                  "413": {"$ref": "#/components/responses/Problem"},
-                  "422": {"$ref": "#/components/responses/Problem"},
-                  "429": {"$ref": "#/components/responses/Problem"},
-                  "503": {"$ref": "#/components/responses/Problem"}
-                }
-              },
-              "delete": {
-                "operationId": "releaseKey",
-                "summary": "Release a named lock (Pro)",
-                "security": [{"apiKey": []}],
-                "parameters": [{"$ref": "#/components/parameters/secretHeader"}, {"$ref": "#/components/parameters/ifMatchHeader"}],
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReleaseRequest"}}}},
-                "responses": {
-                  "200": {"description": "Released", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Released"}}}},
-                  "400": {"$ref": "#/components/responses/Problem"},
-                  "401": {"$ref": "#/components/responses/Problem"},
-                  "403": {"$ref": "#/components/responses/Problem"},
-                  "404": {"$ref": "#/components/responses/Problem"},
-                  "412": {"$ref": "#/components/responses/Problem"},
-                  "413": {"$ref": "#/components/responses/Problem"},
-                  "422": {"$ref": "#/components/responses/Problem"},
-                  "429": {"$ref": "#/components/responses/Problem"},
-                  "503": {"$ref": "#/components/responses/Problem"}
-                }
-              },
-              "patch": {
-                "operationId": "extendKey",
-                "summary": "Extend a named lock (Pro)",
-                "security": [{"apiKey": []}],
-                "parameters": [{"$ref": "#/components/parameters/secretHeader"}, {"$ref": "#/components/parameters/ifMatchHeader"}],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExtendRequest"}}}},
-                "responses": {
-                  "200": {"$ref": "#/components/responses/Lock"},
-                  "400": {"$ref": "#/components/responses/Problem"},
-                  "401": {"$ref": "#/components/responses/Problem"},
-                  "403": {"$ref": "#/components/responses/Problem"},
-                  "404": {"$ref": "#/components/responses/Problem"},
-                  "412": {"$ref": "#/components/responses/Problem"},
-                  "413": {"$ref": "#/components/responses/Problem"},
-                  "422": {"$ref": "#/components/responses/Problem"},
-                  "429": {"$ref": "#/components/responses/Problem"},
-                  "503": {"$ref": "#/components/responses/Problem"}
-                }
-              },
-              "get": {
-                "operationId": "statusKey",
-                "summary": "Status of a named lock (Pro)",
-                "security": [{"apiKey": []}],
                 "responses": {
                   "200": {"$ref": "#/components/responses/Lock"},
                   "400": {"$ref": "#/components/responses/Problem"},
