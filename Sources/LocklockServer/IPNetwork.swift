@@ -28,17 +28,21 @@ public struct IPNetwork: Sendable, Hashable {
 
     /// Whether `address` lies in this network (an IPv4-mapped IPv6 address as its IPv4 one).
     public func contains(_ address: SocketAddress) -> Bool {
-        guard let text = address.ipAddress, var candidate = Self.bytes(of: text) else { return false }
-        if bytes.count == 4, candidate.count == 16, candidate[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {
-            candidate = Array(candidate[12...])
+        guard let text = address.ipAddress, let candidate = Self.bytes(of: text).map(Self.unmapped), candidate.count == bytes.count else {
+            return false
         }
-        guard candidate.count == bytes.count else { return false }
         let whole = prefixLength / 8
         guard candidate[0..<whole] == bytes[0..<whole] else { return false }
         let rest = prefixLength % 8
         guard rest > 0 else { return true }
         let mask = UInt8(0xFF) << (8 - rest)
         return candidate[whole] & mask == bytes[whole] & mask
+    }
+
+    /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) as its 4 IPv4 bytes; other bytes as they are.
+    static func unmapped(_ bytes: [UInt8]) -> [UInt8] {
+        guard bytes.count == 16, bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) else { return bytes }
+        return Array(bytes[12...])
     }
 
     /// The 4 or 16 bytes of a textual IPv4 or IPv6 address.

@@ -2,12 +2,6 @@ import NIOCore
 import RedisWire
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Token buckets per client address or tenant: `rate` requests per second with a burst of
 /// twice that. A rate of 0 turns throttling off.
 ///
@@ -47,15 +41,9 @@ public final class RateLimiter: Sendable {
     /// An IPv4-mapped IPv6 address is its IPv4 address.
     package static func clientKey(for address: SocketAddress?) -> String {
         guard let text = address?.ipAddress else { return "a:unknown" }
-        var bytes = [UInt8](repeating: 0, count: 16)
-        if case .v6 = address, inet_pton(AF_INET6, text, &bytes) == 1 {
-            let mappedPrefix: [UInt8] = Array(repeating: 0, count: 10) + [0xFF, 0xFF]
-            if Array(bytes[0..<12]) == mappedPrefix {
-                return "a:" + bytes[12..<16].map(String.init).joined(separator: ".")
-            }
-            return "a:" + bytes[0..<8].hexString + "::/64"
-        }
-        return "a:" + text
+        guard let bytes = IPNetwork.bytes(of: text).map(IPNetwork.unmapped) else { return "a:" + text }
+        if bytes.count == 4 { return "a:" + bytes.map(String.init).joined(separator: ".") }
+        return "a:" + bytes[0..<8].hexString + "::/64"
     }
 }
 
