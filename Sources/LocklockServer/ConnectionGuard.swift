@@ -77,15 +77,16 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
-        if counted {
-            counted = false
-            limits.connections.close()
-        }
+        finish()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        finish()
+    }
+
+    /// Stops the timer and stops counting this connection, once whichever comes first calls it.
+    private func finish() {
         disarm()
         if counted {
             counted = false

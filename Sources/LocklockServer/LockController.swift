@@ -333,7 +333,6 @@ struct LockController: Sendable {
         return label.isEmpty || label.contains(".") ? nil : label
     }
 
-    /// Takes a token from the tenant's bucket, or from the client address's without one.
     /// Who is counted for throttling and waiter limits: the tenant, or the client address.
     func identity(of tenant: Tenant?, context: LocklockRequestContext) -> String {
         tenant.map { "t:" + $0.name } ?? RateLimiter.clientKey(for: context.clientAddress)
@@ -350,6 +349,7 @@ struct LockController: Sendable {
         return tenant.plan == .pro ? configuration.proWaiters : configuration.developerWaiters
     }
 
+    /// Takes a token from the tenant's bucket, or from the client address's without one.
     func throttle(_ tenant: Tenant?, context: LocklockRequestContext) async throws -> [HTTPField] {
         let key = identity(of: tenant, context: context)
         let rate: Int
