@@ -97,12 +97,7 @@ public final class Redlock: Service, Sendable {
     /// failed keep re-dialling in the background. Returns how many are connected.
     @discardableResult
     public func connect() async -> Int {
-        await withTaskGroup(of: Bool.self) { tasks in
-            for connection in group.connections {
-                tasks.addTask { (try? await connection.connect()) != nil }
-            }
-            return await tasks.reduce(0) { $0 + ($1 ? 1 : 0) }
-        }
+        await askEveryMaster { (try? await $0.connect()) != nil }.count { $0 }
     }
 
     /// How many masters are connected right now.
@@ -116,29 +111,28 @@ public final class Redlock: Service, Sendable {
     /// unlike ``reachableMasters()``, also catches a master that is connected but stalled.
     public func answeringMasters() async -> Int {
         let timeout = configuration.instanceTimeout
-        return await withTaskGroup(of: Bool.self) { group in
-            for connection in self.group.connections {
-                group.addTask { (try? await connection.send("PING", timeout: timeout))?.string == "PONG" }
-            }
-            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
-        }
+        return await askEveryMaster { (try? await $0.send("PING", timeout: timeout))?.string == "PONG" }.count { $0 }
     }
 
     /// Each master's value of a server setting (`CONFIG GET parameter`), in the masters'
     /// order; nil where it could not be read (unreachable, or CONFIG refused by an ACL).
     public func serverSetting(_ parameter: String) async -> [String?] {
         let timeout = max(configuration.instanceTimeout, .seconds(1))
-        return await withTaskGroup(of: (Int, String?).self) { group in
-            for (index, connection) in self.group.connections.enumerated() {
-                group.addTask {
-                    let reply = try? await connection.send("CONFIG", "GET", parameter, timeout: timeout)
-                    let pair = reply?.array ?? []
-                    return (index, pair.count == 2 ? pair[1].string : nil)
-                }
+        return await askEveryMaster { connection -> String? in
+            let pair = (try? await connection.send("CONFIG", "GET", parameter, timeout: timeout))?.array ?? []
+            return pair.count == 2 ? pair[1].string : nil
+        }
+    }
+
+    /// `question`'s answer from every master at once, in the masters' order.
+    private func askEveryMaster<Answer: Sendable>(_ question: @escaping @Sendable (RedisConnection) async -> Answer) async -> [Answer] {
+        await withTaskGroup(of: (Int, Answer).self) { tasks in
+            for (index, connection) in group.connections.enumerated() {
+                tasks.addTask { (index, await question(connection)) }
             }
-            var values = [String?](repeating: nil, count: self.group.connections.count)
-            for await (index, value) in group { values[index] = value }
-            return values
+            var answers: [(Int, Answer)] = []
+            for await answer in tasks { answers.append(answer) }
+            return answers.sorted { $0.0 < $1.0 }.map(\.1)
         }
     }
 
