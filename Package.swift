@@ -73,6 +73,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            // Compiled into the binary, so that `locklock` stays one file with no resource bundle.
+            resources: [.embedInCode("openapi.json")],
             swiftSettings: strictSwift
         ),
         .target(

@@ -13,10 +13,6 @@ struct LockController: Sendable {
     let limiter: RateLimiter
     let waiters = WaiterCounts()
 
-    static let bodyLimit = 64 * 1024
-    static let dataLimit = 16 * 1024
-    static let maximumDepth = 32
-
     func register(on router: Router<LocklockRequestContext>) {
         for kind in ["uuid", "key"] {
             let path = RouterPath("/v1/api/lock/\(kind)/:name")
@@ -67,16 +63,31 @@ struct LockController: Sendable {
         _ request: Request,
         context: LocklockRequestContext
     ) async throws -> Response {
-        let body = operation == .status ? LockRequestBody() : try await parseBody(request, operation: operation, caller: caller)
+        var body = LockRequestBody()
+        var storedData: [UInt8]?
+        if operation != .status {
+            (body, storedData) = try await request.decode(as: LockRequestBody.self, context: context).validated(
+                maximumExpiresIn: maximumExpiresIn(for: caller.tenant),
+                maximumWait: configuration.maximumWait,
+                allowData: caller.tenant?.plan == .pro
+            )
+        }
         let resource = name.resource(tenant: caller.tenant?.name)
         let secret = body.secret ?? request.headers[.lockSecret]
         if let secret { try LockRequestBody.validate(secret: secret) }
         let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0, key: configuration.secretKey) }
         switch operation {
-        case .acquire: return try await acquire(name, resource, caller: caller, body: body, owner: owner, context: context)
-        case .release: return try await release(name, resource, caller: caller, owner: owner, ifMatch: try Self.ifMatch(request))
-        case .extend: return try await extend(name, resource, caller: caller, body: body, owner: owner, ifMatch: try Self.ifMatch(request))
-        case .status: return try await status(name, resource, caller: caller)
+        case .acquire:
+            return try await acquire(name, resource, caller: caller, body: body, storedData: storedData, owner: owner, context: context)
+                .response(from: request, context: context)
+        case .release:
+            return try await release(name, resource, caller: caller, owner: owner, ifMatch: try Self.ifMatch(request))
+                .response(from: request, context: context)
+        case .extend:
+            return try await extend(name, resource, caller: caller, body: body, owner: owner, ifMatch: try Self.ifMatch(request))
+                .response(from: request, context: context)
+        case .status:
+            return try await status(name, resource, caller: caller).response(from: request, context: context)
         }
     }
 
@@ -87,12 +98,13 @@ struct LockController: Sendable {
         _ resource: String,
         caller: Caller,
         body: LockRequestBody,
+        storedData: [UInt8]?,
         owner: [UInt8]?,
         context: LocklockRequestContext
-    ) async throws -> Response {
+    ) async throws -> LockResponse {
         // Without expires_in: the contract's 30 days, or the caller's maximum if lower.
         let ttl = Duration.milliseconds(Int64((body.expiresIn ?? min(2_592_000, maximumExpiresIn(for: caller.tenant))) * 1000))
-        let value = StoredLockValue.make(owner: owner, data: body.data, tenant: caller.tenant?.name)
+        let value = StoredLockValue.make(owner: owner, data: storedData, tenant: caller.tenant?.name)
         let wait = body.wait ?? 0
         var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
             try await caller.redlock.acquire(resource, ttl: ttl, value: value, retry: RedlockConfiguration.Retry.never)
@@ -130,7 +142,7 @@ struct LockController: Sendable {
         case .failure(let error):
             throw Self.problem(for: error)
         }
-        return try lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
+        return lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
     }
 
     /// Retries until the lock is ours, `wait` has passed, the client has gone, or the server
@@ -204,34 +216,28 @@ struct LockController: Sendable {
     }
 
     /// The 200 for a POST by the holder itself (same secret), or nil when someone else holds it.
-    func ownLock(_ state: LockState, owner: [UInt8]?, name: LockName, caller: Caller) throws -> Response? {
+    func ownLock(_ state: LockState, owner: [UInt8]?, name: LockName, caller: Caller) throws -> LockResponse? {
         guard let owner, let holder = state.holderValue, StoredLockValue.isHeld(holder, by: owner), let remaining = state.remaining else {
             return nil
         }
-        return try lockResponse(
+        return lockResponse(
             .ok,
             name: name,
             remaining: remaining,
             hasSecret: true,
             token: state.fencingToken,
-            data: StoredLockValue.data(in: holder, visibleTo: caller.tenant?.name)
+            data: StoredLockValue.data(in: holder, visibleTo: caller.tenant?.name).flatMap(JSONValue.init(decoding:))
         )
     }
 
-    func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?, ifMatch: Int64?) async throws -> Response {
+    func release(_ name: LockName, _ resource: String, caller: Caller, owner: [UInt8]?, ifMatch: Int64?) async throws -> ReleaseResponse {
         let outcome: ReleaseOutcome
         do {
             outcome = try await caller.redlock.release([resource], matching: StoredLockValue.match(owner: owner), fencingToken: ifMatch)
         } catch {
             throw Self.problem(for: error)
         }
-        if outcome == .released {
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(string: "{\"lock\":\"\(name.path)\",\"released\":true}"))
-            )
-        }
+        if outcome == .released { return ReleaseResponse(lock: name.path) }
         throw try await notOurs(resource, caller: caller, owner: owner, ifMatch: ifMatch)
     }
 
@@ -256,7 +262,7 @@ struct LockController: Sendable {
         body: LockRequestBody,
         owner: [UInt8]?,
         ifMatch: Int64?
-    ) async throws -> Response {
+    ) async throws -> LockResponse {
         guard let expiresIn = body.expiresIn else { throw Problem.unprocessable("expires_in is required") }
         do {
             _ = try await caller.redlock.extend(
@@ -273,18 +279,18 @@ struct LockController: Sendable {
         return try await status(name, resource, caller: caller)
     }
 
-    func status(_ name: LockName, _ resource: String, caller: Caller) async throws -> Response {
+    func status(_ name: LockName, _ resource: String, caller: Caller) async throws -> LockResponse {
         let state = try await inspect(resource, caller: caller)
         guard state.isHeld, let holder = state.holderValue, let remaining = state.remaining else {
             throw Problem.notFound("the lock is not held (free or expired)")
         }
-        return try lockResponse(
+        return lockResponse(
             .ok,
             name: name,
             remaining: remaining,
             hasSecret: StoredLockValue.hasSecret(holder),
             token: state.fencingToken,
-            data: StoredLockValue.data(in: holder, visibleTo: caller.tenant?.name)
+            data: StoredLockValue.data(in: holder, visibleTo: caller.tenant?.name).flatMap(JSONValue.init(decoding:))
         )
     }
 
@@ -376,22 +382,6 @@ struct LockController: Sendable {
         return headers
     }
 
-    func parseBody(_ request: Request, operation: Operation, caller: Caller) async throws -> LockRequestBody {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > Self.bodyLimit { throw Problem.tooLarge }
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: Self.bodyLimit)
-        } catch {
-            throw Problem.tooLarge
-        }
-        return try LockRequestBody(
-            buffer,
-            maximumExpiresIn: maximumExpiresIn(for: caller.tenant),
-            maximumWait: configuration.maximumWait,
-            allowData: caller.tenant?.plan == .pro
-        )
-    }
-
     // MARK: Responses
 
     func lockResponse(
@@ -400,19 +390,18 @@ struct LockController: Sendable {
         remaining: Duration,
         hasSecret: Bool,
         token: Int64?,
-        data: [UInt8]?
-    ) throws -> Response {
+        data: JSONValue?
+    ) -> LockResponse {
         let seconds = max(0, remaining.seconds)
-        let expiresAt = Date().addingTimeInterval(seconds)
-        var text = "{\"lock\":\"\(name.path)\",\"expires_in\":\((seconds * 100).rounded() / 100),"
-        text += "\"expires_at\":\"\(Self.rfc3339(expiresAt))\",\"has_secret\":\(hasSecret)"
-        if let token { text += ",\"fencing_token\":\(token)" }
-        if let data, !data.isEmpty { text += ",\"data\":" + String(decoding: data, as: UTF8.self) }
-        text += "}"
-        var headers: HTTPFields = [.contentType: "application/json", .cacheControl: "no-store"]
-        // The fencing token names this acquisition: it is the lock's entity tag, for If-Match.
-        if let token { headers[.eTag] = "\"\(token)\"" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        return LockResponse(
+            status: status,
+            lock: name.path,
+            expiresIn: (seconds * 100).rounded() / 100,
+            expiresAt: Self.rfc3339(Date().addingTimeInterval(seconds)),
+            hasSecret: hasSecret,
+            fencingToken: token,
+            data: data
+        )
     }
 
     /// The fencing token an `If-Match` header names (`17` or the entity tag `"17"`), if any.
@@ -453,91 +442,6 @@ struct LockController: Sendable {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
-    }
-}
-
-/// A validated lock request body.
-struct LockRequestBody {
-    /// The shortest `expires_in` the adapter can honour, in seconds.
-    static let minimumExpiresIn = 0.1
-
-    /// A secret, from the body or the `Lock-Secret` header, is 1 to 256 bytes of UTF-8.
-    static func validate(secret: String) throws {
-        guard (1...256).contains(secret.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
-    }
-    var secret: String?
-    var expiresIn: Double?
-    var data: [UInt8]?
-    var wait: Double?
-
-    init() {}
-
-    init(_ buffer: ByteBuffer, maximumExpiresIn: Double, maximumWait: Double, allowData: Bool) throws {
-        guard buffer.readableBytes > 0 else { return }
-        let bytes = Array(buffer.readableBytesView)
-        if bytes.allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) { return }
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                if depth > LockController.maximumDepth { throw Problem.badRequest("JSON nested deeper than \(LockController.maximumDepth) levels") }
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
-            default: break
-            }
-        }
-        let parsed: Any
-        do {
-            parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
-        } catch {
-            throw Problem.badRequest("malformed JSON")
-        }
-        guard let object = parsed as? [String: Any] else { throw Problem.badRequest("the body must be a JSON object") }
-        if let secret = object["secret"] {
-            guard let text = secret as? String else { throw Problem.badRequest("secret must be a string") }
-            try Self.validate(secret: text)
-            self.secret = text
-        }
-        if let value = object["expires_in"] {
-            guard let number = Self.number(value) else { throw Problem.badRequest("expires_in must be a number") }
-            // Below 0.1 s the drift allowance and a few round trips leave no validity to hand out.
-            guard number >= LockRequestBody.minimumExpiresIn, number <= maximumExpiresIn else {
-                throw Problem.unprocessable("expires_in must be between \(LockRequestBody.minimumExpiresIn) and \(Int(maximumExpiresIn)) seconds")
-            }
-            self.expiresIn = number
-        }
-        if let value = object["wait"] {
-            guard let number = Self.number(value) else { throw Problem.badRequest("wait must be a number") }
-            guard (0...maximumWait).contains(number) else { throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds") }
-            self.wait = number
-        }
-        if let value = object["data"], !(value is NSNull) {
-            guard allowData else { throw Problem.forbidden("data payloads need a Pro plan") }
-            let encoded = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys])
-            guard encoded.count <= LockController.dataLimit else { throw Problem.unprocessable("data must be at most 16 KiB of JSON") }
-            self.data = Array(encoded)
-        }
-    }
-
-    private static func number(_ value: Any) -> Double? {
-        guard let number = value as? NSNumber else { return nil }
-        // JSON true/false also arrive as NSNumber; their type code is "c" (char).
-        if String(cString: number.objCType) == "c" { return nil }
-        let double = number.doubleValue
-        return double.isFinite ? double : nil
     }
 }
 

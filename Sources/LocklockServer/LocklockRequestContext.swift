@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import NIOCore
 
@@ -18,6 +19,17 @@ public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContex
         self.clientAddress = source.channel.remoteAddress
         self.channel = source.channel
     }
+
+    /// Lock request bodies: size, depth and type checks, with problem responses.
+    public var requestDecoder: LockRequestDecoder { LockRequestDecoder() }
+    /// Response bodies: compact JSON with sorted keys and unescaped slashes.
+    public var responseEncoder: JSONEncoder { Self.encoder }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     /// Whether the client's connection is still open: a waiting request whose client has
     /// gone stops waiting, and a lock acquired for it is released.

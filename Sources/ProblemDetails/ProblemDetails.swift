@@ -28,11 +28,25 @@ package struct ProblemDetails: Sendable {
 
     /// The response: the JSON object with sorted keys, not cached.
     package func response() -> Response {
-        let object: [String: Any] = ["type": type, "title": title, "status": Int(status.code), "detail": detail]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        let body = Body(type: type, title: title, status: status.code, detail: detail)
+        let data = (try? Self.encoder.encode(body)) ?? Data()
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
         headers[.cacheControl] = "no-store"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+
+    /// The JSON members of RFC 9457 section 3.1.
+    private struct Body: Encodable {
+        var type: String
+        var title: String
+        var status: Int
+        var detail: String
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 }

@@ -226,6 +226,20 @@ struct LockAPITests {
         }
     }
 
+    @Test func dataPayloadsComeBackAsTheyWereSent() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            // 2^53 + 1 has no exact Double: it must travel as an integer.
+            let data = #"{"id":9007199254740993,"nested":{"url":"https://example.com/a/b"},"ratio":0.25,"tags":["a",null,true,-3]}"#
+            let headers = ["Authorization": "Bearer \(Keys.acme)"]
+            let created = try await server.request("POST", path, body: #"{"data":\#(data)}"#, headers: headers)
+            #expect(created.status == 201)
+            #expect(created.text.contains(#""data":\#(data)"#), "\(created.text)")
+            let status = try await server.request("GET", path, headers: headers)
+            #expect(status.text.contains(#""data":\#(data)"#), "\(status.text)")
+        }
+    }
+
     @Test func dataPayloadsArePro() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"

@@ -34,6 +34,44 @@ struct RouterValidationTests {
         }
     }
 
+    @Test(arguments: [
+        ("{not json", "malformed JSON"),
+        ("[1,2]", "the body must be a JSON object"),
+        (#"{"expires_in":"300"}"#, "expires_in must be a number"),
+        (#"{"wait":false}"#, "wait must be a number"),
+        (#"{"secret":42}"#, "secret must be a string"),
+        (String(repeating: "[", count: 40) + String(repeating: "]", count: 40), "JSON nested deeper than 32 levels"),
+    ])
+    func aBodyThatDoesNotDecodeIsABadRequestNamingTheField(body: String, detail: String) async throws {
+        try await Self.application().test(.router) { client in
+            let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: body))
+            #expect(response.status == .badRequest)
+            #expect(response.headers[.contentType] == "application/problem+json")
+            let problem = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+            #expect(problem?["detail"] as? String == detail)
+        }
+    }
+
+    @Test func theOpenAPIDocumentStatesTheConfiguredLimits() async throws {
+        let unreachable = [RedisServerAddress.hostname("127.0.0.1", port: 1)]
+        let groups = MasterGroups(primary: Redlock(masters: unreachable, configuration: .init(retry: .never)))
+        let configuration = LocklockServerConfiguration(maximumExpiresIn: 3600, maximumWait: 12.5, anonymousRate: 0, tenants: testTenants)
+        try await Application(router: buildRouter(groups: groups, configuration: configuration)).test(.router) { client in
+            let response = try await client.execute(uri: "/v1/api/openapi.json", method: .get)
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+            let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+            func maximum(_ schema: String, _ field: String) -> Double? {
+                (((schemas[schema] as? [String: Any])?["properties"] as? [String: Any])?[field] as? [String: Any])?["maximum"] as? Double
+            }
+            #expect(maximum("AcquireRequest", "expires_in") == 3600)
+            #expect(maximum("AcquireRequest", "wait") == 12.5)
+            #expect(maximum("ExtendRequest", "expires_in") == 3600)
+            let paths = try #require(document["paths"] as? [String: Any])
+            let named = try #require(paths["/v1/api/lock/key/{name}"] as? [String: Any])
+            #expect((named["post"] as? [String: Any])?["operationId"] as? String == "acquireKey")
+        }
+    }
+
     @Test func anExpiresInTooShortToHonourIsUnprocessable() async throws {
         try await Self.application().test(.router) { client in
             for expiresIn in ["0.002", "0.003", "0.05"] {

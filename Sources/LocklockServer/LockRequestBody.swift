@@ -1,0 +1,59 @@
+import Hummingbird
+
+/// The JSON body of a POST, PATCH or DELETE on a lock. Decoding checks types (400); `validated`
+/// checks the ranges that depend on the caller (422, or 403 for data without a Pro plan).
+struct LockRequestBody: Decodable, Sendable {
+    /// The shortest `expires_in` the adapter can honour, in seconds: below it the drift
+    /// allowance and a few round trips leave no validity to hand out.
+    static let minimumExpiresIn = 0.1
+    /// The largest Pro `data` payload, as compact JSON.
+    static let dataLimit = 16 * 1024
+
+    /// The holder's secret (the `Lock-Secret` header is the other way to send it).
+    var secret: String?
+    /// The requested TTL in seconds.
+    var expiresIn: Double?
+    /// The Pro data payload stored with the lock.
+    var data: JSONValue?
+    /// How long a POST may wait for a held lock, in seconds.
+    var wait: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case secret
+        case expiresIn = "expires_in"
+        case data
+        case wait
+    }
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        secret = try container.decodeIfPresent(String.self, forKey: .secret)
+        expiresIn = try container.decodeIfPresent(Double.self, forKey: .expiresIn)
+        // `"data": null` is the same as no data.
+        data = try container.decodeIfPresent(JSONValue.self, forKey: .data).flatMap { $0 == .null ? nil : $0 }
+        wait = try container.decodeIfPresent(Double.self, forKey: .wait)
+    }
+
+    /// A secret, from the body or the `Lock-Secret` header, is 1 to 256 bytes of UTF-8.
+    static func validate(secret: String) throws {
+        guard (1...256).contains(secret.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
+    }
+
+    /// The body checked against the caller's limits, with `data` in its stored encoding.
+    func validated(maximumExpiresIn: Double, maximumWait: Double, allowData: Bool) throws -> (body: Self, storedData: [UInt8]?) {
+        if let secret { try Self.validate(secret: secret) }
+        if let expiresIn, !(Self.minimumExpiresIn...maximumExpiresIn).contains(expiresIn) {
+            throw Problem.unprocessable("expires_in must be between \(Self.minimumExpiresIn) and \(Int(maximumExpiresIn)) seconds")
+        }
+        if let wait, !(0...maximumWait).contains(wait) {
+            throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds")
+        }
+        guard let data else { return (self, nil) }
+        guard allowData else { throw Problem.forbidden("data payloads need a Pro plan") }
+        let encoded = try data.encoded()
+        guard encoded.count <= Self.dataLimit else { throw Problem.unprocessable("data must be at most 16 KiB of JSON") }
+        return (self, encoded)
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// A 200 or 201 that describes a held lock.
+struct LockResponse: ResponseGenerator, Encodable, Sendable {
+    /// 201 for a new acquisition, 200 otherwise. Not part of the body.
+    var status: HTTPResponse.Status
+    /// The lock's path, `uuid/...` or `key/...`.
+    var lock: String
+    /// Seconds of validity left, to the hundredth.
+    var expiresIn: Double
+    /// When the validity ends, RFC 3339 in UTC with milliseconds.
+    var expiresAt: String
+    /// Whether the lock was taken with a secret.
+    var hasSecret: Bool
+    /// The acquisition's fencing token.
+    var fencingToken: Int64?
+    /// The Pro data payload, shown only to the tenant that stored it.
+    var data: JSONValue?
+
+    enum CodingKeys: String, CodingKey {
+        case lock
+        case expiresIn = "expires_in"
+        case expiresAt = "expires_at"
+        case hasSecret = "has_secret"
+        case fencingToken = "fencing_token"
+        case data
+    }
+
+    /// The JSON body with `Cache-Control: no-store`, and the fencing token as the entity tag
+    /// (for `If-Match`).
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try context.responseEncoder.encode(self, from: request, context: context)
+        response.status = status
+        response.headers[.cacheControl] = "no-store"
+        if let fencingToken { response.headers[.eTag] = "\"\(fencingToken)\"" }
+        return response
+    }
+}
+
+/// The 200 of a successful DELETE.
+struct ReleaseResponse: ResponseGenerator, Encodable, Sendable {
+    /// The lock's path.
+    var lock: String
+    /// Always true: a failed release is a problem response.
+    var released = true
+
+    /// The JSON body with `Cache-Control: no-store`.
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try context.responseEncoder.encode(self, from: request, context: context)
+        response.headers[.cacheControl] = "no-store"
+        return response
+    }
+}
