@@ -199,6 +199,20 @@ struct RedlockTests {
         }
     }
 
+    @Test func aFailedContenderLeavesTheHoldersTokenAsIssued() async throws {
+        try await withRedlock(configuration: .init(retry: .never)) { redlock, _ in
+            let value = Redlock.randomValue()
+            let holder = try await redlock.acquire("kept", ttl: .seconds(10), value: value)
+            let issued = try #require(holder.fencingToken)
+            for _ in 0..<5 {
+                await #expect(throws: RedlockError.self) { try await redlock.acquire("kept", ttl: .seconds(10)) }
+            }
+            // Status and token-bound release rely on the counter still being the holder's.
+            #expect(try await redlock.inspect("kept").fencingToken == issued)
+            #expect(try await redlock.release(["kept"], matching: .exact(value), fencingToken: issued) == .released)
+        }
+    }
+
     @Test func fencingTokensIncreaseEvenWhenTheQuorumsCountersDisagree() async throws {
         try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
