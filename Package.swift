@@ -39,6 +39,8 @@ let package = Package(
                 "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
@@ -156,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "RedisWireTests",
             dependencies: [
-                "RedisWire", "LocalRedis", "RealServerGate",
+                "RedisWire", "LocalRedis", "RealServerGate", "RedlockTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -166,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "RedlockTests",
             dependencies: [
-                "Redlock", "RedisWire", "LocalRedis", "RealServerGate",
+                "Redlock", "RedisWire", "LocalRedis", "RealServerGate", "RedlockTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

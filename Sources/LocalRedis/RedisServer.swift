@@ -45,8 +45,30 @@ public struct RedisServerOptions: Sendable {
         case appendOnlyEverySecond
     }
 
+    /// A TLS port beside the plain one (which stays, for readiness checks and direct access).
+    public struct TLSListener: Sendable {
+        /// The server's certificate and key (PEM files).
+        public var certificateFile: String
+        /// The server's private key.
+        public var keyFile: String
+        /// The CA that signs client certificates.
+        public var caCertificateFile: String
+        /// Whether clients must present a certificate signed by that CA (`tls-auth-clients`).
+        public var requiresClientCertificates: Bool
+
+        /// Creates a TLS listener description.
+        public init(certificateFile: String, keyFile: String, caCertificateFile: String, requiresClientCertificates: Bool = false) {
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+            self.caCertificateFile = caCertificateFile
+            self.requiresClientCertificates = requiresClientCertificates
+        }
+    }
+
     /// Persistence mode.
     public var persistence: Persistence
+    /// Also listen with TLS on a second free port.
+    public var tls: TLSListener?
     /// Extra `--name value` arguments passed to redis-server.
     public var extraArguments: [String]
     /// Environment variables added to the server's environment (for example `LD_PRELOAD`
@@ -63,8 +85,10 @@ public struct RedisServerOptions: Sendable {
         extraArguments: [String] = [],
         environment: [String: String] = [:],
         executable: String? = nil,
-        role: Role = .test
+        role: Role = .test,
+        tls: TLSListener? = nil
     ) {
+        self.tls = tls
         self.persistence = persistence
         self.extraArguments = extraArguments
         self.environment = environment
@@ -86,6 +110,8 @@ public final class RedisServer: @unchecked Sendable {
 
     /// The loopback port the server listens on.
     public let port: Int
+    /// The loopback port it listens on with TLS, if started with ``RedisServerOptions/tls``.
+    public let tlsPort: Int?
     /// The server's working directory (AOF files live here).
     public let directory: URL
     /// The options it was started with.
@@ -93,6 +119,8 @@ public final class RedisServer: @unchecked Sendable {
 
     /// `127.0.0.1:port` as an address.
     public var address: RedisServerAddress { .hostname("127.0.0.1", port: port) }
+    /// `127.0.0.1:tlsPort` as an address, if the server speaks TLS.
+    public var tlsAddress: RedisServerAddress? { tlsPort.map { .hostname("127.0.0.1", port: $0) } }
     /// `127.0.0.1:port` as text.
     public var hostAndPort: String { "127.0.0.1:\(port)" }
 
@@ -106,10 +134,11 @@ public final class RedisServer: @unchecked Sendable {
         var lastError: any Error = RedisServerError("no attempt made")
         for _ in 0..<5 {
             let port = try FreePort.pick()
+            let tlsPort = try options.tls.map { _ in try FreePort.pick() }
             let directory = FileManager.default.temporaryDirectory
                 .appendingPathComponent("\(options.role.directoryPrefix)-\(port)-\(UUID().uuidString.prefix(8))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let server = RedisServer(port: port, directory: directory, options: options)
+            let server = RedisServer(port: port, tlsPort: tlsPort, directory: directory, options: options)
             do {
                 try await server.launch()
                 return server
@@ -122,8 +151,9 @@ public final class RedisServer: @unchecked Sendable {
         throw lastError
     }
 
-    private init(port: Int, directory: URL, options: RedisServerOptions) {
+    private init(port: Int, tlsPort: Int?, directory: URL, options: RedisServerOptions) {
         self.port = port
+        self.tlsPort = tlsPort
         self.directory = directory
         self.options = options
     }
@@ -147,6 +177,12 @@ public final class RedisServer: @unchecked Sendable {
         case .none: arguments += ["--appendonly", "no"]
         case .appendOnlyAlways: arguments += ["--appendonly", "yes", "--appendfsync", "always"]
         case .appendOnlyEverySecond: arguments += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        }
+        if let tls = options.tls, let tlsPort {
+            arguments += [
+                "--tls-port", String(tlsPort), "--tls-cert-file", tls.certificateFile, "--tls-key-file", tls.keyFile,
+                "--tls-ca-cert-file", tls.caCertificateFile, "--tls-auth-clients", tls.requiresClientCertificates ? "yes" : "no",
+            ]
         }
         return arguments + options.extraArguments
     }

@@ -231,7 +231,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        drop(RedisWireError(.connectionClosed, "connection error: \(error)", underlying: nil), context: context)
+        drop(error as? RedisWireError ?? RedisWireError(.connectionClosed, "connection error: \(error)", underlying: nil), context: context)
     }
 
     private func armTimer(at deadline: NIODeadline) {

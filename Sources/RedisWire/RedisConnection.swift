@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One long-lived connection to one Redis server.
 ///
@@ -27,6 +28,9 @@ public final class RedisConnection: @unchecked Sendable {
     private let configuration: RedisConnectionConfiguration
     private let transport: any RedisTransport
     private let logger: Logger
+    /// The TLS context, made once so that every re-dial reuses it; an error when the TLS
+    /// configuration cannot be used (every dial then fails with it).
+    private let tlsContext: Result<NIOSSLContext, RedisWireError>?
 
     private enum State {
         case idle
@@ -68,6 +72,7 @@ public final class RedisConnection: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.taskExecutor = EventLoopTaskExecutor(eventLoop)
         self.transport = transport
+        self.tlsContext = configuration.tls.map { tls in Result { () throws(RedisWireError) in try tls.makeContext() } }
         var logger = logger
         logger[metadataKey: "redis.address"] = "\(address)"
         self.logger = logger
@@ -308,13 +313,43 @@ public final class RedisConnection: @unchecked Sendable {
         let handler = RedisChannelHandler(logger: logger, healthTimeout: configuration.healthTimeout, maximumInFlight: configuration.maximumInFlight)
         let connectTimeout = configuration.connectTimeout
         let setupDeadline = NIODeadline.now() + .nanoseconds(connectTimeout.nanoseconds)
+        let tlsHandshake: EventLoopPromise<Void>?
+        let tlsContext: NIOSSLContext?
+        switch self.tlsContext {
+        case nil:
+            (tlsHandshake, tlsContext) = (nil, nil)
+        case .success(let context)?:
+            let promise = eventLoop.makePromise(of: Void.self)
+            (tlsHandshake, tlsContext) = (promise, context)
+            // A server that never finishes the handshake fails the dial at the connect deadline.
+            let expiry = eventLoop.scheduleTask(deadline: setupDeadline) {
+                promise.fail(RedisWireError(.timeout, "TLS handshake did not finish within the connect timeout"))
+            }
+            promise.futureResult.whenComplete { _ in expiry.cancel() }
+        case .failure(let error)?:
+            didFailToConnect(error)
+            return
+        }
+        let address = self.address
+        let tls = configuration.tls
         transport.connect(to: address, on: eventLoop, timeout: connectTimeout) { channel in
             channel.eventLoop.makeCompletedFuture {
+                if let tls, let tlsContext, let tlsHandshake {
+                    try channel.pipeline.syncOperations.addHandler(tls.makeHandler(context: tlsContext, address: address))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: tlsHandshake))
+                }
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
+        .flatMapErrorThrowing { error in
+            tlsHandshake?.fail(error)
+            throw error
+        }
         .flatMap { channel in
-            self.handshake(handler: handler, deadline: setupDeadline)
+            // Over TLS, nothing is sent until the handshake is over, so that its failure is
+            // reported as such rather than as a failed command.
+            (tlsHandshake?.futureResult ?? self.eventLoop.makeSucceededVoidFuture())
+                .flatMap { self.handshake(handler: handler, deadline: setupDeadline) }
                 .flatMap { self.identifyServer(handler: handler, deadline: setupDeadline) }
                 .map { channel }
                 .flatMapErrorThrowing { error in
@@ -341,6 +376,11 @@ public final class RedisConnection: @unchecked Sendable {
         }
         if configuration.database != 0 {
             commands.append(["SELECT", String(configuration.database)].map { Array($0.utf8) })
+        }
+        if configuration.tls != nil && commands.isEmpty {
+            // One round trip before callers are let in: a server that refuses our client
+            // certificate after the TLS 1.3 handshake says so now, as a failed dial.
+            commands.append([Array("PING".utf8)])
         }
         let required = commands.map { setUpCommand($0, handler: handler, deadline: deadline) }
         // Best effort: a user without SCRIPT LOAD (an ACL) still connects, and pays one

@@ -41,6 +41,8 @@ public struct RedisConnectionConfiguration: Sendable {
     public var maximumInFlight: Int
     /// Re-dial backoff while the server is down.
     public var reconnect: Reconnect
+    /// TLS to the server; nil speaks plain TCP (or a Unix socket).
+    public var tls: RedisTLSConfiguration?
     /// Optional credentials.
     public var authentication: Authentication?
     /// The logical database selected after connecting (0 sends no `SELECT`).
@@ -66,8 +68,10 @@ public struct RedisConnectionConfiguration: Sendable {
         authentication: Authentication? = nil,
         database: Int = 0,
         preloadedScripts: [RedisScript] = [],
-        restartQuarantine: Duration? = nil
+        restartQuarantine: Duration? = nil,
+        tls: RedisTLSConfiguration? = nil
     ) {
+        self.tls = tls
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
         self.healthTimeout = healthTimeout

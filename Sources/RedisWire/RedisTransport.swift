@@ -3,8 +3,8 @@ import NIOPosix
 
 /// Opens the byte stream a ``RedisConnection`` talks over.
 ///
-/// The default is plain TCP (or a Unix socket). hiredis 0.14, which Debian ships, has no TLS;
-/// a TLS transport plugs in here by adding its handlers before `handler`.
+/// The default is plain TCP (or a Unix socket). TLS is not a transport: it is set in
+/// ``RedisConnectionConfiguration/tls`` and layered on whichever transport dials.
 public protocol RedisTransport: Sendable {
     /// Connects to `address` on `eventLoop` and installs `handler` as the last handler.
     func connect(

@@ -6,7 +6,7 @@ public struct RedisWireError: Error, Sendable, CustomStringConvertible {
     /// An opaque, extensible error code.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case timeout, connectionClosed, unavailable, serverError, protocolError, closed, invalidArgument
+            case timeout, connectionClosed, unavailable, serverError, protocolError, closed, invalidArgument, tlsHandshakeFailed
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -26,6 +26,8 @@ public struct RedisWireError: Error, Sendable, CustomStringConvertible {
         public static let closed = Code(.closed)
         /// The caller passed something that cannot be sent (for example no arguments).
         public static let invalidArgument = Code(.invalidArgument)
+        /// The TLS handshake with the server failed; ``RedisWireError/tlsFailure`` says why.
+        public static let tlsHandshakeFailed = Code(.tlsHandshakeFailed)
 
         /// A readable summary, for logs and messages.
         public var description: String { base.rawValue }

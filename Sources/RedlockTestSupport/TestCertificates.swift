@@ -20,12 +20,13 @@ public struct TestCertificates: Sendable {
         return certificates
     }
 
-    /// Issues a certificate for `name` (a DNS name, and 127.0.0.1) signed by the CA; returns
-    /// the paths of its certificate and key (PEM).
-    public func issue(_ name: String, clientAuthentication: Bool = false) throws -> (certificate: String, key: String) {
+    /// Issues a certificate for `name` (a DNS name, and 127.0.0.1 unless `loopbackAddress` is
+    /// false) signed by the CA; returns the paths of its certificate and key (PEM).
+    public func issue(_ name: String, clientAuthentication: Bool = false, loopbackAddress: Bool = true) throws -> (certificate: String, key: String) {
         let extensions = directory.appendingPathComponent("\(name).ext")
         let usage = clientAuthentication ? "clientAuth" : "serverAuth"
-        try "subjectAltName=DNS:\(name),IP:127.0.0.1\nextendedKeyUsage=\(usage)\n".write(to: extensions, atomically: true, encoding: .utf8)
+        let names = loopbackAddress ? "DNS:\(name),IP:127.0.0.1" : "DNS:\(name)"
+        try "subjectAltName=\(names)\nextendedKeyUsage=\(usage)\n".write(to: extensions, atomically: true, encoding: .utf8)
         try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(name)", "-keyout", "\(name).key", "-out", "\(name).csr"])
         try openssl([
             "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
