@@ -17,7 +17,7 @@ package struct ChaosClient: Sendable {
     /// Tunables of one client.
     package struct Options: Sendable {
         package var id: Int
-        package var masters: [RedisServerAddress]
+        package var masters: [RedisEndpoint]
         package var witness: RedisServerAddress
         package var ttl: Duration
         package var hold: Duration
@@ -32,7 +32,7 @@ package struct ChaosClient: Sendable {
         /// Creates options.
         package init(
             id: Int,
-            masters: [RedisServerAddress],
+            masters: [RedisEndpoint],
             witness: RedisServerAddress,
             ttl: Duration,
             hold: Duration,
@@ -61,7 +61,7 @@ package struct ChaosClient: Sendable {
     /// Runs until the runner sets `chaos:stop` on the witness.
     package func run() async throws {
         let redlock = Redlock(
-            masters: options.masters,
+            endpoints: options.masters,
             configuration: .init(
                 instanceTimeout: .milliseconds(50),
                 retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)),

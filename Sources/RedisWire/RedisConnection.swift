@@ -382,7 +382,14 @@ public final class RedisConnection: @unchecked Sendable {
             // certificate after the TLS 1.3 handshake says so now, as a failed dial.
             commands.append([Array("PING".utf8)])
         }
-        let required = commands.map { setUpCommand($0, handler: handler, deadline: deadline) }
+        let required = commands.map { command in
+            setUpCommand(command, handler: handler, deadline: deadline).flatMapErrorThrowing { error in
+                // Say which step failed; the arguments (a password) are never part of it.
+                let wire = Self.wireError(error)
+                guard wire.code == .serverError else { throw wire }
+                throw RedisWireError(.serverError, "\(String(decoding: command[0], as: UTF8.self)) refused: \(wire.message)", underlying: wire)
+            }
+        }
         // Best effort: a user without SCRIPT LOAD (an ACL) still connects, and pays one
         // NOSCRIPT round trip per script instead.
         let preloads = configuration.preloadedScripts.map { script in

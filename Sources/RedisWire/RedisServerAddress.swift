@@ -47,31 +47,6 @@ public struct RedisServerAddress: Sendable, Hashable, CustomStringConvertible {
         self = .hostname(String(host), port: port)
     }
 
-    /// Parses a comma-separated list of independent masters, as every command line takes it.
-    ///
-    /// - Throws: ``ListError`` for an empty list, an entry that does not parse, or a master
-    ///   listed twice (it would vote twice: a "quorum" that is not one).
-    public static func list(parsing text: String) throws(ListError) -> [RedisServerAddress] {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
-        guard !text.trimmingSpaces().isEmpty else { throw ListError(description: "no master given") }
-        var addresses: [RedisServerAddress] = []
-        var seen = Set<RedisServerAddress>()
-        for part in parts {
-            guard let address = RedisServerAddress(parsing: String(part)) else {
-                throw ListError(description: "bad master address '\(part)'")
-            }
-            guard seen.insert(address).inserted else { throw ListError(description: "master \(address) is listed twice") }
-            addresses.append(address)
-        }
-        return addresses
-    }
-
-    /// A master list that ``list(parsing:)`` refused.
-    public struct ListError: Error, Sendable, CustomStringConvertible {
-        /// What is wrong with the list, for people.
-        public let description: String
-    }
-
     private init(base: Base) { self.base = base }
 
     /// A readable summary, for logs and messages.

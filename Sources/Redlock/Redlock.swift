@@ -55,12 +55,30 @@ public final class Redlock: Service, Sendable {
     ///   - configuration: timeouts, retries, fencing and the connections' settings.
     ///   - eventLoopGroup: where to pick the one event loop the connections live on.
     ///   - logger: where the client logs; it never logs lock values.
-    public init(
+    public convenience init(
         masters: [RedisServerAddress],
         configuration: RedlockConfiguration = .init(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "redlock")
     ) {
+        self.init(endpoints: masters.map { RedisEndpoint($0) }, configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Creates a client over masters named with their own settings (URLs such as
+    /// `rediss://user:password@host:6380/2`): each endpoint's TLS, user, password and database
+    /// apply over `configuration.connection`.
+    /// - Parameters:
+    ///   - endpoints: the independent masters; use an odd number (3 or 5).
+    ///   - configuration: timeouts, retries, fencing and the connections' shared settings.
+    ///   - eventLoopGroup: where to pick the one event loop the connections live on.
+    ///   - logger: where the client logs; it never logs lock values or passwords.
+    public init(
+        endpoints: [RedisEndpoint],
+        configuration: RedlockConfiguration = .init(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "redlock")
+    ) {
+        let masters = endpoints.map(\.address)
         precondition(!masters.isEmpty, "Redlock needs at least one master")
         // The same master twice would vote twice: a "quorum" that is not one.
         precondition(Set(masters).count == masters.count, "Redlock's masters must be distinct")
@@ -74,8 +92,13 @@ public final class Redlock: Service, Sendable {
         self.masters = masters
         self.logger = logger
         self.group = MasterConnections(
-            connections: masters.map {
-                RedisConnection(address: $0, configuration: connectionConfiguration, eventLoop: eventLoop, logger: logger)
+            connections: endpoints.map {
+                RedisConnection(
+                    address: $0.address,
+                    configuration: $0.configuration(from: connectionConfiguration),
+                    eventLoop: eventLoop,
+                    logger: logger
+                )
             },
             eventLoop: eventLoop
         )

@@ -86,9 +86,9 @@ struct Client: AsyncParsableCommand {
     @Flag var tokenFromStatus = false
 
     func run() async throws {
-        let addresses: [RedisServerAddress]
+        let addresses: [RedisEndpoint]
         do {
-            addresses = try RedisServerAddress.list(parsing: masters)
+            addresses = try RedisEndpoint.list(parsing: masters)
         } catch {
             throw ValidationError("--masters: \(error)")
         }

@@ -68,22 +68,65 @@ enum ThrottleArgument: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct MasterOptions: ParsableArguments {
-    @Option(help: "Comma-separated host:port of the independent masters (or LOCKLOCK_MASTERS).")
+    @Option(
+        help: """
+            Comma-separated independent masters (or LOCKLOCK_MASTERS): host:port, \
+            redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or unix:///path.
+            """
+    )
     var masters: String?
+    @Option(help: "CA certificate (PEM) the masters' TLS certificates chain to (default: the system's). Turns TLS on for host:port masters.")
+    var redisTlsCa: String?
+    @Option(help: "Client certificate (PEM) for masters that require mutual TLS; needs --redis-tls-key.") var redisTlsCert: String?
+    @Option(help: "The private key (PEM) of --redis-tls-cert.") var redisTlsKey: String?
+    @Option(help: "File holding the masters' password (or LOCKLOCK_REDIS_PASSWORD), kept out of `ps`; a URL's own password wins.")
+    var redisPasswordFile: String?
 
-    func addresses() throws -> [RedisServerAddress] {
+    func endpoints() throws -> [RedisEndpoint] {
         guard let text = masters ?? ProcessInfo.processInfo.environment["LOCKLOCK_MASTERS"], !text.isEmpty else {
             throw ValidationError("give --masters h1:p1,h2:p2,... or set LOCKLOCK_MASTERS")
         }
         return try Self.parse(text)
     }
 
-    static func parse(_ text: String) throws -> [RedisServerAddress] {
+    static func parse(_ text: String) throws -> [RedisEndpoint] {
         do {
-            return try RedisServerAddress.list(parsing: text)
+            return try RedisEndpoint.list(parsing: text)
         } catch {
             throw ValidationError(error.description)
         }
+    }
+
+    /// The connection settings every master shares: TLS from the `--redis-tls-*` flags, the
+    /// password from its file or the environment.
+    func connection() throws -> RedisConnectionConfiguration {
+        var configuration = RedisConnectionConfiguration()
+        guard (redisTlsCert == nil) == (redisTlsKey == nil) else { throw ValidationError("--redis-tls-cert and --redis-tls-key go together") }
+        for path in [redisTlsCa, redisTlsCert, redisTlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
+            throw ValidationError("cannot read \(path)")
+        }
+        if redisTlsCa != nil || redisTlsCert != nil {
+            configuration.tls = RedisTLSConfiguration(
+                trustRoots: redisTlsCa.map { .certificateFile($0) } ?? .system,
+                clientIdentity: redisTlsCert.flatMap { certificate in
+                    redisTlsKey.map { RedisTLSConfiguration.ClientIdentity(certificateFile: certificate, keyFile: $0) }
+                }
+            )
+        }
+        if let password = try password() { configuration.authentication = .init(password: password) }
+        return configuration
+    }
+
+    private func password() throws -> String? {
+        if let redisPasswordFile {
+            guard let file = FileHandle(forReadingAtPath: redisPasswordFile), let contents = try? file.readToEnd() ?? Data() else {
+                throw ValidationError("cannot read --redis-password-file \(redisPasswordFile)")
+            }
+            var text = String(decoding: contents, as: UTF8.self)
+            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+            return text
+        }
+        return ProcessInfo.processInfo.environment["LOCKLOCK_REDIS_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
@@ -134,11 +177,12 @@ struct ServeOptions: ParsableArguments {
     var metricsAddress: (host: String, port: Int)? { metricsPort.map { (metricsHost, $0) } }
 
     /// The Redlock configuration of one master group; its metrics carry the group's name.
-    func redlockConfiguration(group: String) -> RedlockConfiguration {
+    func redlockConfiguration(group: String, connection: RedisConnectionConfiguration) -> RedlockConfiguration {
         var configuration = RedlockConfiguration(
             fencingCounterRetention: fencingRetention.duration,
             maximumTTL: delayedRejoin ? .milliseconds(Int64((maxExpiresIn * 1000).rounded(.up))) : nil
         )
+        configuration.connection = connection
         configuration.metricsDimensions = [("group", group)]
         return configuration
     }
@@ -215,14 +259,14 @@ struct ServeOptions: ParsableArguments {
         return key
     }
 
-    func groups(primary: [RedisServerAddress], logger: Logger) throws -> MasterGroups {
+    func groups(primary: [RedisEndpoint], connection: RedisConnectionConfiguration, logger: Logger) throws -> MasterGroups {
         var regions: [String: Redlock] = [:]
         for entry in region {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--region takes NAME=h:p,h:p,...") }
             regions[String(parts[0])] = Redlock(
-                masters: try MasterOptions.parse(String(parts[1])),
-                configuration: redlockConfiguration(group: String(parts[0])),
+                endpoints: try MasterOptions.parse(String(parts[1])),
+                configuration: redlockConfiguration(group: String(parts[0]), connection: connection),
                 logger: logger
             )
         }
@@ -232,7 +276,7 @@ struct ServeOptions: ParsableArguments {
             throw ValidationError("tenants name regions with no --region: \(unknown.joined(separator: ", "))")
         }
         return MasterGroups(
-            primary: Redlock(masters: primary, configuration: redlockConfiguration(group: "primary"), logger: logger),
+            primary: Redlock(endpoints: primary, configuration: redlockConfiguration(group: "primary", connection: connection), logger: logger),
             regions: regions
         )
     }
@@ -283,9 +327,10 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "locklock")
-        let primary = try master.addresses()
+        let primary = try master.endpoints()
+        let connection = try master.connection()
         try await serve(
-            makeGroups: { try options.groups(primary: primary, logger: logger) },
+            makeGroups: { try options.groups(primary: primary, connection: connection, logger: logger) },
             configuration: try options.configuration(),
             metrics: options.metricsAddress,
             logger: logger
@@ -312,7 +357,7 @@ struct Dev: AsyncParsableCommand {
             // Throwaway masters, one process: a key of its own unless one was given.
             if configuration.secretKey == nil { configuration.secretKey = Redlock.randomValue() }
             try await serve(
-                makeGroups: { try options.groups(primary: servers.addresses, logger: logger) },
+                makeGroups: { try options.groups(primary: servers.addresses.map { RedisEndpoint($0) }, connection: .init(), logger: logger) },
                 configuration: configuration,
                 metrics: options.metricsAddress,
                 logger: logger
@@ -346,7 +391,10 @@ struct LockOptions: ParsableArguments {
     @Option(help: "Wait up to this long for the lock, e.g. 10s (default: try once).") var wait: DurationArgument?
 
     func redlock() throws -> Redlock {
-        Redlock(masters: try master.addresses(), configuration: .init(retry: .init(count: 0, delay: .milliseconds(100), jitter: .milliseconds(50))))
+        Redlock(
+            endpoints: try master.endpoints(),
+            configuration: .init(retry: .init(count: 0, delay: .milliseconds(100), jitter: .milliseconds(50)), connection: try master.connection())
+        )
     }
 }
 
@@ -444,7 +492,7 @@ struct Release: AsyncParsableCommand {
     @Option(help: "The token `acquire` printed.") var token: String
 
     func run() async throws {
-        try await withShutdown(Redlock(masters: try master.addresses())) { redlock in
+        try await withShutdown(Redlock(endpoints: try master.endpoints(), configuration: .init(connection: try master.connection()))) { redlock in
             do {
                 let outcome = try await redlock.release([lock], value: Array(token.utf8))
                 if outcome == .notHeld {

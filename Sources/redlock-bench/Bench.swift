@@ -38,8 +38,8 @@ struct Wire: AsyncParsableCommand {
     @Option(help: "where callers run: global (task pool) or loop (the connection's event loop)") var executor: Placement = .global
 
     func run() async throws {
-        guard let address = try parseMasters(master).first else { throw ValidationError("bad --master \(master)") }
-        let connection = RedisConnection(address: address, configuration: .init(commandTimeout: .seconds(5)))
+        guard let endpoint = try parseMasters(master).first else { throw ValidationError("bad --master \(master)") }
+        let connection = RedisConnection(address: endpoint.address, configuration: endpoint.configuration(from: .init(commandTimeout: .seconds(5))))
         try await connection.connect()
         let prefix = Array("bench:wire:\(UUID().uuidString.prefix(8)):".utf8)
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
@@ -71,7 +71,7 @@ struct LockCycles: AsyncParsableCommand {
 
     func run() async throws {
         let addresses = try parseMasters(masters)
-        let redlock = Redlock(masters: addresses, configuration: .init(instanceTimeout: .milliseconds(500), retry: .never, fencing: fencing == .on))
+        let redlock = Redlock(endpoints: addresses, configuration: .init(instanceTimeout: .milliseconds(500), retry: .never, fencing: fencing == .on))
         await redlock.connect()
         let prefix = "bench:lock:\(UUID().uuidString.prefix(8)):"
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
@@ -177,9 +177,9 @@ func runWorkers(
 }
 
 /// `--masters` as every command of the bench takes it.
-func parseMasters(_ text: String) throws -> [RedisServerAddress] {
+func parseMasters(_ text: String) throws -> [RedisEndpoint] {
     do {
-        return try RedisServerAddress.list(parsing: text)
+        return try RedisEndpoint.list(parsing: text)
     } catch {
         throw ValidationError("--masters: \(error)")
     }

@@ -20,7 +20,7 @@ struct NIOFloor: AsyncParsableCommand {
     @Option(help: "number of SET+DEL cycles") var cycles: Int = 20_000
 
     func run() async throws {
-        let addresses = try parseMasters(masters)
+        let addresses = try parseMasters(masters).map(\.address)
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let driver = FloorDriver(cycles: max(cycles, 1), eventLoop: loop)
         var channels: [any Channel] = []

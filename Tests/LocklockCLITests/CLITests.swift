@@ -136,6 +136,46 @@ struct CLITests {
         #expect(!help.stdout.contains("Optional("), "\(help.stdout)")
     }
 
+    @Test func acquireAndReleaseOverMutualTLSWithThePasswordFromAFile() async throws {
+        let certificates = try TestCertificates.makeAuthority()
+        defer { certificates.remove() }
+        let server = try certificates.issue("localhost")
+        let client = try certificates.issue("locklock-client", clientAuthentication: true)
+        let passwordFile = certificates.directory.appendingPathComponent("redis-password")
+        try "s3cret\n".write(to: passwordFile, atomically: true, encoding: .utf8)
+        let options = RedisServerOptions(
+            tls: .init(
+                certificateFile: server.certificate,
+                keyFile: server.key,
+                caCertificateFile: certificates.caCertificate,
+                requiresClientCertificates: true
+            )
+        )
+        try await withRedisServers(count: 3, options: options) { group throws in
+            for master in group.servers {
+                let admin = RedisConnection(address: master.address)
+                _ = try await admin.send("CONFIG", "SET", "requirepass", "s3cret")
+                await admin.close()
+            }
+            let masters = group.servers.compactMap(\.tlsPort).map { "rediss://localhost:\($0)" }.joined(separator: ",")
+            let tls = [
+                "--redis-tls-ca", certificates.caCertificate, "--redis-tls-cert", client.certificate, "--redis-tls-key", client.key,
+                "--redis-password-file", passwordFile.path,
+            ]
+            let acquired = try await locklock(["acquire", "--lock", "deploy", "--ttl", "30s"] + tls, masters: masters)
+            #expect(acquired.status == 0, "\(acquired.stderr)")
+            let token = acquired.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(try await locklock(["release", "--lock", "deploy", "--token", token] + tls, masters: masters).status == 0)
+            // Without the client certificate, the masters refuse: unavailable, not a crash.
+            let refused = try await locklock(
+                ["acquire", "--lock", "deploy", "--redis-tls-ca", certificates.caCertificate, "--redis-password-file", passwordFile.path],
+                masters: masters
+            )
+            #expect(refused.status == 69, "\(refused.stderr)")
+            #expect(!refused.stderr.contains("s3cret"))
+        }
+    }
+
     @Test(arguments: [
         (["--anonymous-rate=-1"], "--anonymous-rate must be 0 (off) or more"),
         (["--pro-rate=-5"], "--pro-rate must be 0 (off) or more"),

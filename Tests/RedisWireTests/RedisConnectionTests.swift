@@ -22,6 +22,29 @@ struct RedisConnectionTests {
         }
     }
 
+    @Test func aURLsACLUserPasswordAndDatabaseAreUsedAndAWrongPasswordIsAClearError() async throws {
+        try await withRedisServers(count: 1) { group throws in
+            let admin = RedisConnection(address: group[0].address)
+            _ = try await admin.send("ACL", "SETUSER", "locker", "on", ">s3cret", "~*", "+@all")
+            let port = group[0].port
+            let endpoint = try #require(RedisEndpoint(parsing: "redis://locker:s3cret@127.0.0.1:\(port)/3"))
+            let user = RedisConnection(address: endpoint.address, configuration: endpoint.configuration(from: .init()))
+            #expect(try await user.send("ACL", "WHOAMI") == .bulkString(Array("locker".utf8)))
+            _ = try await user.send("SET", "where", "db3")
+            _ = try await admin.send("SELECT", "3")
+            #expect(try await admin.send("GET", "where") == .bulkString(Array("db3".utf8)), "SELECT 3 was sent")
+            await user.close()
+
+            let wrong = try #require(RedisEndpoint(parsing: "redis://locker:guess@127.0.0.1:\(port)"))
+            let refused = RedisConnection(address: wrong.address, configuration: wrong.configuration(from: .init()))
+            let error = await #expect(throws: RedisWireError.self) { try await refused.connect() }
+            #expect(error?.message.contains("AUTH refused: WRONGPASS") == true, "\(String(describing: error))")
+            #expect(error?.message.contains("guess") == false, "the password is never in an error")
+            await refused.close()
+            await admin.close()
+        }
+    }
+
     @Test func pipelinesAThousandConcurrentCommandsToTheirOwnCallers() async throws {
         try await withRedisServers(count: 1) { group throws in
             let connection = RedisConnection(address: group[0].address)

@@ -27,20 +27,20 @@ struct URLShortenerCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = Logger(label: "url-shortener")
         let owned: LocalMasters?
-        let addresses: [RedisServerAddress]
+        let addresses: [RedisEndpoint]
         if let masters {
             owned = nil
             do {
-                addresses = try RedisServerAddress.list(parsing: masters)
+                addresses = try RedisEndpoint.list(parsing: masters)
             } catch {
                 throw ValidationError("--masters: \(error)")
             }
         } else {
             let group = try await LocalMasters.start(count: 3)
             owned = group
-            addresses = group.addresses
+            addresses = group.addresses.map { RedisEndpoint($0) }
         }
-        let redlock = Redlock(masters: addresses, logger: logger)
+        let redlock = Redlock(endpoints: addresses, logger: logger)
         let store = try ShortURLDatabase(path: database)
         let shortener = Shortener(database: store, redlock: redlock, mode: mode, processingDelay: .milliseconds(processingDelayMs))
         let app = Application(
