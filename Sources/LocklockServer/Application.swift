@@ -17,6 +17,9 @@ public func buildRouter(
     prometheus: PrometheusCollectorRegistry? = nil
 ) -> Router<LocklockRequestContext> {
     let router = Router(context: LocklockRequestContext.self)
+    // Extracts the caller's trace context (W3C traceparent with an OpenTelemetry tracer), so
+    // the lock operations' spans join the caller's trace.
+    router.middlewares.add(TracingMiddleware())
     router.middlewares.add(MetricsMiddleware())
     router.middlewares.add(ProblemMiddleware())
     LockController(groups: groups, configuration: configuration, limiter: RateLimiter()).register(on: router)

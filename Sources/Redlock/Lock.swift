@@ -18,6 +18,10 @@ public struct Lock: Sendable, CustomStringConvertible {
     public let validUntil: ContinuousClock.Instant
     /// The random (or caller-supplied) value stored on the masters.
     let value: [UInt8]
+    /// Each master's vote in the acquisition that granted it (for tracing); empty otherwise.
+    var votes: [RedlockError.Vote] = []
+    /// How many attempts the acquisition took (for tracing).
+    var attempts = 1
 
     init(resources: [String], fencingTokens: [Int64], ttl: Duration, validity: Duration, validUntil: ContinuousClock.Instant, value: [UInt8]) {
         self.resources = resources

@@ -41,8 +41,10 @@ extension Redlock {
         retry: RedlockConfiguration.Retry? = nil,
         fencing: Bool? = nil
     ) async throws(RedlockError) -> Lock {
-        try await tracked { () async throws(RedlockError) -> Lock in
-            try await acquireUntracked(resources, ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing)
+        try await traced("acquire", resources) { () async throws(RedlockError) -> Lock in
+            try await tracked { () async throws(RedlockError) -> Lock in
+                try await acquireUntracked(resources, ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing)
+            }
         }
     }
 
@@ -80,7 +82,8 @@ extension Redlock {
             }
             metrics.acquireLatency.recordNanoseconds((clock.now - started).nanoseconds)
             switch outcome {
-            case .success(let lock):
+            case .success(var lock):
+                lock.attempts = attempt
                 metrics.acquired.increment()
                 logger.debug("lock acquired", metadata: ["redlock.resource": "\(resources.joined(separator: ","))", "redlock.attempt": "\(attempt)"])
                 return lock
@@ -188,11 +191,9 @@ extension Redlock {
                     return
                 }
                 let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
-                completion(
-                    .success(
-                        Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
-                    )
-                )
+                var lock = Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
+                lock.votes = tally.votes
+                completion(.success(lock))
             }
             let lagging = fenceKeys.isEmpty ? [] : granted.filter { $0.tokens != finalTokens }.map(\.index)
             if lagging.isEmpty {

@@ -34,8 +34,10 @@ extension Redlock {
     }
 
     func extend(_ lock: Lock, match: ValueMatch, fencingToken: Int64? = nil, ttl: Duration) async throws(RedlockError) -> Lock {
-        try await tracked { () async throws(RedlockError) -> Lock in
-            try await extendUntracked(lock, match: match, fencingToken: fencingToken, ttl: ttl)
+        try await traced("extend", lock.resources) { () async throws(RedlockError) -> Lock in
+            try await tracked { () async throws(RedlockError) -> Lock in
+                try await extendUntracked(lock, match: match, fencingToken: fencingToken, ttl: ttl)
+            }
         }
     }
 

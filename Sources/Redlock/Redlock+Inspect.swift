@@ -5,7 +5,9 @@ extension Redlock {
 
     /// Asks every master who holds `resource`; held only if a quorum agrees on one value.
     public func inspect(_ resource: String) async throws(RedlockError) -> LockState {
-        try await tracked { () async throws(RedlockError) -> LockState in try await inspectUntracked(resource) }
+        try await traced("inspect", [resource]) { () async throws(RedlockError) -> LockState in
+            try await tracked { () async throws(RedlockError) -> LockState in try await inspectUntracked(resource) }
+        }
     }
 
     func inspectUntracked(_ resource: String) async throws(RedlockError) -> LockState {

@@ -34,8 +34,10 @@ extension Redlock {
         matching match: ValueMatch,
         fencingToken: Int64? = nil
     ) async throws(RedlockError) -> ReleaseOutcome {
-        try await tracked { () async throws(RedlockError) -> ReleaseOutcome in
-            try await releaseUntracked(resources, matching: match, fencingToken: fencingToken)
+        try await traced("release", resources) { () async throws(RedlockError) -> ReleaseOutcome in
+            try await tracked { () async throws(RedlockError) -> ReleaseOutcome in
+                try await releaseUntracked(resources, matching: match, fencingToken: fencingToken)
+            }
         }
     }
 

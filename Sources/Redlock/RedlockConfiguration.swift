@@ -1,5 +1,6 @@
 import CoreMetrics
 import RedisWire
+import Tracing
 
 /// Tunables of a ``Redlock`` client. Every value has a default that follows the Redlock
 /// specification.
@@ -72,6 +73,9 @@ public struct RedlockConfiguration: @unchecked Sendable {
     /// one Lua script per master; an unfenced one a plain `SET NX PX`, about half the server
     /// work. Per call, `acquire(..., fencing:)` overrides it.
     public var fencing: Bool
+    /// Where lock operations' spans go; nil (the default) uses the process's
+    /// `InstrumentationSystem.tracer`, a no-op until the application bootstraps one.
+    public var tracer: (any Tracer)?
     /// How long a resource's fencing counter lives after it was created. An expired counter
     /// restarts from the acquiring client's wall clock in microseconds, which is higher than
     /// any token it handed out unless that client's clock is behind the one that created it
