@@ -36,10 +36,12 @@ struct Wire: AsyncParsableCommand {
     @Option(help: "concurrent tasks in throughput mode") var concurrency: Int = 64
     @Option(help: "number of commands") var ops: Int = 100_000
     @Option(help: "where callers run: global (task pool) or loop (the connection's event loop)") var executor: Placement = .global
+    @Option(help: "speak TLS, trusting this CA certificate (PEM)") var tlsCa: String?
 
     func run() async throws {
         guard let endpoint = try parseMasters(master).first else { throw ValidationError("bad --master \(master)") }
-        let connection = RedisConnection(address: endpoint.address, configuration: endpoint.configuration(from: .init(commandTimeout: .seconds(5))))
+        let base = RedisConnectionConfiguration(commandTimeout: .seconds(5), tls: tlsConfiguration(tlsCa))
+        let connection = RedisConnection(address: endpoint.address, configuration: endpoint.configuration(from: base))
         try await connection.connect()
         let prefix = Array("bench:wire:\(UUID().uuidString.prefix(8)):".utf8)
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
@@ -54,7 +56,7 @@ struct Wire: AsyncParsableCommand {
             _ = try await connection.send(command(index))
         }
         await connection.close()
-        result.print(mode: mode.rawValue, rateKey: "ops_per_s", extra: ["concurrency": tasks, "executor": executor.rawValue])
+        result.print(mode: mode.rawValue, rateKey: "ops_per_s", extra: ["concurrency": tasks, "executor": executor.rawValue, "tls": tlsCa != nil])
     }
 }
 
@@ -68,10 +70,13 @@ struct LockCycles: AsyncParsableCommand {
     @Option(help: "where callers run: global (task pool) or loop (the client's event loop)") var executor: Placement = .global
     @Option(help: "hand out fencing tokens (one Lua script per acquisition) or not (plain SET NX PX)") var fencing: Toggle = .on
     @Option(help: "also write every cycle's latency in microseconds, one per line, to this file") var samplesFile: String?
+    @Option(help: "speak TLS to every master, trusting this CA certificate (PEM)") var tlsCa: String?
 
     func run() async throws {
         let addresses = try parseMasters(masters)
-        let redlock = Redlock(endpoints: addresses, configuration: .init(instanceTimeout: .milliseconds(500), retry: .never, fencing: fencing == .on))
+        var configuration = RedlockConfiguration(instanceTimeout: .milliseconds(500), retry: .never, fencing: fencing == .on)
+        configuration.connection.tls = tlsConfiguration(tlsCa)
+        let redlock = Redlock(endpoints: addresses, configuration: configuration)
         await redlock.connect()
         let prefix = "bench:lock:\(UUID().uuidString.prefix(8)):"
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
@@ -87,7 +92,9 @@ struct LockCycles: AsyncParsableCommand {
         result.print(
             mode: mode.rawValue,
             rateKey: "cycles_per_s",
-            extra: ["concurrency": tasks, "masters": addresses.count, "executor": executor.rawValue, "fencing": fencing.rawValue]
+            extra: [
+                "concurrency": tasks, "masters": addresses.count, "executor": executor.rawValue, "fencing": fencing.rawValue, "tls": tlsCa != nil,
+            ]
         )
     }
 }
@@ -174,6 +181,11 @@ func runWorkers(
         return all
     }
     return BenchResult(latenciesNanoseconds: latencies, elapsed: clock.now - start)
+}
+
+/// `--tls-ca` as the bench takes it: TLS trusting that CA, or plain TCP.
+func tlsConfiguration(_ caFile: String?) -> RedisTLSConfiguration? {
+    caFile.map { RedisTLSConfiguration(trustRoots: .certificateFile($0)) }
 }
 
 /// `--masters` as every command of the bench takes it.
