@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "RedisWireTests",
             dependencies: [
-                "RedisWire", "LocalRedis", "RealServerGate", "RedlockTestSupport",
+                "RedisWire", "LocalRedis", "RealServerGate",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "RedlockTests",
             dependencies: [
-                "Redlock", "RedisWire", "LocalRedis", "RealServerGate", "RedlockTestSupport",
+                "Redlock", "RedisWire", "LocalRedis", "RealServerGate",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

@@ -28,6 +28,8 @@ package struct ChaosClient: Sendable {
         package var maximumTTL: Duration?
         /// Read the token back from the lock's status in each section and report a mismatch.
         package var tokenFromStatus: Bool
+        /// Speak TLS to the masters, trusting this CA certificate (nil: plain TCP).
+        package var tlsCertificateAuthority: String?
 
         /// Creates options.
         package init(
@@ -39,8 +41,10 @@ package struct ChaosClient: Sendable {
             fenced: Bool,
             think: Duration,
             maximumTTL: Duration? = nil,
-            tokenFromStatus: Bool = false
+            tokenFromStatus: Bool = false,
+            tlsCertificateAuthority: String? = nil
         ) {
+            self.tlsCertificateAuthority = tlsCertificateAuthority
             self.id = id
             self.masters = masters
             self.witness = witness
@@ -60,14 +64,16 @@ package struct ChaosClient: Sendable {
 
     /// Runs until the runner sets `chaos:stop` on the witness.
     package func run() async throws {
+        var configuration = RedlockConfiguration(
+            instanceTimeout: .milliseconds(50),
+            retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)),
+            fencing: true,
+            maximumTTL: options.maximumTTL
+        )
+        configuration.connection.tls = options.tlsCertificateAuthority.map { RedisTLSConfiguration(trustRoots: .certificateFile($0)) }
         let redlock = Redlock(
             endpoints: options.masters,
-            configuration: .init(
-                instanceTimeout: .milliseconds(50),
-                retry: .init(count: 0, delay: .milliseconds(3), jitter: .milliseconds(3)),
-                fencing: true,
-                maximumTTL: options.maximumTTL
-            ),
+            configuration: configuration,
             logger: Logger(label: "chaos-client", factory: { _ in SwiftLogNoOpLogHandler() })
         )
         let witness = RedisConnection(address: options.witness)

@@ -122,6 +122,10 @@ package struct ChaosRunner: Sendable {
         }
         for file in clockFiles { try "+0".write(toFile: file, atomically: true, encoding: .utf8) }
         defer { for file in clockFiles { try? FileManager.default.removeItem(atPath: file) } }
+        let certificates: TestCertificates?
+        if case .tls = scenario.masters { certificates = try TestCertificates.makeAuthority() } else { certificates = nil }
+        defer { certificates?.remove() }
+        let serverIdentity = try certificates?.issue("localhost")
         let witnessServer = try await RedisServer.start()
         var masters: [RedisServer] = []
         var proxies: [[FaultProxy]] = [[], []]
@@ -138,16 +142,25 @@ package struct ChaosRunner: Sendable {
         }
         do {
             for index in 0..<5 {
-                masters.append(try await RedisServer.start(options: options(for: scenario, master: index, clockFile: clockFiles[index])))
+                var options = options(for: scenario, master: index, clockFile: clockFiles[index])
+                if let certificates, let serverIdentity {
+                    options.tls = .init(
+                        certificateFile: serverIdentity.certificate,
+                        keyFile: serverIdentity.key,
+                        caCertificateFile: certificates.caCertificate
+                    )
+                }
+                masters.append(try await RedisServer.start(options: options))
             }
             for group in 0..<2 {
-                for master in masters { proxies[group].append(try await FaultProxy.start(upstreamPort: master.port)) }
+                for master in masters { proxies[group].append(try await FaultProxy.start(upstreamPort: master.tlsPort ?? master.port)) }
             }
             let witness = RedisConnection(address: witnessServer.address)
             try await witness.connect()
             for id in 0..<clients {
                 let group = id % 2
-                let masterList: String = proxies[group].map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+                let scheme = certificates == nil ? "" : "rediss://"
+                let masterList: String = proxies[group].map { "\(scheme)127.0.0.1:\($0.port)" }.joined(separator: ",")
                 var arguments: [String] = [
                     clientExecutable, "client", "--id", String(id), "--masters", masterList, "--witness", witnessServer.hostAndPort,
                 ]
@@ -156,6 +169,7 @@ package struct ChaosRunner: Sendable {
                 if scenario.fenced { arguments.append("--fenced") }
                 if let maximumTTL = scenario.maximumTTL { arguments += ["--max-ttl-ms", String(maximumTTL.nanoseconds / 1_000_000)] }
                 if scenario.tokenFromStatus { arguments.append("--token-from-status") }
+                if let certificates { arguments += ["--tls-ca", certificates.caCertificate] }
                 children.append(try ChildProcess.spawn(arguments))
             }
             let context = FaultContext(
@@ -260,7 +274,7 @@ package struct ChaosRunner: Sendable {
 
     private func options(for scenario: Scenario, master: Int, clockFile: String) -> RedisServerOptions {
         switch scenario.masters {
-        case .plain:
+        case .plain, .tls:
             return RedisServerOptions()
         case .appendOnlyAlways:
             return RedisServerOptions(persistence: .appendOnlyAlways)

@@ -56,6 +56,8 @@ package enum MasterSetup: Sendable {
     case jumpableClock
     /// Under libfaketime, these masters' clocks run this much fast (1.005 = 0.5 %).
     case fastClock([Int], rate: Double)
+    /// TLS only (certificates from a CA the runner makes): the clients dial the TLS ports.
+    case tls
 }
 
 /// One scenario of the fault-injection suite.
@@ -134,6 +136,7 @@ package struct Scenario: Sendable {
         return [
             Scenario(name: "contention only", fault: .none, expectation: .safe(availabilityFloor: nil)),
             Scenario(name: "minority killed", fault: .kill(minority), expectation: .safe(availabilityFloor: 0.9)),
+            Scenario(name: "minority killed, over TLS", fault: .kill(minority), masters: .tls, expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "minority paused", fault: .pause(minority), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(name: "minority black-holed", fault: .proxy(minority, .blackHole), expectation: .safe(availabilityFloor: 0.9)),
             Scenario(

@@ -84,6 +84,7 @@ struct Client: AsyncParsableCommand {
     @Flag var fenced = false
     @Option var maxTtlMs: Int?
     @Flag var tokenFromStatus = false
+    @Option var tlsCa: String?
 
     func run() async throws {
         let addresses: [RedisEndpoint]
@@ -102,7 +103,8 @@ struct Client: AsyncParsableCommand {
             fenced: fenced,
             think: .milliseconds(thinkMs),
             maximumTTL: maxTtlMs.map { .milliseconds($0) },
-            tokenFromStatus: tokenFromStatus
+            tokenFromStatus: tokenFromStatus,
+            tlsCertificateAuthority: tlsCa
         )
         try await ChaosClient(options: options).run()
     }

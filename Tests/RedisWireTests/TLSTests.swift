@@ -1,7 +1,6 @@
 import LocalRedis
 import RealServerGate
 import RedisWire
-import RedlockTestSupport
 import Testing
 
 /// TLS to real redis-server processes on `--tls-port`, with a CA and certificates made by

@@ -2,7 +2,6 @@ import LocalRedis
 import RealServerGate
 import RedisWire
 import Redlock
-import RedlockTestSupport
 import Testing
 
 /// Redlock over 5 real masters that speak TLS, with certificates made by `openssl` per test.
