@@ -22,24 +22,35 @@ public struct TestCertificates: Sendable {
 
     /// Issues a certificate for `name` (a DNS name, and 127.0.0.1 unless `loopbackAddress` is
     /// false) signed by the CA; returns the paths of its certificate and key (PEM).
-    public func issue(_ name: String, clientAuthentication: Bool = false, loopbackAddress: Bool = true) throws -> (certificate: String, key: String) {
+    /// With `expired`, the certificate was valid for one day ending yesterday (issued under
+    /// libfaketime, three days in the past).
+    public func issue(
+        _ name: String,
+        clientAuthentication: Bool = false,
+        loopbackAddress: Bool = true,
+        expired: Bool = false
+    ) throws -> (certificate: String, key: String) {
         let extensions = directory.appendingPathComponent("\(name).ext")
         let usage = clientAuthentication ? "clientAuth" : "serverAuth"
         let names = loopbackAddress ? "DNS:\(name),IP:127.0.0.1" : "DNS:\(name)"
         try "subjectAltName=\(names)\nextendedKeyUsage=\(usage)\n".write(to: extensions, atomically: true, encoding: .utf8)
         try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(name)", "-keyout", "\(name).key", "-out", "\(name).csr"])
-        try openssl([
-            "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", extensions.path, "-out", "\(name).pem",
-        ])
+        try openssl(
+            [
+                "x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", expired ? "1" : "2",
+                "-extfile", extensions.path, "-out", "\(name).pem",
+            ],
+            environment: expired ? ["LD_PRELOAD": FakeClock.library, "FAKETIME": "-3d"] : [:]
+        )
         return (directory.appendingPathComponent("\(name).pem").path, directory.appendingPathComponent("\(name).key").path)
     }
 
     /// Deletes every file.
     public func remove() { try? FileManager.default.removeItem(at: directory) }
 
-    private func openssl(_ arguments: [String]) throws {
+    private func openssl(_ arguments: [String], environment: [String: String] = [:]) throws {
         let process = Process()
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = arguments
         process.currentDirectoryURL = directory

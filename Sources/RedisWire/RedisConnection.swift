@@ -360,7 +360,19 @@ public final class RedisConnection: @unchecked Sendable {
         .whenComplete { result in
             switch result {
             case .success(let channel): self.didConnect(channel, handler: handler)
-            case .failure(let error): self.didFailToConnect(Self.wireError(error))
+            case .failure(let error):
+                let wire = Self.wireError(error)
+                guard wire.tlsFailure == .untrustedCertificate, let tls else {
+                    self.didFailToConnect(wire)
+                    return
+                }
+                // The TLS library says only "verify failed": look at the certificate to tell
+                // an expired one from an unknown CA.
+                tls.diagnoseUntrustedCertificate(at: address, transport: self.transport, on: self.eventLoop, timeout: connectTimeout)
+                    .whenComplete { diagnosis in
+                        guard case .success(let failure?) = diagnosis else { return self.didFailToConnect(wire) }
+                        self.didFailToConnect(RedisWireError(.tlsHandshakeFailed, failure.description, underlying: failure))
+                    }
             }
         }
     }

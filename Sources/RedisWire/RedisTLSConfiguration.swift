@@ -2,6 +2,12 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// TLS to a Redis server (managed services such as ElastiCache, Azure Cache, Memorystore,
 /// Redis Cloud and Upstash accept nothing else; `redis-server --tls-port` speaks it too).
 /// The server's certificate is verified by default, name included.
@@ -64,6 +70,52 @@ public struct RedisTLSConfiguration: Sendable {
         }
     }
 
+    /// Why the server's certificate failed verification, when its dates say so: a second
+    /// handshake that does not verify, only to read the certificate. Nil when the dates are
+    /// fine (the CA is then the problem).
+    func diagnoseUntrustedCertificate(
+        at address: RedisServerAddress,
+        transport: any RedisTransport,
+        on eventLoop: any EventLoop,
+        timeout: Duration
+    ) -> EventLoopFuture<RedisTLSFailure?> {
+        var unverified = self
+        unverified.verifiesServer = false
+        let context: NIOSSLContext
+        do {
+            context = try unverified.makeContext()
+        } catch {
+            return eventLoop.makeSucceededFuture(nil)
+        }
+        let handshake = eventLoop.makePromise(of: Void.self)
+        let expiry = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            handshake.fail(RedisWireError(.timeout, "diagnostic handshake timed out"))
+        }
+        return transport.connect(to: address, on: eventLoop, timeout: timeout) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(unverified.makeHandler(context: context, address: address))
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: handshake))
+            }
+        }
+        .flatMapErrorThrowing { error in
+            handshake.fail(error)
+            throw error
+        }
+        .flatMap { channel in
+            handshake.futureResult.flatMapThrowing { () -> RedisTLSFailure? in
+                defer { channel.close(promise: nil) }
+                guard let certificate = try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate else {
+                    return nil
+                }
+                let now = time(nil)
+                if certificate.notValidAfter < now { return .expiredCertificate }
+                if certificate.notValidBefore > now { return .notYetValidCertificate }
+                return nil
+            }
+        }
+        .always { _ in expiry.cancel() }
+    }
+
     /// The handler that speaks TLS on a new channel to `address`.
     func makeHandler(context: NIOSSLContext, address: RedisServerAddress) throws -> NIOSSLClientHandler {
         var name = serverName
@@ -74,9 +126,13 @@ public struct RedisTLSConfiguration: Sendable {
 
 /// Why a TLS handshake with a Redis server failed.
 public enum RedisTLSFailure: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The server's certificate does not chain to a trusted CA (or is outside its validity
-    /// period: the TLS library reports both alike).
+    /// The server's certificate does not chain to a trusted CA.
     case untrustedCertificate
+    /// The server's certificate has expired.
+    case expiredCertificate
+    /// The server's certificate is not valid yet (a clock behind, or a certificate issued
+    /// for later).
+    case notYetValidCertificate
     /// The certificate is valid but for another name than the one dialled.
     case nameMismatch
     /// The server requires a client certificate (mutual TLS) and none was configured, or it
@@ -88,8 +144,9 @@ public enum RedisTLSFailure: Error, Sendable, Hashable, CustomStringConvertible 
     /// A sentence for people.
     public var description: String {
         switch self {
-        case .untrustedCertificate:
-            "the server's certificate is not signed by a trusted CA, or is expired or not yet valid"
+        case .untrustedCertificate: "the server's certificate is not signed by a trusted CA"
+        case .expiredCertificate: "the server's certificate has expired"
+        case .notYetValidCertificate: "the server's certificate is not valid yet (check the clocks)"
         case .nameMismatch: "the server's certificate is for another name than the one dialled"
         case .clientCertificateRefused: "the server requires a client certificate and did not accept ours (none, or untrusted)"
         case .other(let text): "TLS handshake failed: \(text)"

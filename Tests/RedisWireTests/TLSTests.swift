@@ -11,11 +11,12 @@ struct TLSTests {
     func withTLSServer<T>(
         requiresClientCertificates: Bool = false,
         loopbackAddressInCertificate: Bool = true,
+        expiredCertificate: Bool = false,
         _ body: (RedisServer, TestCertificates) async throws -> T
     ) async throws -> T {
         let certificates = try TestCertificates.makeAuthority()
         defer { certificates.remove() }
-        let server = try certificates.issue("localhost", loopbackAddress: loopbackAddressInCertificate)
+        let server = try certificates.issue("localhost", loopbackAddress: loopbackAddressInCertificate, expired: expiredCertificate)
         let options = RedisServerOptions(
             tls: .init(
                 certificateFile: server.certificate,
@@ -56,6 +57,16 @@ struct TLSTests {
             let error = await #expect(throws: RedisWireError.self) { try await connection.connect() }
             #expect(error?.tlsFailure == .untrustedCertificate, "\(String(describing: error))")
             #expect(error?.message.contains("trusted CA") == true)
+            await connection.close()
+        }
+    }
+
+    @Test func anExpiredCertificateIsReportedAsExpired() async throws {
+        try await withTLSServer(expiredCertificate: true) { server, certificates in
+            let connection = try connection(to: server, .init(trustRoots: .certificateFile(certificates.caCertificate)))
+            let error = await #expect(throws: RedisWireError.self) { try await connection.connect() }
+            #expect(error?.tlsFailure == .expiredCertificate, "\(String(describing: error))")
+            #expect(error?.message.contains("expired") == true)
             await connection.close()
         }
     }

@@ -19,7 +19,9 @@ struct LeastPrivilegeTests {
         try await withRedisServers(count: 5) { group throws in
             for server in group.servers {
                 let admin = RedisConnection(address: server.address)
-                _ = try await admin.send(["ACL", "SETUSER", "locklock", "on", ">least-privilege"].map { Array($0.utf8) } + Self.rules.map { Array($0.utf8) })
+                _ = try await admin.send(
+                    ["ACL", "SETUSER", "locklock", "on", ">least-privilege"].map { Array($0.utf8) } + Self.rules.map { Array($0.utf8) }
+                )
                 await admin.close()
             }
             let endpoints = try RedisEndpoint.list(
