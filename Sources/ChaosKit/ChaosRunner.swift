@@ -125,7 +125,7 @@ package struct ChaosRunner: Sendable {
         let certificates: TestCertificates?
         if case .tls = scenario.masters { certificates = try TestCertificates.makeAuthority() } else { certificates = nil }
         defer { certificates?.remove() }
-        let serverIdentity = try certificates?.issue("localhost")
+        let listener = try certificates?.listener()
         let witnessServer = try await RedisServer.start()
         var masters: [RedisServer] = []
         var proxies: [[FaultProxy]] = [[], []]
@@ -143,13 +143,7 @@ package struct ChaosRunner: Sendable {
         do {
             for index in 0..<5 {
                 var options = options(for: scenario, master: index, clockFile: clockFiles[index])
-                if let certificates, let serverIdentity {
-                    options.tls = .init(
-                        certificateFile: serverIdentity.certificate,
-                        keyFile: serverIdentity.key,
-                        caCertificateFile: certificates.caCertificate
-                    )
-                }
+                if let listener { options.tls = listener }
                 masters.append(try await RedisServer.start(options: options))
             }
             for group in 0..<2 {

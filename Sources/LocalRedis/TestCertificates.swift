@@ -45,6 +45,23 @@ public struct TestCertificates: Sendable {
         return (directory.appendingPathComponent("\(name).pem").path, directory.appendingPathComponent("\(name).key").path)
     }
 
+    /// A TLS listener for a local redis-server: a certificate for `localhost` (see
+    /// ``issue(_:clientAuthentication:loopbackAddress:expired:)``) and this CA for clients'
+    /// certificates.
+    public func listener(
+        requiresClientCertificates: Bool = false,
+        loopbackAddress: Bool = true,
+        expired: Bool = false
+    ) throws -> RedisServerOptions.TLSListener {
+        let server = try issue("localhost", loopbackAddress: loopbackAddress, expired: expired)
+        return .init(
+            certificateFile: server.certificate,
+            keyFile: server.key,
+            caCertificateFile: caCertificate,
+            requiresClientCertificates: requiresClientCertificates
+        )
+    }
+
     /// Deletes every file.
     public func remove() { try? FileManager.default.removeItem(at: directory) }
 

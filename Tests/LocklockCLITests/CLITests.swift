@@ -139,18 +139,10 @@ struct CLITests {
     @Test func acquireAndReleaseOverMutualTLSWithThePasswordFromAFile() async throws {
         let certificates = try TestCertificates.makeAuthority()
         defer { certificates.remove() }
-        let server = try certificates.issue("localhost")
         let client = try certificates.issue("locklock-client", clientAuthentication: true)
         let passwordFile = certificates.directory.appendingPathComponent("redis-password")
         try "s3cret\n".write(to: passwordFile, atomically: true, encoding: .utf8)
-        let options = RedisServerOptions(
-            tls: .init(
-                certificateFile: server.certificate,
-                keyFile: server.key,
-                caCertificateFile: certificates.caCertificate,
-                requiresClientCertificates: true
-            )
-        )
+        let options = RedisServerOptions(tls: try certificates.listener(requiresClientCertificates: true))
         try await withRedisServers(count: 3, options: options) { group throws in
             for master in group.servers {
                 let admin = RedisConnection(address: master.address)

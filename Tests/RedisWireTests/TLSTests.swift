@@ -16,13 +16,11 @@ struct TLSTests {
     ) async throws -> T {
         let certificates = try TestCertificates.makeAuthority()
         defer { certificates.remove() }
-        let server = try certificates.issue("localhost", loopbackAddress: loopbackAddressInCertificate, expired: expiredCertificate)
         let options = RedisServerOptions(
-            tls: .init(
-                certificateFile: server.certificate,
-                keyFile: server.key,
-                caCertificateFile: certificates.caCertificate,
-                requiresClientCertificates: requiresClientCertificates
+            tls: try certificates.listener(
+                requiresClientCertificates: requiresClientCertificates,
+                loopbackAddress: loopbackAddressInCertificate,
+                expired: expiredCertificate
             )
         )
         return try await withRedisServers(count: 1, options: options) { group throws in try await body(group[0], certificates) }

@@ -10,15 +10,7 @@ struct TLSMastersTests {
     func withTLSMasters<T>(requiresClientCertificates: Bool, _ body: ([RedisServerAddress], TestCertificates) async throws -> T) async throws -> T {
         let certificates = try TestCertificates.makeAuthority()
         defer { certificates.remove() }
-        let server = try certificates.issue("localhost")
-        let options = RedisServerOptions(
-            tls: .init(
-                certificateFile: server.certificate,
-                keyFile: server.key,
-                caCertificateFile: certificates.caCertificate,
-                requiresClientCertificates: requiresClientCertificates
-            )
-        )
+        let options = RedisServerOptions(tls: try certificates.listener(requiresClientCertificates: requiresClientCertificates))
         return try await withRedisServers(count: 5, options: options) { group throws in
             try await body(group.servers.compactMap(\.tlsAddress), certificates)
         }
