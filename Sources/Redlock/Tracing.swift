@@ -27,16 +27,18 @@ extension Redlock {
             return result
         } catch {
             span.attributes["redlock.outcome"] = error.code.description
-            recordVotes(error.votes, on: span)
+            recordVotes(error.votes, of: masters, on: span)
             span.setStatus(SpanStatus(code: .error, message: error.code.description))
             throw error
         }
     }
 
-    func recordVotes(_ votes: [RedlockError.Vote], on span: any Span) {
-        for (master, vote) in zip(masters, votes) {
-            span.addEvent(SpanEvent(name: "redlock.vote", attributes: ["redlock.master": "\(master)", "redlock.vote": "\(vote)"]))
-        }
+}
+
+/// One `redlock.vote` event per master: the master and how it voted.
+func recordVotes(_ votes: [RedlockError.Vote], of masters: [RedisServerAddress], on span: any Span) {
+    for (master, vote) in zip(masters, votes) {
+        span.addEvent(SpanEvent(name: "redlock.vote", attributes: ["redlock.master": "\(master)", "redlock.vote": "\(vote)"]))
     }
 }
 
@@ -53,9 +55,7 @@ extension Lock: TracedResult {
         }
         span.attributes["redlock.outcome"] = "granted"
         span.attributes["redlock.attempts"] = attempts
-        for (master, vote) in zip(masters, votes) {
-            span.addEvent(SpanEvent(name: "redlock.vote", attributes: ["redlock.master": "\(master)", "redlock.vote": "\(vote)"]))
-        }
+        recordVotes(votes, of: masters, on: span)
     }
 }
 
