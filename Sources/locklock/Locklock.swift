@@ -62,6 +62,21 @@ struct DurationArgument: ExpressibleByArgument {
     }
 }
 
+/// A secret kept out of `ps`: the contents of `file` (given with `flag`) without its trailing
+/// line breaks, or else the environment variable `environment` when set and not empty.
+func secret(file: String?, flag: String, environment: String) throws -> [UInt8]? {
+    if let file {
+        guard let handle = FileHandle(forReadingAtPath: file), let contents = try? handle.readToEnd() ?? Data() else {
+            throw ValidationError("cannot read \(flag) \(file)")
+        }
+        var bytes = Array(contents)
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes.removeLast() }
+        return bytes
+    }
+    guard let text = ProcessInfo.processInfo.environment[environment], !text.isEmpty else { return nil }
+    return Array(text.utf8)
+}
+
 /// `--throttle shared|local`.
 enum ThrottleArgument: String, ExpressibleByArgument, CaseIterable {
     case shared, local
@@ -118,15 +133,9 @@ struct MasterOptions: ParsableArguments {
     }
 
     private func password() throws -> String? {
-        if let redisPasswordFile {
-            guard let file = FileHandle(forReadingAtPath: redisPasswordFile), let contents = try? file.readToEnd() ?? Data() else {
-                throw ValidationError("cannot read --redis-password-file \(redisPasswordFile)")
-            }
-            var text = String(decoding: contents, as: UTF8.self)
-            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-            return text
+        try secret(file: redisPasswordFile, flag: "--redis-password-file", environment: "LOCKLOCK_REDIS_PASSWORD").map {
+            String(decoding: $0, as: UTF8.self)
         }
-        return ProcessInfo.processInfo.environment["LOCKLOCK_REDIS_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 
@@ -243,16 +252,7 @@ struct ServeOptions: ParsableArguments {
 
     /// The secrets' storage key: from --secret-key-file, or LOCKLOCK_SECRET_KEY, or none.
     func secretKey() throws -> [UInt8]? {
-        var key: [UInt8]?
-        if let secretKeyFile {
-            guard let file = FileHandle(forReadingAtPath: secretKeyFile), let contents = try? file.readToEnd() ?? Data() else {
-                throw ValidationError("cannot read --secret-key-file \(secretKeyFile)")
-            }
-            key = Array(contents)
-            while let last = key?.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { key?.removeLast() }
-        } else if let text = ProcessInfo.processInfo.environment["LOCKLOCK_SECRET_KEY"], !text.isEmpty {
-            key = Array(text.utf8)
-        }
+        let key = try secret(file: secretKeyFile, flag: "--secret-key-file", environment: "LOCKLOCK_SECRET_KEY")
         if let key, key.count < 32 {
             throw ValidationError("the secret key must be at least 32 bytes, not \(key.count)")
         }
