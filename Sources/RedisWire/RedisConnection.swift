@@ -313,43 +313,33 @@ public final class RedisConnection: @unchecked Sendable {
         let handler = RedisChannelHandler(logger: logger, healthTimeout: configuration.healthTimeout, maximumInFlight: configuration.maximumInFlight)
         let connectTimeout = configuration.connectTimeout
         let setupDeadline = NIODeadline.now() + .nanoseconds(connectTimeout.nanoseconds)
-        let tlsHandshake: EventLoopPromise<Void>?
-        let tlsContext: NIOSSLContext?
-        switch self.tlsContext {
-        case nil:
-            (tlsHandshake, tlsContext) = (nil, nil)
-        case .success(let context)?:
-            let promise = eventLoop.makePromise(of: Void.self)
-            (tlsHandshake, tlsContext) = (promise, context)
-            // A server that never finishes the handshake fails the dial at the connect deadline.
-            let expiry = eventLoop.scheduleTask(deadline: setupDeadline) {
-                promise.fail(RedisWireError(.timeout, "TLS handshake did not finish within the connect timeout"))
-            }
-            promise.futureResult.whenComplete { _ in expiry.cancel() }
-        case .failure(let error)?:
-            didFailToConnect(error)
-            return
-        }
         let address = self.address
         let tls = configuration.tls
-        transport.connect(to: address, on: eventLoop, timeout: connectTimeout) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                if let tls, let tlsContext, let tlsHandshake {
-                    try channel.pipeline.syncOperations.addHandler(tls.makeHandler(context: tlsContext, address: address))
-                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: tlsHandshake))
-                }
-                try channel.pipeline.syncOperations.addHandler(handler)
+        let addHandler: @Sendable (any Channel) throws -> Void = { try $0.pipeline.syncOperations.addHandler(handler) }
+        let connecting: EventLoopFuture<any Channel>
+        switch (tls, tlsContext) {
+        case (let tls?, .success(let context)?):
+            // Over TLS the dial completes only once the handshake is over, so that nothing is
+            // sent before it and its failure is reported as such rather than as a failed command.
+            connecting = tls.connect(
+                to: address,
+                transport: transport,
+                on: eventLoop,
+                context: context,
+                timeout: connectTimeout,
+                deadline: setupDeadline,
+                addingAfter: addHandler
+            )
+        case (_, .failure(let error)?):
+            didFailToConnect(error)
+            return
+        default:
+            connecting = transport.connect(to: address, on: eventLoop, timeout: connectTimeout) { channel in
+                channel.eventLoop.makeCompletedFuture { try addHandler(channel) }
             }
         }
-        .flatMapErrorThrowing { error in
-            tlsHandshake?.fail(error)
-            throw error
-        }
-        .flatMap { channel in
-            // Over TLS, nothing is sent until the handshake is over, so that its failure is
-            // reported as such rather than as a failed command.
-            (tlsHandshake?.futureResult ?? self.eventLoop.makeSucceededVoidFuture())
-                .flatMap { self.handshake(handler: handler, deadline: setupDeadline) }
+        connecting.flatMap { channel in
+            self.handshake(handler: handler, deadline: setupDeadline)
                 .flatMap { self.identifyServer(handler: handler, deadline: setupDeadline) }
                 .map { channel }
                 .flatMapErrorThrowing { error in

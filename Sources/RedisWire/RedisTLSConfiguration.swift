@@ -87,22 +87,9 @@ public struct RedisTLSConfiguration: Sendable {
         } catch {
             return eventLoop.makeSucceededFuture(nil)
         }
-        let handshake = eventLoop.makePromise(of: Void.self)
-        let expiry = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-            handshake.fail(RedisWireError(.timeout, "diagnostic handshake timed out"))
-        }
-        return transport.connect(to: address, on: eventLoop, timeout: timeout) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(unverified.makeHandler(context: context, address: address))
-                try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: handshake))
-            }
-        }
-        .flatMapErrorThrowing { error in
-            handshake.fail(error)
-            throw error
-        }
-        .flatMap { channel in
-            handshake.futureResult.flatMapThrowing { () -> RedisTLSFailure? in
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        return unverified.connect(to: address, transport: transport, on: eventLoop, context: context, timeout: timeout, deadline: deadline)
+            .flatMapThrowing { channel -> RedisTLSFailure? in
                 defer { channel.close(promise: nil) }
                 guard let certificate = try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate else {
                     return nil
@@ -112,8 +99,42 @@ public struct RedisTLSConfiguration: Sendable {
                 if certificate.notValidBefore > now { return .notYetValidCertificate }
                 return nil
             }
+    }
+
+    /// Dials `address` through `transport` with TLS on `context`, then adds `handlers` after
+    /// the TLS handler. The future succeeds once the handshake is over. It fails with the
+    /// classified failure, or at `deadline`; the channel is then closed.
+    func connect(
+        to address: RedisServerAddress,
+        transport: any RedisTransport,
+        on eventLoop: any EventLoop,
+        context: NIOSSLContext,
+        timeout: Duration,
+        deadline: NIODeadline,
+        addingAfter handlers: @escaping @Sendable (any Channel) throws -> Void = { _ in }
+    ) -> EventLoopFuture<any Channel> {
+        let handshake = eventLoop.makePromise(of: Void.self)
+        let expiry = eventLoop.scheduleTask(deadline: deadline) {
+            handshake.fail(RedisWireError(.timeout, "TLS handshake did not finish within the connect timeout"))
         }
-        .always { _ in expiry.cancel() }
+        handshake.futureResult.whenComplete { _ in expiry.cancel() }
+        return transport.connect(to: address, on: eventLoop, timeout: timeout) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(self.makeHandler(context: context, address: address))
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: handshake))
+                try handlers(channel)
+            }
+        }
+        .flatMapErrorThrowing { error in
+            handshake.fail(error)
+            throw error
+        }
+        .flatMap { channel in
+            handshake.futureResult.map { channel }.flatMapErrorThrowing { error in
+                channel.close(promise: nil)
+                throw error
+            }
+        }
     }
 
     /// The handler that speaks TLS on a new channel to `address`.
