@@ -66,7 +66,8 @@ struct LockController: Sendable {
         var body = LockRequestBody()
         var storedData: [UInt8]?
         if operation != .status {
-            (body, storedData) = try await request.decode(as: LockRequestBody.self, context: context).validated(
+            body = try await request.decode(as: LockRequestBody.self, context: context)
+            storedData = try body.validate(
                 maximumExpiresIn: maximumExpiresIn(for: caller.tenant),
                 maximumWait: configuration.maximumWait,
                 allowData: caller.tenant?.plan == .pro

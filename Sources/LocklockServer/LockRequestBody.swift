@@ -1,6 +1,6 @@
 import Hummingbird
 
-/// The JSON body of a POST, PATCH or DELETE on a lock. Decoding checks types (400); `validated`
+/// The JSON body of a POST, PATCH or DELETE on a lock. Decoding checks types (400); `validate`
 /// checks the ranges that depend on the caller (422, or 403 for data without a Pro plan).
 struct LockRequestBody: Decodable, Sendable {
     /// The shortest `expires_in` the adapter can honour, in seconds: below it the drift
@@ -41,8 +41,8 @@ struct LockRequestBody: Decodable, Sendable {
         guard (1...256).contains(secret.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
     }
 
-    /// The body checked against the caller's limits, with `data` in its stored encoding.
-    func validated(maximumExpiresIn: Double, maximumWait: Double, allowData: Bool) throws -> (body: Self, storedData: [UInt8]?) {
+    /// Checks the body against the caller's limits; returns `data` in its stored encoding.
+    func validate(maximumExpiresIn: Double, maximumWait: Double, allowData: Bool) throws -> [UInt8]? {
         if let secret { try Self.validate(secret: secret) }
         if let expiresIn, !(Self.minimumExpiresIn...maximumExpiresIn).contains(expiresIn) {
             throw Problem.unprocessable("expires_in must be between \(Self.minimumExpiresIn) and \(Int(maximumExpiresIn)) seconds")
@@ -50,10 +50,10 @@ struct LockRequestBody: Decodable, Sendable {
         if let wait, !(0...maximumWait).contains(wait) {
             throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds")
         }
-        guard let data else { return (self, nil) }
+        guard let data else { return nil }
         guard allowData else { throw Problem.forbidden("data payloads need a Pro plan") }
         let encoded = try data.encoded()
         guard encoded.count <= Self.dataLimit else { throw Problem.unprocessable("data must be at most 16 KiB of JSON") }
-        return (self, encoded)
+        return encoded
     }
 }
