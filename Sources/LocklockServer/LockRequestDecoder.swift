@@ -20,18 +20,18 @@ public struct LockRequestDecoder: RequestDecoder {
         } catch {
             throw Problem.tooLarge
         }
-        var bytes = Array(buffer.readableBytesView)
-        if bytes.allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) { bytes = Array("{}".utf8) }
+        let bytes = buffer.readableBytesView
+        let blank = bytes.allSatisfy { [0x20, 0x0A, 0x0D, 0x09].contains($0) }
         try Self.checkDepth(bytes)
         do {
-            return try JSONDecoder().decode(T.self, from: Data(bytes))
+            return try JSONDecoder().decode(T.self, from: blank ? Data("{}".utf8) : Data(bytes))
         } catch let error as DecodingError {
             throw Self.problem(for: error)
         }
     }
 
     /// Refuses deep nesting before the decoder recurses into it.
-    static func checkDepth(_ bytes: [UInt8]) throws {
+    static func checkDepth(_ bytes: some Sequence<UInt8>) throws {
         var depth = 0
         var inString = false
         var escaped = false
