@@ -31,11 +31,12 @@ public struct RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     /// database that is not a number, a password without a URL).
     public init?(parsing text: String) {
         let text = text.trimmingSpaces()
-        for (scheme, tls) in [("redis://", false), ("rediss://", true)] where text.lowercased().hasPrefix(scheme) {
+        let lowercased = text.lowercased()
+        for (scheme, tls) in [("redis://", false), ("rediss://", true)] where lowercased.hasPrefix(scheme) {
             self.init(url: Substring(text.dropFirst(scheme.count)), usesTLS: tls)
             return
         }
-        if text.lowercased().hasPrefix("unix://") {
+        if lowercased.hasPrefix("unix://") {
             var rest = Substring(text.dropFirst("unix://".count))
             var database: Int?
             if let query = rest.firstIndex(of: "?") {
