@@ -5,9 +5,10 @@ import Foundation
 /// systemd unit can configure the server without a long command line. A repeatable option
 /// takes its values separated by `;` (`LOCKLOCK_TRUSTED_PROXY=10.0.0.0/8;192.168.0.0/16`); a
 /// flag with an inverse takes `true` or `false` (`LOCKLOCK_DELAYED_REJOIN=false`).
+/// `serve` also takes its masters' connection options (`LOCKLOCK_REDIS_TLS_CA`, ...);
 /// `LOCKLOCK_MASTERS` is read by the master options themselves.
 enum EnvironmentOptions {
-    /// One option of ``ServeOptions``, as the command line spells it.
+    /// One option, as the command line spells it.
     struct Option: Equatable {
         enum Kind { case single, repeatable, flag }
         let name: String
@@ -19,19 +20,36 @@ enum EnvironmentOptions {
 
     /// ``ServeOptions``'s options, read from its declaration, so that a new option is
     /// covered without a list to keep in step.
-    static let serveOptions: [Option] = Mirror(reflecting: ServeOptions()).children.compactMap { child in
-        guard let label = child.label, label.hasPrefix("_") else { return nil }
-        let type = String(describing: Swift.type(of: child.value))
-        let kind: Option.Kind = type.hasPrefix("Flag") ? .flag : type.hasPrefix("Option<Array") ? .repeatable : .single
-        return Option(name: kebabCase(String(label.dropFirst())), kind: kind)
+    static let serveOptions = options(of: ServeOptions())
+
+    /// ``MasterOptions``'s options but `--masters`, which reads `LOCKLOCK_MASTERS` itself.
+    static let masterOptions = options(of: MasterOptions()).filter { $0.name != "masters" }
+
+    /// The options `subcommand` takes from the environment.
+    static func options(for subcommand: String) -> [Option] {
+        switch subcommand {
+        case "serve": serveOptions + masterOptions
+        case "dev": serveOptions
+        default: []
+        }
+    }
+
+    /// The options an `ArgumentParser` options type declares.
+    private static func options(of declaration: Any) -> [Option] {
+        Mirror(reflecting: declaration).children.compactMap { child in
+            guard let label = child.label, label.hasPrefix("_") else { return nil }
+            let type = String(describing: Swift.type(of: child.value))
+            let kind: Option.Kind = type.hasPrefix("Flag") ? .flag : type.hasPrefix("Option<Array") ? .repeatable : .single
+            return Option(name: kebabCase(String(label.dropFirst())), kind: kind)
+        }
     }
 
     /// `arguments` (without the program name) with the environment's options added after a
     /// `serve` or `dev` subcommand for every option the arguments do not give.
     static func merge(_ arguments: [String], environment: [String: String]) -> [String] {
-        guard let subcommand = arguments.first, ["serve", "dev"].contains(subcommand) else { return arguments }
+        guard let subcommand = arguments.first else { return arguments }
         var added: [String] = []
-        for option in serveOptions {
+        for option in options(for: subcommand) {
             guard let value = environment[option.variable], !value.isEmpty else { continue }
             let spellings = option.kind == .flag ? ["--\(option.name)", "--no-\(option.name)"] : ["--\(option.name)"]
             let given = arguments.contains { argument in spellings.contains { argument == $0 || argument.hasPrefix($0 + "=") } }

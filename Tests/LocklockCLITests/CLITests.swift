@@ -288,6 +288,13 @@ struct CLITests {
         #expect(overridden.stderr.contains("--max-wait must be between"), "the flag's 5 was used, not the environment's -1: \(overridden.stderr)")
         let repeated = try await locklock(["serve"], masters: "127.0.0.1:1", environment: ["LOCKLOCK_TRUSTED_PROXY": "10.0.0.0/8;bad"])
         #expect(repeated.stderr.contains("--trusted-proxy takes an address or a CIDR network, not 'bad'"), "\(repeated.stderr)")
+        // The masters' connection options too (the bad rate makes serve stop either way).
+        let masterOption = try await locklock(
+            ["serve"],
+            masters: "127.0.0.1:1",
+            environment: ["LOCKLOCK_REDIS_TLS_CA": "/nonexistent/ca.pem", "LOCKLOCK_ANONYMOUS_RATE": "-1"]
+        )
+        #expect(masterOption.stderr.contains("cannot read /nonexistent/ca.pem"), "\(masterOption.stderr)")
     }
 
     @Test func hashKeyPrintsTheTenantsFileHash() async throws {
