@@ -58,6 +58,9 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     @exclusivity(unchecked) private var progressMark: (replies: Int, at: NIODeadline)?
     private let healthTimeout: TimeAmount
     private let maximumInFlight: Int
+    /// For a subscriber connection: receives each published message (channel, payload),
+    /// which takes no place in the FIFO.
+    private let onMessage: (([UInt8], [UInt8]) -> Void)?
     /// Set when the connection was dropped because the server went silent: the owner then
     /// re-dials with backoff rather than at once.
     private(set) var droppedAsSilent = false
@@ -66,8 +69,14 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// take new commands, even before its channel has finished closing.
     var isDropped: Bool { failure != nil || context == nil }
 
-    init(logger: Logger = Logger(label: "redis-wire"), healthTimeout: Duration = .seconds(2), maximumInFlight: Int = 10_000) {
+    init(
+        logger: Logger = Logger(label: "redis-wire"),
+        healthTimeout: Duration = .seconds(2),
+        maximumInFlight: Int = 10_000,
+        onMessage: (([UInt8], [UInt8]) -> Void)? = nil
+    ) {
         self.logger = logger
+        self.onMessage = onMessage
         self.healthTimeout = .nanoseconds(healthTimeout.nanoseconds)
         self.maximumInFlight = max(maximumInFlight, 1)
     }
@@ -196,6 +205,10 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         do {
             try reader.feed(buffer)
             while let reply = try reader.next() {
+                if let onMessage, let message = Self.publishedMessage(reply) {
+                    onMessage(message.channel, message.payload)
+                    continue
+                }
                 guard let head = pending.popFirst() else {
                     throw RedisWireError(.protocolError, "reply received with no command in flight")
                 }
@@ -211,6 +224,17 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             drop(error, context: context)
         }
     }
+
+    /// A `message` push of a subscribed connection (RESP2: the array `message`, channel,
+    /// payload); nil for any other reply.
+    static func publishedMessage(_ reply: Result<RESPValue, RedisWireError>) -> (channel: [UInt8], payload: [UInt8])? {
+        guard case .success(.array(let parts)) = reply, parts.count == 3, parts[0].bytes == Self.messageKind,
+            let channel = parts[1].bytes, let payload = parts[2].bytes
+        else { return nil }
+        return (channel, payload)
+    }
+
+    private static let messageKind = Array("message".utf8)
 
     /// The server does not have the script cached (restarted, or `SCRIPT FLUSH`): send its
     /// source, which also caches it for the next EVALSHA.

@@ -58,15 +58,59 @@ public final class RedisConnection: @unchecked Sendable {
     /// Until when commands fail because the server restarted (see
     /// ``RedisConnectionConfiguration/restartQuarantine``).
     @exclusivity(unchecked) private var quarantinedUntil: NIODeadline?
+    /// For a subscriber connection: where published messages go, and what runs after every
+    /// (re)connect (subscriptions do not survive a new connection).
+    private let onMessage: (@Sendable ([UInt8], [UInt8]) -> Void)?
+    private let onConnected: (@Sendable () -> Void)?
 
     /// Creates a connection; it does not dial until first used or ``connect()`` is called.
-    public init(
+    public convenience init(
         address: RedisServerAddress,
         configuration: RedisConnectionConfiguration = .init(),
         eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any(),
         transport: any RedisTransport = PlainRedisTransport(),
         logger: Logger = Logger(label: "redis-wire")
     ) {
+        self.init(address: address, configuration: configuration, eventLoop: eventLoop, transport: transport, logger: logger, subscriber: nil)
+    }
+
+    /// Creates a subscriber connection: every published message of the channels it
+    /// subscribes to (with `SUBSCRIBE`, one channel per command) goes to `onMessage`, on the
+    /// event loop, and `onConnected` runs on the loop after every (re)connect, to subscribe
+    /// again. It must send nothing but `SUBSCRIBE`, `UNSUBSCRIBE` and `PING`.
+    package convenience init(
+        subscriberTo address: RedisServerAddress,
+        configuration: RedisConnectionConfiguration,
+        eventLoop: any EventLoop,
+        transport: any RedisTransport = PlainRedisTransport(),
+        logger: Logger,
+        onMessage: @escaping @Sendable (_ channel: [UInt8], _ payload: [UInt8]) -> Void,
+        onConnected: @escaping @Sendable () -> Void
+    ) {
+        var configuration = configuration
+        configuration.preloadedScripts = []
+        configuration.restartQuarantine = nil
+        configuration.database = 0  // channels are global to the server; SELECT is pointless
+        self.init(
+            address: address,
+            configuration: configuration,
+            eventLoop: eventLoop,
+            transport: transport,
+            logger: logger,
+            subscriber: (onMessage, onConnected)
+        )
+    }
+
+    private init(
+        address: RedisServerAddress,
+        configuration: RedisConnectionConfiguration,
+        eventLoop: any EventLoop,
+        transport: any RedisTransport,
+        logger: Logger,
+        subscriber: (onMessage: @Sendable ([UInt8], [UInt8]) -> Void, onConnected: @Sendable () -> Void)?
+    ) {
+        self.onMessage = subscriber?.onMessage
+        self.onConnected = subscriber?.onConnected
         self.address = address
         self.configuration = configuration
         self.eventLoop = eventLoop
@@ -310,7 +354,12 @@ public final class RedisConnection: @unchecked Sendable {
         default: return
         }
         state = .connecting(waiters: [])
-        let handler = RedisChannelHandler(logger: logger, healthTimeout: configuration.healthTimeout, maximumInFlight: configuration.maximumInFlight)
+        let handler = RedisChannelHandler(
+            logger: logger,
+            healthTimeout: configuration.healthTimeout,
+            maximumInFlight: configuration.maximumInFlight,
+            onMessage: onMessage
+        )
         let connectTimeout = configuration.connectTimeout
         let setupDeadline = NIODeadline.now() + .nanoseconds(connectTimeout.nanoseconds)
         let address = self.address
@@ -465,6 +514,7 @@ public final class RedisConnection: @unchecked Sendable {
         for promise in connectedWaiters { promise.succeed() }
         connectedWaiters = []
         channel.closeFuture.whenComplete { _ in self.channelClosed(channel) }
+        onConnected?()
     }
 
     private func channelClosed(_ channel: any Channel) {

@@ -16,6 +16,9 @@ public struct Lock: Sendable, CustomStringConvertible {
     public let validity: Duration
     /// When the validity runs out, on this process's monotonic clock.
     public let validUntil: ContinuousClock.Instant
+    /// How much longer than ``ttl`` the masters keep the keys (see
+    /// ``Redlock/acquire(_:ttl:value:wait:retry:fencing:lockDelay:)-(String,_,_,_,_,_,_)``); extensions keep it.
+    public internal(set) var lockDelay: Duration = .zero
     /// The random (or caller-supplied) value stored on the masters.
     let value: [UInt8]
     /// Each master's vote in the acquisition that granted it (for tracing); empty otherwise.
@@ -49,7 +52,9 @@ public struct Lock: Sendable, CustomStringConvertible {
     }
 
     func with(validity: Duration, validUntil: ContinuousClock.Instant, ttl: Duration) -> Lock {
-        Lock(resources: resources, fencingTokens: fencingTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
+        var lock = Lock(resources: resources, fencingTokens: fencingTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
+        lock.lockDelay = lockDelay
+        return lock
     }
 }
 

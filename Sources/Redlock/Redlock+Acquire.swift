@@ -16,6 +16,10 @@ extension Redlock {
     ///   - retry: the retry policy for this call; the configuration's when nil
     ///     (``RedlockConfiguration/Retry/never`` tries once).
     ///   - fencing: whether to hand out fencing tokens; the configuration's when nil.
+    ///   - lockDelay: how much longer than `ttl` the masters keep the keys. The validity is
+    ///     still computed from `ttl`, and ``release(_:)`` frees the lock at once; only a holder
+    ///     that died or stopped extending leaves the lock unusable for this long after its
+    ///     validity, so that its late writes land while nobody holds the lock.
     /// - Throws: ``RedlockError`` with code ``RedlockError/Code/lockHeld``,
     ///   ``RedlockError/Code/quorumUnreachable``, ``RedlockError/Code/validityExhausted``,
     ///   ``RedlockError/Code/invalidArgument`` or ``RedlockError/Code/cancelled``.
@@ -25,9 +29,10 @@ extension Redlock {
         value: [UInt8]? = nil,
         wait: Duration? = nil,
         retry: RedlockConfiguration.Retry? = nil,
-        fencing: Bool? = nil
+        fencing: Bool? = nil,
+        lockDelay: Duration = .zero
     ) async throws(RedlockError) -> Lock {
-        try await acquire([resource], ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing)
+        try await acquire([resource], ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing, lockDelay: lockDelay)
     }
 
     /// Acquires one lock over several resources, all or nothing on each master: either every
@@ -39,11 +44,12 @@ extension Redlock {
         value: [UInt8]? = nil,
         wait: Duration? = nil,
         retry: RedlockConfiguration.Retry? = nil,
-        fencing: Bool? = nil
+        fencing: Bool? = nil,
+        lockDelay: Duration = .zero
     ) async throws(RedlockError) -> Lock {
         try await traced("acquire", resources) { () async throws(RedlockError) -> Lock in
             try await tracked { () async throws(RedlockError) -> Lock in
-                try await acquireUntracked(resources, ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing)
+                try await acquireUntracked(resources, ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing, lockDelay: lockDelay)
             }
         }
     }
@@ -54,11 +60,15 @@ extension Redlock {
         value: [UInt8]?,
         wait: Duration?,
         retry: RedlockConfiguration.Retry?,
-        fencing: Bool?
+        fencing: Bool?,
+        lockDelay: Duration = .zero
     ) async throws(RedlockError) -> Lock {
         let retry = retry ?? configuration.retry
         let fenced = fencing ?? configuration.fencing
         try validate(resources: resources, ttl: ttl)
+        guard (Duration.zero...Self.longestDuration).contains(lockDelay) else {
+            throw RedlockError(.invalidArgument, "lock delay must be between 0 and ten years")
+        }
         guard value?.isEmpty != true else { throw RedlockError(.invalidArgument, "lock value must not be empty") }
         let suppliedValue = value
         let clock = ContinuousClock()
@@ -67,8 +77,9 @@ extension Redlock {
             throw RedlockError(.invalidArgument, "wait must be between 0 and ten years")
         }
         let deadline = maximumWait.map { clock.now + $0 }
-        let lockKeys = resources.map(lockKey)
-        let fenceKeys = fenced ? resources.map(fenceKey) : []
+        let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: fenced)
+        let keyLifetime = ttl + lockDelay
+        var waiting = Waiting(redlock: self, keys: keys, deadline: deadline, retry: retry)
         var attempt = 0
         while true {
             attempt += 1
@@ -77,31 +88,49 @@ extension Redlock {
             // A fresh value for every attempt: a late SET of an earlier attempt, which no release
             // can be sure to have followed, then never counts as this attempt's grant.
             let value = suppliedValue ?? Self.randomValue()
+            let asWaiter = waiting.attemptArguments()
             let outcome = await onLoop {
-                self.attempt(resources: resources, lockKeys: lockKeys, fenceKeys: fenceKeys, value: value, ttl: ttl, completion: $0)
+                self.attempt(
+                    resources: resources,
+                    keys: keys,
+                    value: value,
+                    ttl: ttl,
+                    keyLifetime: keyLifetime,
+                    waiter: asWaiter,
+                    completion: $0
+                )
             }
             metrics.acquireLatency.recordNanoseconds((clock.now - started).nanoseconds)
             switch outcome {
             case .success(var lock):
+                waiting.leave(holding: keyLifetime)
                 lock.attempts = attempt
+                lock.lockDelay = lockDelay
                 metrics.acquired.increment()
                 logger.debug("lock acquired", metadata: ["redlock.resource": "\(resources.joined(separator: ","))", "redlock.attempt": "\(attempt)"])
                 return lock
             case .failure(let error):
                 record(error)
                 let retriesLeft = deadline == nil ? attempt <= retry.count : true
-                guard retriesLeft, !isClosing else { throw error }
+                guard retriesLeft, !isClosing else {
+                    waiting.leave(holding: nil)
+                    throw error
+                }
                 var delay = retryDelay(retry, afterFailure: attempt)
                 if let deadline {
                     // The last attempt is made at the deadline rather than skipped.
                     let left = deadline - clock.now
-                    guard left > .milliseconds(1) else { throw error }
+                    guard left > .milliseconds(1) else {
+                        waiting.leave(holding: nil)
+                        throw error
+                    }
                     delay = min(delay, left)
                 }
-                do {
-                    try await Task.sleep(for: delay)
+                do throws(RedlockError) {
+                    try await waiting.pause(after: error, retryDelay: delay)
                 } catch {
-                    throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
+                    waiting.leave(holding: nil)
+                    throw error
                 }
             }
         }
@@ -109,25 +138,46 @@ extension Redlock {
 
     /// One attempt, entirely on the event loop: SET-with-fence on every master, raise lagging
     /// fencing counters, compute the validity, and on failure release everywhere. Calls
-    /// `completion` once, on the loop.
+    /// `completion` once, on the loop. The keys live `keyLifetime` (the TTL plus any lock
+    /// delay); the validity is computed from `ttl`. A `waiter` attempt also leaves a wait
+    /// marker where the lock is held (see ``WakeUpHub``).
     func attempt(
         resources: [String],
-        lockKeys: [[UInt8]],
-        fenceKeys: [[UInt8]],
+        keys: AcquisitionKeys,
         value: [UInt8],
         ttl: Duration,
+        keyLifetime: Duration,
+        waiter: WaiterArguments?,
         completion: @escaping @Sendable (Result<Lock, RedlockError>) -> Void
     ) {
         let start = ContinuousClock.now
         let quorum = group.quorum
         let count = group.count
-        let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
+        let lockKeys = keys.lockKeys
+        let fenceKeys = keys.fenceKeys
+        let ttlArgument = Array(String(keyLifetime.millisecondsRoundedUp).utf8)
         let deadline = instanceDeadline()
         let command: FanOutCommand
         do throws(RedlockError) {
-            if !fenceKeys.isEmpty {
-                let seed = Array(String(Self.fencingSeed()).utf8)
-                command = try .script(Scripts.acquireFenced, keys: lockKeys + fenceKeys, arguments: [value, ttlArgument, retentionArgument, seed])
+            let seed = Array(String(Self.fencingSeed()).utf8)
+            if let waiter {
+                let markerLifetime = wakeUps.markerLifetime(waiter.membership)
+                command = try .script(
+                    Scripts.acquireWaiting,
+                    keys: lockKeys + fenceKeys + keys.waitKeys + keys.watchKeys + [keys.priorityKey],
+                    arguments: [
+                        value, ttlArgument, retentionArgument, seed, Array(String(lockKeys.count).utf8),
+                        Array(String(markerLifetime.millisecondsRoundedUp).utf8), waiter.membership.token,
+                        Array((waiter.claimsPriority ? "1" : "0").utf8),
+                        Array(String(configuration.wakeUps.priorityClaimSlack.millisecondsRoundedUp).utf8),
+                    ]
+                )
+            } else if !fenceKeys.isEmpty {
+                command = try .script(
+                    Scripts.acquireFenced,
+                    keys: lockKeys + fenceKeys + keys.watchKeys,
+                    arguments: [value, ttlArgument, retentionArgument, seed]
+                )
             } else if lockKeys.count == 1 {
                 command = try .plain([Self.set, lockKeys[0], value, Self.nx, Self.px, ttlArgument])
             } else {
@@ -169,7 +219,7 @@ extension Redlock {
                         "\(tally.number(of: .failed)) of \(count) masters failed; \(quorum) needed",
                         votes: tally.votes
                     )
-                self.releaseAfterFailure(lockKeys: lockKeys, value: value, votes: tally.votes) { completion(.failure(error)) }
+                self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
                 return
             }
             var tokens = [Int64](repeating: 0, count: fenceKeys.count)
@@ -182,12 +232,12 @@ extension Redlock {
                 let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
                 if confirmed < quorum {
                     let error = RedlockError(.quorumUnreachable, "fencing counters could not be raised on a quorum", votes: tally.votes)
-                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, votes: tally.votes) { completion(.failure(error)) }
+                    self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
                     return
                 }
                 guard validity > .zero else {
                     let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL", votes: tally.votes)
-                    self.releaseAfterFailure(lockKeys: lockKeys, value: value, votes: tally.votes) { completion(.failure(error)) }
+                    self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
                     return
                 }
                 let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
@@ -218,7 +268,7 @@ extension Redlock {
     /// that failed or have not answered yet (the SET may have landed). A master that refused
     /// provably did not set it. Calls `then` once the masters that granted (which are
     /// responsive) have answered the release.
-    func releaseAfterFailure(lockKeys: [[UInt8]], value: [UInt8], votes: [RedlockError.Vote], then: @escaping @Sendable () -> Void) {
+    func releaseAfterFailure(keys: AcquisitionKeys, value: [UInt8], votes: [RedlockError.Vote], then: @escaping @Sendable () -> Void) {
         var targets: [Int] = []
         var responsive: [Int] = []
         for (index, vote) in votes.enumerated() {
@@ -230,7 +280,7 @@ extension Redlock {
             case .failed, .pending: targets.append(index)
             }
         }
-        guard !targets.isEmpty, let release = try? FanOutCommand.script(Scripts.release, keys: lockKeys, arguments: [value, Self.exactMode]) else {
+        guard !targets.isEmpty, let release = try? keys.releaseCommand(value: value, mode: Self.exactMode) else {
             then()
             return
         }
@@ -243,5 +293,132 @@ extension Redlock {
             then: { _ in if !awaited.isEmpty { then() } }
         )
         if awaited.isEmpty { then() }
+    }
+}
+
+/// Every key one acquisition touches, built once for all its attempts.
+struct AcquisitionKeys: Sendable {
+    let lockKeys: [[UInt8]]
+    /// The fencing counters; empty for an unfenced lock.
+    let fenceKeys: [[UInt8]]
+    /// Markers that make a release publish: somebody waits, somebody watches.
+    let waitKeys: [[UInt8]]
+    let watchKeys: [[UInt8]]
+    /// The first resource's priority claim (see ``WakeUpHub``).
+    let priorityKey: [UInt8]
+
+    init(redlock: Redlock, resources: [String], fenced: Bool) {
+        lockKeys = resources.map(redlock.lockKey)
+        fenceKeys = fenced ? resources.map(redlock.fenceKey) : []
+        waitKeys = resources.map { redlock.markerKey("wait:", $0) }
+        watchKeys = resources.map { redlock.markerKey("watch:", $0) }
+        priorityKey = redlock.markerKey("first:", resources[0])
+    }
+
+    /// The compare-and-delete of these locks; with `fencingCounter`, only while the counter
+    /// still equals `fencingToken`.
+    func releaseCommand(
+        value: [UInt8],
+        mode: [UInt8],
+        fencingCounter: [UInt8]? = nil,
+        fencingToken: Int64? = nil
+    ) throws(RedlockError)
+        -> FanOutCommand
+    {
+        var arguments = [value, mode, Array(String(lockKeys.count).utf8)]
+        var keys = lockKeys + waitKeys + watchKeys
+        if let fencingCounter, let fencingToken {
+            keys.append(fencingCounter)
+            arguments.append(Array(String(fencingToken).utf8))
+        }
+        return try .script(Scripts.release, keys: keys, arguments: arguments)
+    }
+}
+
+/// What a waiter's attempt adds: who it is, and whether it claims priority.
+struct WaiterArguments: Sendable {
+    let membership: WakeUpHub.Membership
+    let claimsPriority: Bool
+}
+
+/// How one acquisition spends the time between its attempts: asleep for the retry delay, or
+/// (with wake-ups on) queued in the ``WakeUpHub`` until a release is announced, its fallback
+/// timer fires or its deadline comes.
+struct Waiting {
+    let redlock: Redlock
+    let keys: AcquisitionKeys
+    let deadline: ContinuousClock.Instant?
+    let retry: RedlockConfiguration.Retry
+    private var membership: WakeUpHub.Membership?
+    /// Wake-ups in a row after which the attempt failed: past the policy's limit the waiter
+    /// claims priority.
+    private var lostWakeUps = 0
+    private var lastWake: WakeUpHub.Wake?
+
+    init(redlock: Redlock, keys: AcquisitionKeys, deadline: ContinuousClock.Instant?, retry: RedlockConfiguration.Retry) {
+        self.redlock = redlock
+        self.keys = keys
+        self.deadline = deadline
+        self.retry = retry
+    }
+
+    /// For the next attempt: nil until the acquisition has queued (its first attempt is as
+    /// cheap as an uncontended one).
+    func attemptArguments() -> WaiterArguments? {
+        membership.map { WaiterArguments(membership: $0, claimsPriority: lostWakeUps >= redlock.configuration.wakeUps.priorityAfterLostWakeUps) }
+    }
+
+    /// Waits before the next attempt, after `error`; `retryDelay` is the policy's delay (already
+    /// capped at the deadline).
+    mutating func pause(after error: RedlockError, retryDelay: Duration) async throws(RedlockError) {
+        let policy = redlock.configuration.wakeUps
+        guard policy.isEnabled else {
+            do {
+                try await Task.sleep(for: retryDelay)
+            } catch {
+                throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
+            }
+            return
+        }
+        if lastWake == .woken {
+            lostWakeUps = error.code == .lockHeld ? lostWakeUps + 1 : lostWakeUps
+        }
+        let hub = redlock.wakeUps
+        if membership == nil {
+            // Subscribed before the marked attempt: a release after that attempt is announced
+            // to us, and one before it leaves the lock free for it.
+            let until = deadline ?? ContinuousClock.now + retryDelay * (retry.count + 1)
+            let joined = await hub.join(channels: keys.lockKeys, watcher: false, deadline: Self.nioDeadline(until))
+            membership = joined
+            if await hub.isHead(joined) {
+                lastWake = nil
+                return
+            }
+        }
+        guard let membership else { return }
+        // Without a wait deadline the policy's delay is the fallback; with one, the holder's
+        // remaining time (a key that expires announces nothing), with jitter.
+        var fallback = retryDelay
+        if deadline != nil, error.code == .lockHeld, let holderLeft = error.retryAfter {
+            let jitter = Duration.milliseconds(Int64.random(in: 1...max(holderLeft.millisecondsRoundedUp / 10, 2)))
+            fallback = min(holderLeft + jitter, policy.longestSleep)
+            if let deadline { fallback = min(fallback, deadline - .now) }
+        }
+        let wake = await hub.sleep(membership, fallback: Self.nioDeadline(.now + fallback))
+        lastWake = wake
+        if wake == .cancelled || Task.isCancelled {
+            throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
+        }
+    }
+
+    /// Leaves the queue; `holding` when this acquisition took the lock for that long.
+    mutating func leave(holding: Duration?) {
+        guard let membership else { return }
+        redlock.wakeUps.leave(membership, holding: holding)
+        self.membership = nil
+    }
+
+    static func nioDeadline(_ instant: ContinuousClock.Instant) -> NIODeadline {
+        .now() + .nanoseconds(max((instant - .now).nanoseconds, 0))
     }
 }

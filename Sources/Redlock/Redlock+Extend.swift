@@ -64,7 +64,8 @@ extension Redlock {
         let start = ContinuousClock.now
         let quorum = group.quorum
         let keys = lock.resources.map(lockKey)
-        let ttlArgument = Array(String(ttl.millisecondsRoundedUp).utf8)
+        // The keys outlive the validity by the lock's delay, as at acquisition.
+        let ttlArgument = Array(String((ttl + lock.lockDelay).millisecondsRoundedUp).utf8)
         let command: FanOutCommand
         do throws(RedlockError) {
             if let fencingToken {

@@ -54,18 +54,10 @@ extension Redlock {
         guard fencingToken == nil || resources.count == 1 else {
             throw RedlockError(.invalidArgument, "a fencing token names one resource's acquisition")
         }
-        var keys = resources.map(lockKey)
-        var arguments = [value, mode]
-        if let fencingToken {
-            keys.append(fenceKey(resources[0]))
-            arguments.append(Array(String(fencingToken).utf8))
-        }
+        let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: false)
+        let release = try keys.releaseCommand(value: value, mode: mode, fencingCounter: fenceKey(resources[0]), fencingToken: fencingToken)
         let quorum = group.quorum
-        let result: Result<ReleaseOutcome, RedlockError> = await onLoop { [keys, arguments] completion in
-            guard let release = try? FanOutCommand.script(Scripts.release, keys: keys, arguments: arguments) else {
-                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
-                return
-            }
+        let result: Result<ReleaseOutcome, RedlockError> = await onLoop { completion in
             // Decided as soon as a quorum deleted it or too few can still have: a paused or
             // black-holed master costs the caller nothing (the command still reaches it).
             let decided: @Sendable (Replies) -> Bool = { replies in

@@ -41,6 +41,8 @@ public final class Redlock: Service, Sendable {
     let metrics: RedlockMetrics
     let lockPrefix: [UInt8]
     let fencePrefix: [UInt8]
+    /// Wake-ups for the acquisitions that wait (see ``WakeUpHub``).
+    let wakeUps: WakeUpHub
     /// The fencing counters' retention in milliseconds, as the scripts take it.
     let retentionArgument: [UInt8]
     /// Operations running now, and whether shutdown has begun (see ``shutdown()``).
@@ -103,6 +105,21 @@ public final class Redlock: Service, Sendable {
             eventLoop: eventLoop
         )
         self.taskExecutor = EventLoopTaskExecutor(eventLoop)
+        self.wakeUps = WakeUpHub(
+            masterCount: endpoints.count,
+            eventLoop: eventLoop,
+            subscribeTimeout: connectionConfiguration.connectTimeout + configuration.instanceTimeout,
+            logger: logger
+        ) { index, hub in
+            RedisConnection(
+                subscriberTo: endpoints[index].address,
+                configuration: endpoints[index].configuration(from: connectionConfiguration),
+                eventLoop: eventLoop,
+                logger: logger,
+                onMessage: { channel, payload in hub.received(channel: channel, payload: payload) },
+                onConnected: { hub.connected(master: index) }
+            )
+        }
         self.metrics = RedlockMetrics(
             masters: masters.map(\.description),
             factory: configuration.metricsFactory,
@@ -187,6 +204,7 @@ public final class Redlock: Service, Sendable {
         while inFlight.load(ordering: .sequentiallyConsistent) > 0, clock.now < limit {
             try? await Task.sleep(for: .milliseconds(1))
         }
+        await wakeUps.close()
         for connection in group.connections { await connection.close() }
     }
 
@@ -205,6 +223,9 @@ public final class Redlock: Service, Sendable {
     // MARK: - Helpers
 
     func lockKey(_ resource: String) -> [UInt8] { lockPrefix + Array(resource.utf8) }
+    /// A marker next to a lock: `wait:` (somebody waits), `watch:` (somebody watches),
+    /// `first:` (a waiter's priority claim).
+    func markerKey(_ kind: String, _ resource: String) -> [UInt8] { Array((configuration.keyPrefix + kind + resource).utf8) }
     func fenceKey(_ resource: String) -> [UInt8] { fencePrefix + Array(resource.utf8) }
 
     func instanceDeadline() -> NIODeadline {

@@ -52,6 +52,36 @@ public struct RedlockConfiguration: @unchecked Sendable {
         public static let never = Retry(count: 0)
     }
 
+    /// How acquisitions that wait are woken when the lock is released, instead of polling.
+    public struct WakeUpPolicy: Sendable {
+        /// Whether waiters subscribe and sleep until a release is announced (the default), or
+        /// poll at the retry policy's delay.
+        public var isEnabled: Bool
+        /// The longest a waiter sleeps without an announcement before it tries again: a
+        /// safety net under wake-ups lost with a master or a connection.
+        public var longestSleep: Duration
+        /// After this many wake-ups in a row that another waiter won, a waiter claims
+        /// priority on the masters: the next release goes to it.
+        public var priorityAfterLostWakeUps: Int
+        /// How long a priority claim outlives the holder's key, so that a waiter that died
+        /// holding it blocks the others no longer than this after the release.
+        public var priorityClaimSlack: Duration
+
+        /// Creates a policy; defaults: on, at most 5 s asleep, priority after 3 lost wake-ups,
+        /// 1 s claim slack.
+        public init(
+            isEnabled: Bool = true,
+            longestSleep: Duration = .seconds(5),
+            priorityAfterLostWakeUps: Int = 3,
+            priorityClaimSlack: Duration = .seconds(1)
+        ) {
+            self.isEnabled = isEnabled
+            self.longestSleep = longestSleep
+            self.priorityAfterLostWakeUps = priorityAfterLostWakeUps
+            self.priorityClaimSlack = priorityClaimSlack
+        }
+    }
+
     /// Per-master timeout of one command, much smaller than any TTL (default 50 ms).
     public var instanceTimeout: Duration
     /// How long an acquisition waits for the remaining masters once a quorum has answered
@@ -64,6 +94,8 @@ public struct RedlockConfiguration: @unchecked Sendable {
     public var driftFactor: Double
     /// Default retry policy of `Redlock.acquire` (and so of `withLock`).
     public var retry: Retry
+    /// How waiting acquisitions are woken (see ``WakeUpPolicy``).
+    public var wakeUps = WakeUpPolicy()
     /// How often ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)-(String,_,_,_,_,_)`` extends its lock; nil means ttl / 3.
     public var autoExtendInterval: Duration?
     /// Prefix of every key this client writes (`<prefix>lock:<resource>`,

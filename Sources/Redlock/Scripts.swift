@@ -4,18 +4,19 @@ import RedisWire
 /// resource name is ever interpreted as anything but a key.
 enum Scripts {
     /// Every script, loaded on each connection as it connects.
-    static var all: [RedisScript] { [acquireFenced, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel] }
+    static var all: [RedisScript] { [acquireFenced, acquireWaiting, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel] }
 
-    /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters; ARGV: value, ttl ms, counter
-    /// retention ms, seed. All-or-nothing: if any lock key exists, returns that key's PTTL (an
-    /// integer, so the caller learns when to retry); otherwise sets every key and returns the
-    /// incremented counters. A missing counter starts at the seed (the
-    /// client's wall clock in microseconds, the same for every master of one attempt, so fresh
-    /// counters agree across masters) and expires after the retention; a later seed is again
-    /// higher than any token the expired counter handed out.
+    /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters, KEYS[2n+1..3n] watch markers;
+    /// ARGV: value, ttl ms, counter retention ms, seed. All-or-nothing: if any lock key exists,
+    /// returns that key's PTTL (an integer, so the caller learns when to retry); otherwise sets
+    /// every key, publishes `a` on each lock key's channel that has watchers, and returns the
+    /// incremented counters. A missing counter starts at the seed (the client's wall clock in
+    /// microseconds, the same for every master of one attempt, so fresh counters agree across
+    /// masters) and expires after the retention; a later seed is again higher than any token
+    /// the expired counter handed out.
     static let acquireFenced = RedisScript(
         """
-        local n = #KEYS / 2
+        local n = #KEYS / 3
         if n == 1 then
           if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('pttl', KEYS[1]) end
         else
@@ -24,6 +25,19 @@ enum Scripts {
           end
           for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         end
+        \(announceAndIssueTokens(watchMarkersAt: "2 * n", fenced: "true"))
+        """
+    )
+
+    /// The tail of every acquisition script once the lock keys are set: publish `a` where
+    /// somebody watches, then issue one fencing token per resource (KEYS[n+i] are the
+    /// counters) when `fenced`, else reply OK.
+    private static func announceAndIssueTokens(watchMarkersAt offset: String, fenced: String) -> String {
+        """
+        for i = 1, n do
+          if redis.call('exists', KEYS[\(offset) + i]) == 1 then redis.call('publish', KEYS[i], 'a') end
+        end
+        if not (\(fenced)) then return redis.status_reply('OK') end
         local tokens = {}
         for i = 1, n do
           local counter = KEYS[n + i]
@@ -35,6 +49,47 @@ enum Scripts {
           tokens[i] = token
         end
         return tokens
+        """
+    }
+
+    /// An acquisition attempt by a caller that waits (see `WakeUps`). KEYS: lock keys (n),
+    /// fencing counters (n, only when fenced), wait markers (n), watch markers (n), and the
+    /// resource's priority claim; ARGV: value, ttl ms, counter retention ms, seed, n, wait
+    /// marker ms, waiter id, "1" to claim priority, claim slack ms.
+    ///
+    /// While another waiter's priority claim stands, or any lock key exists, it refuses with a
+    /// PTTL (the holder's; or, when the lock is free, the claim's, at most the slack: the
+    /// claimant is about to take it) and makes sure every wait
+    /// marker lives at least the given time, so that the release publishes. A waiter that
+    /// claims priority and finds no other claim records its id until the holder's key expires
+    /// plus the slack. Otherwise it sets the keys, drops its own claim, and continues as
+    /// ``acquireFenced`` (or replies OK when unfenced).
+    static let acquireWaiting = RedisScript(
+        """
+        local n = tonumber(ARGV[5])
+        local f = (#KEYS - 1 == 4 * n) and n or 0
+        local first = KEYS[#KEYS]
+        local claimant = redis.call('get', first)
+        local blocked = claimant and claimant ~= ARGV[7]
+        local held = nil
+        for i = 1, n do
+          if redis.call('exists', KEYS[i]) == 1 then held = i break end
+        end
+        if held or blocked then
+          local wanted = tonumber(ARGV[6])
+          for i = 1, n do
+            local marker = KEYS[n + f + i]
+            if redis.call('pttl', marker) < wanted then redis.call('set', marker, '1', 'PX', wanted) end
+          end
+          local left = held and redis.call('pttl', KEYS[held]) or math.min(redis.call('pttl', first), tonumber(ARGV[9]))
+          if ARGV[8] == '1' and not blocked then
+            redis.call('set', first, ARGV[7], 'PX', math.max(left, 0) + tonumber(ARGV[9]))
+          end
+          return left
+        end
+        for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        if claimant then redis.call('del', first) end
+        \(announceAndIssueTokens(watchMarkersAt: "2 * n + f", fenced: "f > 0"))
         """
     )
 
@@ -67,21 +122,23 @@ enum Scripts {
         """
     )
 
-    /// KEYS lock keys; ARGV[1] value, ARGV[2] "prefix" to match values that start with
-    /// ARGV[1]. Compare-and-delete: deletes only keys holding our value, returns how many.
-    /// With ARGV[3], a fencing token, the last key is the resource's counter, and a key is
-    /// deleted only while the counter still equals the token: -2 when it does not.
+    /// KEYS: lock keys (n), their wait markers (n), their watch markers (n); ARGV: value,
+    /// "prefix" to match values that start with it, n. Compare-and-delete: deletes only keys
+    /// holding our value, publishes `r` on each deleted key's channel that has a waiter or a
+    /// watcher, and returns how many it deleted. With ARGV[4], a fencing token, the last key is
+    /// the resource's counter, and a key is deleted only while the counter still equals the
+    /// token: -2 when it does not.
     static let release = RedisScript(
         """
-        local n = #KEYS
-        if ARGV[3] then n = n - 1 end
+        local n = tonumber(ARGV[3])
         local deleted = 0
         for i = 1, n do
           local current = redis.call('get', KEYS[i])
           if current == ARGV[1] or (ARGV[2] == 'prefix' and current and string.sub(current, 1, #ARGV[1]) == ARGV[1]) then
-            if ARGV[3] and redis.call('get', KEYS[#KEYS]) ~= ARGV[3] then return -2 end
+            if ARGV[4] and redis.call('get', KEYS[#KEYS]) ~= ARGV[4] then return -2 end
             redis.call('del', KEYS[i])
             deleted = deleted + 1
+            if redis.call('exists', KEYS[n + i], KEYS[2 * n + i]) > 0 then redis.call('publish', KEYS[i], 'r') end
           end
         end
         return deleted

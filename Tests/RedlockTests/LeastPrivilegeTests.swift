@@ -10,9 +10,10 @@ import Testing
 struct LeastPrivilegeTests {
     /// The rules of Docs/operations.md, after `ACL SETUSER locklock on >PASSWORD`.
     static let rules = [
-        "resetkeys", "~redlock:*", "~locklock:*", "resetchannels", "-@all",
+        "resetkeys", "~redlock:*", "~locklock:*", "resetchannels", "&redlock:*", "-@all",
         "+ping", "+info", "+select", "+evalsha", "+eval", "+script|load", "+config|get",
         "+set", "+get", "+del", "+exists", "+pttl", "+pexpire", "+incr", "+incrby", "+time",
+        "+publish", "+subscribe", "+unsubscribe",
     ]
 
     @Test func everyLockOperationWorksWithTheDocumentedACLAndNoMore() async throws {
@@ -39,6 +40,14 @@ struct LeastPrivilegeTests {
             #expect(try await redlock.release(plain) == .released)
             let many = try await redlock.acquire(["acl-a", "acl-b"], ttl: .seconds(10))
             #expect(try await redlock.release(many) == .released)
+            // A waiter is woken by the release (its fallback would be the holder's 60 s).
+            let held = try await redlock.acquire("acl-wait", ttl: .seconds(60))
+            async let waited = redlock.acquire("acl-wait", ttl: .seconds(10), wait: .seconds(20))
+            try await Task.sleep(for: .milliseconds(300))
+            try await redlock.release(held)
+            let woken = ContinuousClock.now
+            #expect(try await redlock.release(try await waited) == .released)
+            #expect(ContinuousClock.now - woken < .seconds(5), "the release was announced to the waiter")
             #expect(await redlock.answeringMasters() == 5)
             #expect(await redlock.serverSetting("maxmemory-policy").allSatisfy { $0 != nil })
             // And no more: a key outside the prefixes, or a command outside the list, is refused.

@@ -1,0 +1,232 @@
+import LocalRedis
+import NIOCore
+import RealServerGate
+import RedisWire
+import Redlock
+import Synchronization
+import Testing
+
+/// Waiters are woken by releases (and by their fallback timers), never wait past their
+/// deadline, queue in arrival order, and a waiter that keeps losing claims priority.
+@Suite("Wake-ups and lock-delay", .serialized, .realRedisServers)
+struct WakeUpTests {
+    /// Wake-ups on, with a fallback far longer than any test waits: an acquisition that comes
+    /// quickly came from an announcement.
+    static func configuration(priorityAfter lost: Int = 3, enabled: Bool = true) -> RedlockConfiguration {
+        var configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
+        configuration.wakeUps = .init(isEnabled: enabled, longestSleep: .seconds(60), priorityAfterLostWakeUps: lost)
+        return configuration
+    }
+
+    @Test func aReleaseWakesAWaiterLongBeforeTheHolderWouldExpire() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, _ in
+            let holder = try await redlock.acquire("handover", ttl: .seconds(60))
+            let clock = ContinuousClock()
+            async let waited = redlock.acquire("handover", ttl: .seconds(10), wait: .seconds(30))
+            try await Task.sleep(for: .milliseconds(300))
+            let released = clock.now
+            try await redlock.release(holder)
+            let lock = try await waited
+            let handOver = clock.now - released
+            #expect(handOver < .seconds(5), "woken by the release, not by the holder's 60 s expiry or the 60 s fallback: \(handOver)")
+            #expect(lock.fencingToken! > holder.fencingToken!)
+            try await redlock.release(lock)
+        }
+    }
+
+    @Test func withWakeUpsOffTheWaiterPollsAtTheRetryDelay() async throws {
+        var configuration = Self.configuration(enabled: false)
+        configuration.retry = .init(count: 0, delay: .seconds(20), jitter: .zero)
+        try await withRedlock(configuration: configuration) { redlock, _ in
+            let holder = try await redlock.acquire("polled", ttl: .seconds(60))
+            let clock = ContinuousClock()
+            let started = clock.now
+            async let waited = redlock.acquire("polled", ttl: .seconds(10), wait: .seconds(2))
+            try await Task.sleep(for: .milliseconds(300))
+            try await redlock.release(holder)
+            // Polling every 20 s, the waiter's only other attempt is at its 2 s deadline.
+            let lock = try await waited
+            #expect(clock.now - started >= .milliseconds(1_900), "the control: without wake-ups nothing announces the release")
+            try await redlock.release(lock)
+        }
+    }
+
+    @Test func aWaiterNeverWaitsPastItsDeadline() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, _ in
+            _ = try await redlock.acquire("kept", ttl: .seconds(60))
+            let clock = ContinuousClock()
+            let started = clock.now
+            let error = await #expect(throws: RedlockError.self) {
+                try await redlock.acquire("kept", ttl: .seconds(10), wait: .milliseconds(600))
+            }
+            let waited = clock.now - started
+            #expect(error?.code == .lockHeld)
+            #expect(waited >= .milliseconds(550) && waited < .seconds(3), "gave up at its deadline: \(waited)")
+        }
+    }
+
+    @Test func aLockThatExpiresIsCaughtByTheFallbackTimer() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, _ in
+            // An expiry announces nothing: the waiter's timer is set at the holder's PTTL.
+            _ = try await redlock.acquire("expiring", ttl: .milliseconds(800))
+            let clock = ContinuousClock()
+            let started = clock.now
+            let lock = try await redlock.acquire("expiring", ttl: .seconds(10), wait: .seconds(30))
+            let waited = clock.now - started
+            #expect(waited >= .milliseconds(600) && waited < .seconds(5), "woke at the holder's expiry, not the 60 s fallback: \(waited)")
+            try await redlock.release(lock)
+        }
+    }
+
+    @Test func waitersOfOneClientAreServedInArrivalOrder() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, _ in
+            let holder = try await redlock.acquire("queue", ttl: .seconds(60))
+            let order = Recorder<Int>()
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                for index in 0..<8 {
+                    tasks.addTask {
+                        let lock = try await redlock.acquire("queue", ttl: .seconds(10), wait: .seconds(60))
+                        order.append(index)
+                        try await Task.sleep(for: .milliseconds(20))
+                        try await redlock.release(lock)
+                    }
+                    // Arrival order: each waiter has queued before the next one starts.
+                    try await Task.sleep(for: .milliseconds(150))
+                }
+                try await redlock.release(holder)
+                try await tasks.waitForAll()
+            }
+            #expect(order.all == Array(0..<8))
+        }
+    }
+
+    @Test func aWaiterThatClaimedPriorityWinsTheNextRelease() async throws {
+        try await withRedisServers(count: 5, options: .init()) { group throws in
+            // Two clients (two processes' worth of queues): the first claims priority at once.
+            let starving = Redlock(masters: group.addresses, configuration: Self.configuration(priorityAfter: 0))
+            let rival = Redlock(masters: group.addresses, configuration: Self.configuration(priorityAfter: 1_000))
+            let holder = Redlock(masters: group.addresses, configuration: Self.configuration())
+            for client in [starving, rival, holder] { await client.connect() }
+            for round in 0..<4 {
+                let resource = "priority-\(round)"
+                let held = try await holder.acquire(resource, ttl: .seconds(60))
+                async let claimed = starving.acquire(resource, ttl: .seconds(1), wait: .seconds(30))
+                async let other = rival.acquire(resource, ttl: .seconds(1), wait: .seconds(30))
+                try await Task.sleep(for: .milliseconds(400))
+                try await holder.release(held)
+                let winner = try await claimed
+                try await Task.sleep(for: .milliseconds(300))
+                try await starving.release(winner)
+                let loser = try await other
+                #expect(loser.fencingToken! > winner.fencingToken!, "round \(round): the claimant went first")
+                try await rival.release(loser)
+            }
+            for client in [starving, rival, holder] { await client.shutdown() }
+        }
+    }
+
+    @Test func aReleaseNobodyWaitsForPublishesNothing() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, group in
+            try await withDirect(group) { masters in
+                for master in masters { _ = try await master.send("CONFIG", "RESETSTAT") }
+                let lock = try await redlock.acquire("alone", ttl: .seconds(10))
+                try await redlock.release(lock)
+                #expect(try await Self.publishes(on: masters) == 0)
+
+                let held = try await redlock.acquire("awaited", ttl: .seconds(60))
+                async let waited = redlock.acquire("awaited", ttl: .seconds(10), wait: .seconds(30))
+                try await Task.sleep(for: .milliseconds(300))
+                try await redlock.release(held)
+                try await redlock.release(try await waited)
+                #expect(try await Self.publishes(on: masters) >= 3, "the release with a waiter was announced on a quorum")
+            }
+        }
+    }
+
+    @Test func wakeUpsSurviveDroppedSubscriberConnectionsAndARestartedMaster() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, group in
+            try await withDirect(group) { masters in
+                let holder = try await redlock.acquire("restarts", ttl: .seconds(60))
+                async let waited = redlock.acquire("restarts", ttl: .seconds(10), wait: .seconds(40))
+                try await Task.sleep(for: .milliseconds(300))
+                // Every subscriber connection is cut and one master restarts: the hub
+                // re-subscribes, and the release is still announced.
+                for master in masters { _ = try await master.send("CLIENT", "KILL", "TYPE", "pubsub") }
+                try await group.servers[0].restart()
+                try await Task.sleep(for: .milliseconds(500))
+                let clock = ContinuousClock()
+                let released = clock.now
+                _ = try? await redlock.release(holder)
+                let lock = try await waited
+                #expect(clock.now - released < .seconds(5), "woken after the reconnects, not by the 60 s fallback")
+                try await redlock.release(lock)
+            }
+        }
+    }
+
+    @Test func aCancelledWaiterStopsAtOnceAndLeavesTheQueue() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, _ in
+            let holder = try await redlock.acquire("cancel", ttl: .seconds(60))
+            let waiter = Task { try await redlock.acquire("cancel", ttl: .seconds(10), wait: .seconds(30)) }
+            try await Task.sleep(for: .milliseconds(300))
+            let clock = ContinuousClock()
+            let cancelled = clock.now
+            waiter.cancel()
+            let error = await #expect(throws: RedlockError.self) { try await waiter.value }
+            #expect(error?.code == .cancelled)
+            #expect(clock.now - cancelled < .seconds(2))
+            // The next waiter is not stuck behind the cancelled one.
+            async let next = redlock.acquire("cancel", ttl: .seconds(10), wait: .seconds(30))
+            try await Task.sleep(for: .milliseconds(200))
+            try await redlock.release(holder)
+            let released = clock.now
+            try await redlock.release(try await next)
+            #expect(clock.now - released < .seconds(5))
+        }
+    }
+
+    // MARK: Lock-delay
+
+    @Test func aLockDelayKeepsADeadHoldersLockUnusableAfterItsValidity() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, _ in
+            let clock = ContinuousClock()
+            let dead = try await redlock.acquire("delayed", ttl: .milliseconds(300), lockDelay: .seconds(2))
+            #expect(dead.validity <= .milliseconds(300), "the validity comes from the TTL alone")
+            try await Task.sleep(until: dead.validUntil + .milliseconds(200))
+            let early = await #expect(throws: RedlockError.self) {
+                try await redlock.acquire("delayed", ttl: .seconds(1))
+            }
+            #expect(early?.code == .lockHeld, "nobody holds it during the delay")
+            let next = try await redlock.acquire("delayed", ttl: .seconds(1), wait: .seconds(10))
+            let freed = clock.now - (dead.validUntil - dead.validity)
+            #expect(freed >= .milliseconds(2_200), "free only after TTL + delay: \(freed)")
+            try await redlock.release(next)
+        }
+    }
+
+    @Test func aReleasedLockWithADelayIsFreeAtOnceAndExtensionKeepsTheDelay() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, group in
+            try await withDirect(group) { masters in
+                let lock = try await redlock.acquire("delay-release", ttl: .seconds(1), lockDelay: .seconds(30))
+                let extended = try await redlock.extend(lock, ttl: .seconds(2))
+                let pttl = try await masters[0].send("PTTL", "redlock:lock:delay-release").integer ?? 0
+                #expect(pttl > 30_000, "the extension kept the 30 s delay: \(pttl) ms")
+                #expect(extended.lockDelay == .seconds(30))
+                try await redlock.release(extended)
+                let next = try await redlock.acquire("delay-release", ttl: .seconds(1))
+                try await redlock.release(next)
+            }
+        }
+    }
+
+    static func publishes(on masters: [RedisConnection]) async throws -> Int {
+        var total = 0
+        for master in masters {
+            let stats = try await master.send("INFO", "commandstats").string ?? ""
+            for line in stats.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_publish:") {
+                total += Int(line.split(separator: "=")[1].split(separator: ",")[0]) ?? 0
+            }
+        }
+        return total
+    }
+}
