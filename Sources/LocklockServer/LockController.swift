@@ -88,6 +88,9 @@ struct LockController: Sendable {
             return try await extend(name, resource, caller: caller, body: body, owner: owner, ifMatch: try Self.ifMatch(request))
                 .response(from: request, context: context)
         case .status:
+            if let watch = try Self.watchQuery(request, maximumWait: configuration.maximumWait) {
+                return try await self.watch(name, resource, caller: caller, query: watch, context: context).response(from: request, context: context)
+            }
             return try await status(name, resource, caller: caller).response(from: request, context: context)
         }
     }
@@ -108,7 +111,13 @@ struct LockController: Sendable {
         let value = StoredLockValue.make(owner: owner, data: storedData, tenant: caller.tenant?.name)
         let wait = body.wait ?? 0
         var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
-            try await caller.redlock.acquire(resource, ttl: ttl, value: value, retry: RedlockConfiguration.Retry.never)
+            try await caller.redlock.acquire(
+                resource,
+                ttl: ttl,
+                value: value,
+                retry: RedlockConfiguration.Retry.never,
+                lockDelay: body.lockDelayDuration
+            )
         }
         // The first attempt is made at once: a holder's own re-POST (the retry after a lost
         // 201) is answered without waiting, even with a wait.
@@ -125,7 +134,18 @@ struct LockController: Sendable {
                 )
             }
             defer { waiters.leave(identity) }
-            outcome = await waitForLock(caller.redlock, resource, ttl: ttl, value: value, wait: wait, context: context)
+            outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> Lock in
+                try await caller.redlock.acquire(
+                    resource,
+                    ttl: ttl,
+                    value: value,
+                    wait: .milliseconds(Int64(wait * 1000)),
+                    // Only when no wake-up comes: the holder's remaining time is the fallback,
+                    // and this backoff when the masters did not say it.
+                    retry: .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25), maximumDelay: .milliseconds(800)),
+                    lockDelay: body.lockDelayDuration
+                )
+            }
         }
         let lock: Lock
         switch outcome {
@@ -146,65 +166,45 @@ struct LockController: Sendable {
         return lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
     }
 
-    /// Retries until the lock is ours, `wait` has passed, the client has gone, or the server
-    /// begins a graceful shutdown (both checked every 100 ms; the acquisition is then
-    /// cancelled). The delay between attempts starts at 50 ms and doubles up to 800 ms, so a
-    /// long wait costs the masters few attempts.
-    func waitForLock(
-        _ redlock: Redlock,
-        _ resource: String,
-        ttl: Duration,
-        value: [UInt8],
-        wait: Double,
-        context: LocklockRequestContext
-    ) async -> Result<Lock, RedlockError> {
+    /// Runs `operation` (an acquisition that waits, or a watch) until it ends, the client has
+    /// gone, or the server begins a graceful shutdown (both checked every 100 ms; the
+    /// operation is then cancelled). A lock granted as the client left is still returned, for
+    /// the caller to give back.
+    func untilClientLeaves<T: Sendable>(
+        _ context: LocklockRequestContext,
+        _ operation: @escaping @Sendable () async throws(RedlockError) -> T
+    ) async -> Result<T, RedlockError> {
         let draining = DrainFlag()
         return await withGracefulShutdownHandler {
-            await waitForLock(redlock, resource, ttl: ttl, value: value, wait: wait, context: context, draining: draining)
+            await withTaskGroup(of: Result<T, RedlockError>?.self) { group in
+                group.addTask {
+                    do throws(RedlockError) {
+                        return .success(try await operation())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                group.addTask {
+                    while context.clientIsConnected && !draining.isSet.load(ordering: .relaxed) {
+                        do { try await Task.sleep(for: .milliseconds(100)) } catch { return nil }
+                    }
+                    guard context.clientIsConnected else { return .failure(RedlockError(.cancelled, "the client has gone")) }
+                    return .failure(RedlockError(.shutdown, "the server is shutting down"))
+                }
+                var outcome: Result<T, RedlockError>?
+                for await result in group {
+                    guard let result else { continue }
+                    if outcome == nil {
+                        outcome = result
+                        group.cancelAll()
+                    } else if case .success = result {
+                        outcome = result  // granted as the client left: the caller gives it back
+                    }
+                }
+                return outcome ?? .failure(RedlockError(.cancelled, "the client has gone"))
+            }
         } onGracefulShutdown: {
             draining.isSet.store(true, ordering: .relaxed)
-        }
-    }
-
-    private func waitForLock(
-        _ redlock: Redlock,
-        _ resource: String,
-        ttl: Duration,
-        value: [UInt8],
-        wait: Double,
-        context: LocklockRequestContext,
-        draining: DrainFlag
-    ) async -> Result<Lock, RedlockError> {
-        await withTaskGroup(of: Result<Lock, RedlockError>?.self) { group in
-            group.addTask {
-                await Self.attempt { () async throws(RedlockError) -> Lock in
-                    try await redlock.acquire(
-                        resource,
-                        ttl: ttl,
-                        value: value,
-                        wait: .milliseconds(Int64(wait * 1000)),
-                        retry: .init(count: 0, delay: .milliseconds(50), jitter: .milliseconds(25), maximumDelay: .milliseconds(800))
-                    )
-                }
-            }
-            group.addTask {
-                while context.clientIsConnected && !draining.isSet.load(ordering: .relaxed) {
-                    do { try await Task.sleep(for: .milliseconds(100)) } catch { return nil }
-                }
-                guard context.clientIsConnected else { return .failure(RedlockError(.cancelled, "the client has gone")) }
-                return .failure(RedlockError(.shutdown, "the server is shutting down"))
-            }
-            var outcome: Result<Lock, RedlockError>?
-            for await result in group {
-                guard let result else { continue }
-                if outcome == nil {
-                    outcome = result
-                    group.cancelAll()
-                } else if case .success = result {
-                    outcome = result  // granted as the client left: the caller gives it back
-                }
-            }
-            return outcome ?? .failure(RedlockError(.cancelled, "the client has gone"))
         }
     }
 
@@ -270,7 +270,8 @@ struct LockController: Sendable {
                 [resource],
                 matching: StoredLockValue.match(owner: owner),
                 fencingToken: ifMatch,
-                ttl: .milliseconds(Int64(expiresIn * 1000))
+                ttl: .milliseconds(Int64(expiresIn * 1000)),
+                lockDelay: body.lockDelayDuration
             )
         } catch  where error.code == .lockLost {
             throw try await notOurs(resource, caller: caller, owner: owner, ifMatch: ifMatch)
@@ -280,8 +281,60 @@ struct LockController: Sendable {
         return try await status(name, resource, caller: caller)
     }
 
+    /// `GET ...?wait=SECONDS&index=TOKEN`: a blocking query (see `Redlock.watch`).
+    struct WatchQuery {
+        var wait: Double
+        /// The fencing token the client saw held; nil when it saw the lock free.
+        var index: Int64?
+    }
+
+    /// The watch parameters of a GET, or nil for a plain status request.
+    static func watchQuery(_ request: Request, maximumWait: Double) throws -> WatchQuery? {
+        let query = request.uri.queryParameters
+        let rawIndex = query["index"].map(String.init)
+        guard let rawWait = query["wait"].map(String.init) else {
+            if rawIndex != nil { throw Problem.badRequest("index needs wait") }
+            return nil
+        }
+        guard let wait = Double(rawWait), wait.isFinite else { throw Problem.badRequest("wait must be a number of seconds") }
+        guard (0...maximumWait).contains(wait) else { throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds") }
+        guard let rawIndex else { return WatchQuery(wait: wait, index: nil) }
+        guard let index = Int64(rawIndex), index >= 0 else { throw Problem.badRequest("index must be a fencing token (a non-negative integer)") }
+        return WatchQuery(wait: wait, index: index == 0 ? nil : index)
+    }
+
+    /// Answers once the lock's state differs from the one the client saw (`index`: the
+    /// holder's fencing token; 0 or none: free), or at the timeout: 200 with the holder, or
+    /// 404 when free. Counts as a waiter against the client's cap.
+    func watch(_ name: LockName, _ resource: String, caller: Caller, query: WatchQuery, context: LocklockRequestContext) async throws -> LockResponse
+    {
+        let identity = identity(of: caller.tenant, context: context)
+        guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else {
+            throw Problem(
+                .tooManyRequests,
+                "Too Many Requests",
+                "too many of this client's requests are already waiting",
+                headers: [.retryAfter: "1"]
+            )
+        }
+        defer { waiters.leave(identity) }
+        let redlock = caller.redlock
+        let outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> LockState in
+            try await redlock.watch(resource, seenToken: query.index, timeout: .milliseconds(Int64(query.wait * 1000)))
+        }
+        switch outcome {
+        case .success(let state): return try lockResponse(for: state, name: name, caller: caller)
+        case .failure(let error) where error.code == .cancelled: throw Problem.clientGone
+        case .failure(let error): throw Self.problem(for: error)
+        }
+    }
+
     func status(_ name: LockName, _ resource: String, caller: Caller) async throws -> LockResponse {
-        let state = try await inspect(resource, caller: caller)
+        try lockResponse(for: try await inspect(resource, caller: caller), name: name, caller: caller)
+    }
+
+    /// 200 with the holder, or 404 when the lock is free.
+    func lockResponse(for state: LockState, name: LockName, caller: Caller) throws -> LockResponse {
         guard state.isHeld, let holder = state.holderValue, let remaining = state.remaining else {
             throw Problem.notFound("the lock is not held (free or expired)")
         }

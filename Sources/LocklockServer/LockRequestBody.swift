@@ -17,12 +17,16 @@ struct LockRequestBody: Decodable, Sendable {
     var data: JSONValue?
     /// How long a POST may wait for a held lock, in seconds.
     var wait: Double?
+    /// How long, in seconds, the lock stays unusable after its expiry when its holder neither
+    /// releases nor extends it (on POST and PATCH).
+    var lockDelay: Double?
 
     enum CodingKeys: String, CodingKey {
         case secret
         case expiresIn = "expires_in"
         case data
         case wait
+        case lockDelay = "lock_delay"
     }
 
     init() {}
@@ -34,12 +38,16 @@ struct LockRequestBody: Decodable, Sendable {
         // `"data": null` is the same as no data.
         data = try container.decodeIfPresent(JSONValue.self, forKey: .data).flatMap { $0 == .null ? nil : $0 }
         wait = try container.decodeIfPresent(Double.self, forKey: .wait)
+        lockDelay = try container.decodeIfPresent(Double.self, forKey: .lockDelay)
     }
 
     /// A secret, from the body or the `Lock-Secret` header, is 1 to 256 bytes of UTF-8.
     static func validate(secret: String) throws {
         guard (1...256).contains(secret.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
     }
+
+    /// The lock delay as a duration (zero when absent).
+    var lockDelayDuration: Duration { .milliseconds(Int64((lockDelay ?? 0) * 1000)) }
 
     /// Checks the body against the caller's limits; returns `data` in its stored encoding.
     func validate(maximumExpiresIn: Double, maximumWait: Double, allowData: Bool) throws -> [UInt8]? {
@@ -49,6 +57,9 @@ struct LockRequestBody: Decodable, Sendable {
         }
         if let wait, !(0...maximumWait).contains(wait) {
             throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds")
+        }
+        if let lockDelay, !(0...maximumExpiresIn).contains(lockDelay) {
+            throw Problem.unprocessable("lock_delay must be between 0 and \(Int(maximumExpiresIn)) seconds")
         }
         guard let data else { return nil }
         guard allowData else { throw Problem.forbidden("data payloads need a Pro plan") }

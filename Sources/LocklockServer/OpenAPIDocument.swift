@@ -15,14 +15,17 @@ enum OpenAPIDocument {
         var schemas = components["schemas"] as? [String: Any] ?? [:]
         for (schema, field, maximum) in [
             ("AcquireRequest", "expires_in", maximumExpiresIn), ("AcquireRequest", "wait", maximumWait),
-            ("ExtendRequest", "expires_in", maximumExpiresIn),
+            ("ExtendRequest", "expires_in", maximumExpiresIn), ("AcquireRequest", "lock_delay", maximumExpiresIn),
+            ("ExtendRequest", "lock_delay", maximumExpiresIn),
         ] {
             schemas[schema] = settingMaximum(maximum, of: field, in: schemas[schema] as? [String: Any] ?? [:])
         }
         components["schemas"] = schemas
         document["components"] = components
         var paths = document["paths"] as? [String: Any] ?? [:]
-        if let uuidItem = paths["/v1/api/lock/uuid/{uuid}"] as? [String: Any] {
+        if var uuidItem = paths["/v1/api/lock/uuid/{uuid}"] as? [String: Any] {
+            uuidItem["get"] = settingWatchMaximum(maximumWait, in: uuidItem["get"] as? [String: Any] ?? [:])
+            paths["/v1/api/lock/uuid/{uuid}"] = uuidItem
             paths["/v1/api/lock/key/{name}"] = namedLockItem(from: uuidItem)
         }
         document["paths"] = paths
@@ -39,6 +42,20 @@ enum OpenAPIDocument {
         properties[field] = property
         schema["properties"] = properties
         return schema
+    }
+
+    /// The status operation with its `wait` query parameter's maximum set.
+    private static func settingWatchMaximum(_ maximum: Double, in operation: [String: Any]) -> [String: Any] {
+        var operation = operation
+        operation["parameters"] = (operation["parameters"] as? [[String: Any]] ?? []).map { parameter in
+            guard parameter["name"] as? String == "wait" else { return parameter }
+            var parameter = parameter
+            var schema = parameter["schema"] as? [String: Any] ?? [:]
+            schema["maximum"] = maximum
+            parameter["schema"] = schema
+            return parameter
+        }
+        return operation
     }
 
     /// `/v1/api/lock/key/{name}` from `/v1/api/lock/uuid/{uuid}`: another parameter, names and

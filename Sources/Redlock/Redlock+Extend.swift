@@ -15,7 +15,7 @@ extension Redlock {
     }
 
     /// Extends the lock on `resources` whose stored value matches `match` to a new TTL from
-    /// now; returns the new validity. A master that lost the key is re-seeded only for an
+    /// now (the keys live `lockDelay` longer); returns the new validity. A master that lost the key is re-seeded only for an
     /// exact match (a prefix does not say what to write back).
     ///
     /// With `fencingToken`, for one resource, a master extends the key only while the
@@ -24,12 +24,17 @@ extension Redlock {
         _ resources: [String],
         matching match: ValueMatch,
         fencingToken: Int64? = nil,
-        ttl: Duration
+        ttl: Duration,
+        lockDelay: Duration = .zero
     ) async throws(RedlockError) -> Duration {
         guard fencingToken == nil || resources.count == 1 else {
             throw RedlockError(.invalidArgument, "a fencing token names one resource's acquisition")
         }
-        let probe = Lock(resources: resources, fencingTokens: [], ttl: ttl, validity: .zero, validUntil: .now, value: match.bytes)
+        guard (Duration.zero...Self.longestDuration).contains(lockDelay) else {
+            throw RedlockError(.invalidArgument, "lock delay must be between 0 and ten years")
+        }
+        var probe = Lock(resources: resources, fencingTokens: [], ttl: ttl, validity: .zero, validUntil: .now, value: match.bytes)
+        probe.lockDelay = lockDelay
         return try await extend(probe, match: match, fencingToken: fencingToken, ttl: ttl).validity
     }
 

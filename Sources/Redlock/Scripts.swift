@@ -4,7 +4,9 @@ import RedisWire
 /// resource name is ever interpreted as anything but a key.
 enum Scripts {
     /// Every script, loaded on each connection as it connects.
-    static var all: [RedisScript] { [acquireFenced, acquireWaiting, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel] }
+    static var all: [RedisScript] {
+        [acquireFenced, acquireWaiting, markWatched, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel]
+    }
 
     /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters, KEYS[2n+1..3n] watch markers;
     /// ARGV: value, ttl ms, counter retention ms, seed. All-or-nothing: if any lock key exists,
@@ -90,6 +92,17 @@ enum Scripts {
         for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         if claimant then redis.call('del', first) end
         \(announceAndIssueTokens(watchMarkersAt: "2 * n + f", fenced: "f > 0"))
+        """
+    )
+
+    /// KEYS watch markers; ARGV ms. Makes each marker live at least that long, so that the
+    /// lock's acquisitions and releases are announced.
+    static let markWatched = RedisScript(
+        """
+        for i = 1, #KEYS do
+          if redis.call('pttl', KEYS[i]) < tonumber(ARGV[1]) then redis.call('set', KEYS[i], '1', 'PX', ARGV[1]) end
+        end
+        return 1
         """
     )
 

@@ -209,6 +209,68 @@ struct LockAPITests {
         }
     }
 
+    @Test func aLongPollingPostIsWokenByTheHoldersDelete() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            // The holder's lock lives 60 s: only the DELETE's announcement can hand it over soon.
+            #expect(try await server.request("POST", path, body: #"{"expires_in":60,"secret":"first"}"#).status == 201)
+            async let waiter = server.request("POST", path, body: #"{"wait":30,"secret":"second"}"#)
+            try await Task.sleep(for: .milliseconds(400))
+            let clock = ContinuousClock()
+            let released = clock.now
+            #expect(try await server.request("DELETE", path, body: #"{"secret":"first"}"#).status == 200)
+            let granted = try await waiter
+            #expect(granted.status == 201, "\(granted.text)")
+            #expect(clock.now - released < .seconds(5), "handed over by the release, not the 60 s expiry")
+        }
+    }
+
+    @Test func aWatchAnswersWhenTheLockChangesFromTheStateTheClientSaw() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            let clock = ContinuousClock()
+            // Saw it free: answers when it is taken.
+            async let taken = server.request("GET", path + "?wait=20")
+            try await Task.sleep(for: .milliseconds(400))
+            let acquired = try await server.request("POST", path, body: #"{"expires_in":60,"secret":"s"}"#)
+            let postedAt = clock.now
+            let seenTaken = try await taken
+            #expect(seenTaken.status == 200)
+            #expect(clock.now - postedAt < .seconds(5))
+            let token = try #require(acquired.json?["fencing_token"] as? Int)
+            #expect(seenTaken.json?["fencing_token"] as? Int == token)
+            // Saw it held under this token: a watch with that index answers at once only when stale.
+            let unchanged = try await server.request("GET", path + "?wait=0.3&index=\(token)")
+            #expect(unchanged.status == 200, "timed out with the same holder")
+            #expect(try await server.request("GET", path + "?wait=20&index=\(token - 1)").status == 200, "a stale index answers at once")
+            async let released = server.request("GET", path + "?wait=20&index=\(token)")
+            try await Task.sleep(for: .milliseconds(400))
+            let deletedAt = clock.now
+            #expect(try await server.request("DELETE", path, body: #"{"secret":"s"}"#).status == 200)
+            let seenReleased = try await released
+            #expect(seenReleased.status == 404)
+            #expect(clock.now - deletedAt < .seconds(5))
+            // A watch that times out on a free lock says so.
+            let started = clock.now
+            #expect(try await server.request("GET", path + "?wait=0.5").status == 404)
+            #expect(clock.now - started >= .milliseconds(450))
+        }
+    }
+
+    @Test func aLockDelayOutlivesAnAbandonedLockButNotAReleasedOne() async throws {
+        try await withLiveServer { server throws in
+            let abandoned = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", abandoned, body: #"{"expires_in":0.3,"lock_delay":30}"#).status == 201)
+            try await Task.sleep(for: .milliseconds(600))
+            expectProblem(try await server.request("POST", abandoned, body: #"{"expires_in":5}"#), 409)
+            let released = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", released, body: #"{"expires_in":5,"lock_delay":30,"secret":"s"}"#).status == 201)
+            #expect(try await server.request("PATCH", released, body: #"{"expires_in":5,"lock_delay":30,"secret":"s"}"#).status == 200)
+            #expect(try await server.request("DELETE", released, body: #"{"secret":"s"}"#).status == 200)
+            #expect(try await server.request("POST", released, body: #"{"expires_in":5}"#).status == 201)
+        }
+    }
+
     @Test func keyLocksNeedAProKeyAndAreNamespacedPerTenant() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/key/deploy:prod"

@@ -66,9 +66,35 @@ struct RouterValidationTests {
             #expect(maximum("AcquireRequest", "expires_in") == 3600)
             #expect(maximum("AcquireRequest", "wait") == 12.5)
             #expect(maximum("ExtendRequest", "expires_in") == 3600)
+            #expect(maximum("AcquireRequest", "lock_delay") == 3600)
             let paths = try #require(document["paths"] as? [String: Any])
+            let status = try #require((paths["/v1/api/lock/uuid/{uuid}"] as? [String: Any])?["get"] as? [String: Any])
+            let wait = (status["parameters"] as? [[String: Any]])?.first { $0["name"] as? String == "wait" }
+            #expect((wait?["schema"] as? [String: Any])?["maximum"] as? Double == 12.5)
             let named = try #require(paths["/v1/api/lock/key/{name}"] as? [String: Any])
             #expect((named["post"] as? [String: Any])?["operationId"] as? String == "acquireKey")
+        }
+    }
+
+    @Test(arguments: [
+        ("?wait=abc", 400), ("?wait=nan", 400), ("?index=3", 400), ("?wait=1&index=-1", 400), ("?wait=1&index=x", 400),
+        ("?wait=61", 422), ("?wait=-1", 422),
+    ])
+    func aWatchWithBadParametersIsRefusedBeforeAnyMasterIsAsked(query: String, status: Int) async throws {
+        try await Self.application().test(.router) { client in
+            let response = try await client.execute(uri: Self.path + query, method: .get)
+            #expect(response.status.code == status, "\(query)")
+        }
+    }
+
+    @Test func aLockDelayOutOfRangeIsUnprocessable() async throws {
+        try await Self.application().test(.router) { client in
+            for body in [#"{"lock_delay": -1}"#, #"{"lock_delay": 1e12}"#] {
+                let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: body))
+                #expect(response.status == .unprocessableContent, "\(body)")
+            }
+            let wrongType = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"lock_delay": "5"}"#))
+            #expect(wrongType.status == .badRequest)
         }
     }
 
