@@ -389,6 +389,8 @@ struct LockOptions: ParsableArguments {
     @Option(help: "The lock's name.") var lock: String
     @Option(help: "Time to live, e.g. 30s, 500ms, 2m.") var ttl = DurationArgument(argument: "30s")!
     @Option(help: "Wait up to this long for the lock, e.g. 10s (default: try once).") var wait: DurationArgument?
+    @Option(help: "Keep the lock unusable this long past its TTL if it is never released (a holder that died), e.g. 10s.")
+    var lockDelay: DurationArgument?
 
     func redlock() throws -> Redlock {
         Redlock(
@@ -424,7 +426,12 @@ struct Run: AsyncParsableCommand {
         let redlock = try options.redlock()
         let lock: Lock
         do {
-            lock = try await redlock.acquire(options.lock, ttl: options.ttl.duration, wait: options.wait?.duration)
+            lock = try await redlock.acquire(
+                options.lock,
+                ttl: options.ttl.duration,
+                wait: options.wait?.duration,
+                lockDelay: options.lockDelay?.duration ?? .zero
+            )
         } catch {
             FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
             throw ExitCode(exitStatus(for: error))
@@ -474,7 +481,13 @@ struct Acquire: AsyncParsableCommand {
         let token = "cli-" + UUID().uuidString.lowercased()
         try await withShutdown(try options.redlock()) { redlock in
             do {
-                let lock = try await redlock.acquire(options.lock, ttl: options.ttl.duration, value: Array(token.utf8), wait: options.wait?.duration)
+                let lock = try await redlock.acquire(
+                    options.lock,
+                    ttl: options.ttl.duration,
+                    value: Array(token.utf8),
+                    wait: options.wait?.duration,
+                    lockDelay: options.lockDelay?.duration ?? .zero
+                )
                 print(token)
                 FileHandle.standardError.write(Data("locklock: acquired \(options.lock), valid for \(lock.validity)\n".utf8))
             } catch let error as RedlockError {

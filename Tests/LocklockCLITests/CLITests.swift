@@ -115,6 +115,30 @@ struct CLITests {
         }
     }
 
+    @Test func runWaitsForTheHoldersReleaseAndALockDelayOutlivesAKilledHolder() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let holder = Redlock(masters: group.addresses, configuration: .init(retry: .never))
+            await holder.connect()
+            let lock = try await holder.acquire("handed", ttl: .seconds(60))
+            async let waiting = locklock(["run", "--lock", "handed", "--wait", "30s", "--", "true"], masters: group.commaSeparated)
+            try await Task.sleep(for: .seconds(1))
+            let clock = ContinuousClock()
+            let released = clock.now
+            try await holder.release(lock)
+            #expect(try await waiting.status == 0)
+            #expect(clock.now - released < .seconds(3), "woken by the release, not the 60 s expiry or the 5 s fallback")
+            // A holder that never releases (acquire exits holding it) leaves the delay behind.
+            let acquired = try await locklock(
+                ["acquire", "--lock", "delayed", "--ttl", "300ms", "--lock-delay", "30s"],
+                masters: group.commaSeparated
+            )
+            #expect(acquired.status == 0)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await locklock(["acquire", "--lock", "delayed", "--ttl", "5s"], masters: group.commaSeparated).status == 75)
+            await holder.shutdown()
+        }
+    }
+
     @Test func acquireAndReleaseForShellScripts() async throws {
         try await withRedisServers(count: 3) { group throws in
             let acquired = try await locklock(["acquire", "--lock", "deploy", "--ttl", "30s"], masters: group.commaSeparated)
