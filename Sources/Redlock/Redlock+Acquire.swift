@@ -80,6 +80,12 @@ extension Redlock {
         let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: fenced)
         let keyLifetime = ttl + lockDelay
         var waiting = Waiting(redlock: self, keys: keys, deadline: deadline, retry: retry)
+        do throws(RedlockError) {
+            try await waiting.lineUpBehindLocalWaiters()
+        } catch {
+            waiting.leave(holding: nil)
+            throw error
+        }
         var attempt = 0
         while true {
             attempt += 1
@@ -161,7 +167,8 @@ extension Redlock {
         do throws(RedlockError) {
             let seed = Array(String(Self.fencingSeed()).utf8)
             if let waiter {
-                let markerLifetime = wakeUps.markerLifetime(waiter.membership)
+                let markerLifetime = wakeUps.markerLifetime(waiter.membership) ?? .seconds(1)
+                let othersLifetime = wakeUps.markerLifetime(waiter.membership, others: true) ?? .zero
                 command = try .script(
                     Scripts.acquireWaiting,
                     keys: lockKeys + fenceKeys + keys.waitKeys + keys.watchKeys + [keys.priorityKey],
@@ -170,6 +177,7 @@ extension Redlock {
                         Array(String(markerLifetime.millisecondsRoundedUp).utf8), waiter.membership.token,
                         Array((waiter.claimsPriority ? "1" : "0").utf8),
                         Array(String(configuration.wakeUps.priorityClaimSlack.millisecondsRoundedUp).utf8),
+                        Array(String(othersLifetime.millisecondsRoundedUp).utf8),
                     ]
                 )
             } else if !fenceKeys.isEmpty {
@@ -243,6 +251,7 @@ extension Redlock {
                 let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
                 var lock = Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
                 lock.votes = tally.votes
+                if let waiter, waiter.claimsPriority { self.dropPriorityClaim(waiter, keys: keys, votes: tally.votes) }
                 completion(.success(lock))
             }
             let lagging = fenceKeys.isEmpty ? [] : granted.filter { $0.tokens != finalTokens }.map(\.index)
@@ -262,6 +271,16 @@ extension Redlock {
                 conclude(grantedCount - lagging.count + lagging.filter { if case .success? = raiseReplies[$0] { true } else { false } }.count)
             }
         }
+    }
+
+    /// A claimant that won: its claim is gone where it acquired; drop it where it did not, or
+    /// it would keep refusing the other waiters there until it expires.
+    func dropPriorityClaim(_ waiter: WaiterArguments, keys: AcquisitionKeys, votes: [RedlockError.Vote]) {
+        let elsewhere = votes.indices.filter { votes[$0] != .granted }
+        guard !elsewhere.isEmpty,
+            let drop = try? FanOutCommand.script(Scripts.dropClaim, keys: [keys.priorityKey], arguments: [waiter.membership.token])
+        else { return }
+        group.fanOut(drop, to: elsewhere, deadline: instanceDeadline()) { _ in }
     }
 
     /// Releases on every master that may hold our value: those that granted it, and those
@@ -366,6 +385,23 @@ struct Waiting {
     /// cheap as an uncontended one).
     func attemptArguments() -> WaiterArguments? {
         membership.map { WaiterArguments(membership: $0, claimsPriority: lostWakeUps >= redlock.configuration.wakeUps.priorityAfterLostWakeUps) }
+    }
+
+    /// Before the first attempt of a caller that may wait: when waiters of this client already
+    /// queue for the same resources, queue behind them (and sleep until it is this one's turn)
+    /// rather than overtake them.
+    mutating func lineUpBehindLocalWaiters() async throws(RedlockError) {
+        let hub = redlock.wakeUps
+        guard redlock.configuration.wakeUps.isEnabled, deadline != nil || retry.count > 0, hub.hasQueuedWaiters else { return }
+        let until = deadline ?? ContinuousClock.now + retry.delay * (retry.count + 1)
+        guard let joined = await hub.joinIfQueued(channels: keys.lockKeys, deadline: Self.nioDeadline(until)) else { return }
+        membership = joined
+        guard await !hub.isHead(joined) else { return }
+        let wake = await hub.sleep(joined, fallback: Self.nioDeadline(until))
+        lastWake = wake
+        if wake == .cancelled || Task.isCancelled {
+            throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
+        }
     }
 
     /// Waits before the next attempt, after `error`; `retryDelay` is the policy's delay (already

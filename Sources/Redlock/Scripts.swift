@@ -57,14 +57,16 @@ enum Scripts {
     /// An acquisition attempt by a caller that waits (see `WakeUps`). KEYS: lock keys (n),
     /// fencing counters (n, only when fenced), wait markers (n), watch markers (n), and the
     /// resource's priority claim; ARGV: value, ttl ms, counter retention ms, seed, n, wait
-    /// marker ms, waiter id, "1" to claim priority, claim slack ms.
+    /// marker ms, waiter id, "1" to claim priority, claim slack ms, and the wait marker ms
+    /// still needed once this waiter has the lock (0 when nobody else here waits).
     ///
     /// While another waiter's priority claim stands, or any lock key exists, it refuses with a
     /// PTTL (the holder's; or, when the lock is free, the claim's, at most the slack: the
     /// claimant is about to take it) and makes sure every wait
     /// marker lives at least the given time, so that the release publishes. A waiter that
     /// claims priority and finds no other claim records its id until the holder's key expires
-    /// plus the slack. Otherwise it sets the keys, drops its own claim, and continues as
+    /// plus the slack. Otherwise it sets the keys, drops its own claim, keeps the wait markers
+    /// alive for the waiters behind it, and continues as
     /// ``acquireFenced`` (or replies OK when unfenced).
     static let acquireWaiting = RedisScript(
         """
@@ -91,7 +93,22 @@ enum Scripts {
         end
         for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         if claimant then redis.call('del', first) end
+        local others = tonumber(ARGV[10])
+        if others > 0 then
+          for i = 1, n do
+            local marker = KEYS[n + f + i]
+            if redis.call('pttl', marker) < others then redis.call('set', marker, '1', 'PX', others) end
+          end
+        end
         \(announceAndIssueTokens(watchMarkersAt: "2 * n + f", fenced: "f > 0"))
+        """
+    )
+
+    /// KEYS[1] a priority claim; ARGV[1] a waiter id. Deletes the claim if that waiter holds it.
+    static let dropClaim = RedisScript(
+        """
+        if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+        return 1
         """
     )
 

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import RedisWire
+import Synchronization
 
 /// Wakes callers that wait for a lock when it is released, instead of letting them poll.
 ///
@@ -101,6 +102,12 @@ final class WakeUpHub: @unchecked Sendable {
     private var queues: [[[UInt8]]: [Int]] = [:]
     private var nextID = 0
     private var closed = false
+    /// How many waiters (not watchers) are queued, readable from any thread: an acquisition
+    /// checks it before its first attempt, and hops to the loop only when it is not zero.
+    private let queued = Atomic<Int>(0)
+
+    /// Whether any waiter is queued here now (a hint: it may change at once).
+    var hasQueuedWaiters: Bool { queued.load(ordering: .relaxed) > 0 }
 
     /// - Parameter makeSubscriber: makes master `index`'s subscriber connection, whose
     ///   messages and connects it reports to this hub.
@@ -132,6 +139,19 @@ final class WakeUpHub: @unchecked Sendable {
         }
     }
 
+    /// Joins the queue for `channels` only if somebody here already waits in it: a caller
+    /// that would wait lines up behind them instead of overtaking them with a first attempt.
+    func joinIfQueued(channels: [[UInt8]], deadline: NIODeadline) async -> Membership? {
+        let token = Redlock.randomValue()
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Membership?, Never>) in
+            self.onLoop {
+                guard self.queues[channels]?.isEmpty == false else { return continuation.resume(returning: nil) }
+                let id = self.register(channels: channels, watcher: false, deadline: deadline)
+                self.whenSubscribed(channels) { continuation.resume(returning: Membership(id: id, token: token)) }
+            }
+        }
+    }
+
     /// Leaves the queue. `holding`: this waiter acquired a lock that lives that long, so the
     /// next in the queue sleeps until a release (or that long) instead of trying at once.
     func leave(_ membership: Membership, holding: Duration?) {
@@ -148,10 +168,12 @@ final class WakeUpHub: @unchecked Sendable {
         }
     }
 
-    /// The longest a wait marker must live for this queue: until its last waiter's deadline.
-    func markerLifetime(_ membership: Membership) -> Duration {
-        guard let waiter = waiters[membership.id] else { return .seconds(1) }
-        let last = (queues[waiter.channels] ?? []).compactMap { waiters[$0]?.deadline }.max() ?? waiter.deadline
+    /// How long the wait markers must live for this queue: until its last waiter's deadline
+    /// (`others` leaves this waiter out; nil when nobody else waits).
+    func markerLifetime(_ membership: Membership, others: Bool = false) -> Duration? {
+        guard let waiter = waiters[membership.id] else { return others ? nil : .seconds(1) }
+        let queue = (queues[waiter.channels] ?? []).filter { !others || $0 != membership.id }
+        guard let last = queue.compactMap({ waiters[$0]?.deadline }).max() ?? (others ? nil : waiter.deadline) else { return nil }
         return .nanoseconds(max((last - .now()).nanoseconds, 0)) + .seconds(1)
     }
 
@@ -272,7 +294,10 @@ final class WakeUpHub: @unchecked Sendable {
         nextID += 1
         let id = nextID
         waiters[id] = Waiter(channels: channels, watcher: watcher, deadline: deadline)
-        if !watcher { queues[channels, default: []].append(id) }
+        if !watcher {
+            queues[channels, default: []].append(id)
+            queued.add(1, ordering: .relaxed)
+        }
         for channel in channels {
             let isNew = self.channels[channel] == nil
             self.channels[channel, default: ChannelState()].members.insert(id)
@@ -289,6 +314,7 @@ final class WakeUpHub: @unchecked Sendable {
             continuation.resume(returning: .cancelled)
         }
         if !waiter.watcher, var queue = queues[waiter.channels] {
+            queued.subtract(1, ordering: .relaxed)
             let wasHead = queue.first == id
             queue.removeAll { $0 == id }
             queues[waiter.channels] = queue.isEmpty ? nil : queue

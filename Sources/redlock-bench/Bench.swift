@@ -9,7 +9,7 @@ struct RedlockBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "redlock-bench",
         abstract: "Measures RedisWire and Redlock against real masters; prints one JSON line last.",
-        subcommands: [Wire.self, LockCycles.self, NIOFloor.self]
+        subcommands: [Wire.self, LockCycles.self, NIOFloor.self, Handover.self]
     )
 }
 
