@@ -171,13 +171,14 @@ extension Redlock {
                 let othersLifetime = wakeUps.markerLifetime(waiter.membership, others: true) ?? .zero
                 command = try .script(
                     Scripts.acquireWaiting,
-                    keys: lockKeys + fenceKeys + keys.waitKeys + keys.watchKeys + [keys.priorityKey],
+                    keys: lockKeys + fenceKeys + keys.waitKeys + keys.watchKeys + [keys.priorityKey, keys.queueKey],
                     arguments: [
                         value, ttlArgument, retentionArgument, seed, Array(String(lockKeys.count).utf8),
                         Array(String(markerLifetime.millisecondsRoundedUp).utf8), waiter.membership.token,
                         Array((waiter.claimsPriority ? "1" : "0").utf8),
                         Array(String(configuration.wakeUps.priorityClaimSlack.millisecondsRoundedUp).utf8),
-                        Array(String(othersLifetime.millisecondsRoundedUp).utf8),
+                        Array(String(othersLifetime.millisecondsRoundedUp).utf8), waiter.membership.queueEntry,
+                        waiter.membership.arrival,
                     ]
                 )
             } else if !fenceKeys.isEmpty {
@@ -251,7 +252,10 @@ extension Redlock {
                 let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
                 var lock = Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
                 lock.votes = tally.votes
-                if let waiter, waiter.claimsPriority { self.dropPriorityClaim(waiter, keys: keys, votes: tally.votes) }
+                if let waiter {
+                    // Where it did not win, the waiter's entry (and claim) would otherwise linger.
+                    self.forget(waiter.membership, keys: keys, on: tally.votes.indices.filter { tally.votes[$0] != .granted })
+                }
                 completion(.success(lock))
             }
             let lagging = fenceKeys.isEmpty ? [] : granted.filter { $0.tokens != finalTokens }.map(\.index)
@@ -273,14 +277,18 @@ extension Redlock {
         }
     }
 
-    /// A claimant that won: its claim is gone where it acquired; drop it where it did not, or
-    /// it would keep refusing the other waiters there until it expires.
-    func dropPriorityClaim(_ waiter: WaiterArguments, keys: AcquisitionKeys, votes: [RedlockError.Vote]) {
-        let elsewhere = votes.indices.filter { votes[$0] != .granted }
-        guard !elsewhere.isEmpty,
-            let drop = try? FanOutCommand.script(Scripts.dropClaim, keys: [keys.priorityKey], arguments: [waiter.membership.token])
+    /// Forgets a waiter on `masters` (all when nil): its priority claim and its queue entry.
+    /// Best effort: an entry left behind lapses at the waiter's deadline, a claim at its slack.
+    func forget(_ membership: WakeUpHub.Membership, keys: AcquisitionKeys, on masters: [Int]? = nil) {
+        guard masters?.isEmpty != true,
+            let command = try? FanOutCommand.script(
+                Scripts.forgetWaiter,
+                keys: [keys.priorityKey, keys.queueKey],
+                arguments: [membership.token, membership.queueEntry]
+            )
         else { return }
-        group.fanOut(drop, to: elsewhere, deadline: instanceDeadline()) { _ in }
+        let send: @Sendable () -> Void = { self.group.fanOut(command, to: masters, deadline: self.instanceDeadline()) { _ in } }
+        if group.eventLoop.inEventLoop { send() } else { group.eventLoop.execute(send) }
     }
 
     /// Releases on every master that may hold our value: those that granted it, and those
@@ -299,7 +307,9 @@ extension Redlock {
             case .failed, .pending: targets.append(index)
             }
         }
-        guard !targets.isEmpty, let release = try? keys.releaseCommand(value: value, mode: Self.exactMode) else {
+        // Not announced: a contender's partial grant going away frees nothing a quorum held,
+        // and announcing it would wake every waiter into another round of contention.
+        guard !targets.isEmpty, let release = try? keys.releaseCommand(value: value, mode: Self.exactMode, announce: false) else {
             then()
             return
         }
@@ -323,8 +333,9 @@ struct AcquisitionKeys: Sendable {
     /// Markers that make a release publish: somebody waits, somebody watches.
     let waitKeys: [[UInt8]]
     let watchKeys: [[UInt8]]
-    /// The first resource's priority claim (see ``WakeUpHub``).
+    /// The first resource's priority claim and waiter queue (see ``WakeUpHub``).
     let priorityKey: [UInt8]
+    let queueKey: [UInt8]
 
     init(redlock: Redlock, resources: [String], fenced: Bool) {
         lockKeys = resources.map(redlock.lockKey)
@@ -332,20 +343,20 @@ struct AcquisitionKeys: Sendable {
         waitKeys = resources.map { redlock.markerKey("wait:", $0) }
         watchKeys = resources.map { redlock.markerKey("watch:", $0) }
         priorityKey = redlock.markerKey("first:", resources[0])
+        queueKey = redlock.markerKey("queue:", resources[0])
     }
 
     /// The compare-and-delete of these locks; with `fencingCounter`, only while the counter
-    /// still equals `fencingToken`.
+    /// still equals `fencingToken`. `announce`: publish the release to waiters and watchers.
     func releaseCommand(
         value: [UInt8],
         mode: [UInt8],
+        announce: Bool = true,
         fencingCounter: [UInt8]? = nil,
         fencingToken: Int64? = nil
-    ) throws(RedlockError)
-        -> FanOutCommand
-    {
-        var arguments = [value, mode, Array(String(lockKeys.count).utf8)]
-        var keys = lockKeys + waitKeys + watchKeys
+    ) throws(RedlockError) -> FanOutCommand {
+        var arguments = [value, mode, Array(String(lockKeys.count).utf8), Array((announce ? "1" : "0").utf8)]
+        var keys = lockKeys + waitKeys + watchKeys + [queueKey, priorityKey]
         if let fencingCounter, let fencingToken {
             keys.append(fencingCounter)
             arguments.append(Array(String(fencingToken).utf8))
@@ -387,14 +398,15 @@ struct Waiting {
         membership.map { WaiterArguments(membership: $0, claimsPriority: lostWakeUps >= redlock.configuration.wakeUps.priorityAfterLostWakeUps) }
     }
 
-    /// Before the first attempt of a caller that may wait: when waiters of this client already
-    /// queue for the same resources, queue behind them (and sleep until it is this one's turn)
-    /// rather than overtake them.
+    /// Before the first attempt of a caller that may wait: when this client is subscribed to
+    /// the resources already, queue now, so that the first attempt is a waiter's (it queues on
+    /// the masters if refused), and behind this client's waiters, sleeping until it is this
+    /// one's turn, rather than overtaking them.
     mutating func lineUpBehindLocalWaiters() async throws(RedlockError) {
         let hub = redlock.wakeUps
-        guard redlock.configuration.wakeUps.isEnabled, deadline != nil || retry.count > 0, hub.hasQueuedWaiters else { return }
+        guard redlock.configuration.wakeUps.isEnabled, deadline != nil || retry.count > 0, hub.hasSubscriptions else { return }
         let until = deadline ?? ContinuousClock.now + retry.delay * (retry.count + 1)
-        guard let joined = await hub.joinIfQueued(channels: keys.lockKeys, deadline: Self.nioDeadline(until)) else { return }
+        guard let joined = await hub.joinIfSubscribed(channels: keys.lockKeys, deadline: Self.nioDeadline(until)) else { return }
         membership = joined
         guard await !hub.isHead(joined) else { return }
         let wake = await hub.sleep(joined, fallback: Self.nioDeadline(until))
@@ -435,7 +447,10 @@ struct Waiting {
         // Without a wait deadline the policy's delay is the fallback; with one, the holder's
         // remaining time (a key that expires announces nothing), with jitter.
         var fallback = retryDelay
-        if deadline != nil, error.code == .lockHeld, let holderLeft = error.retryAfter {
+        if error.votes.contains(.granted) {
+            // A split vote: the rival's partial grants are being released, unannounced.
+            fallback = min(retryDelay, .milliseconds(Int64.random(in: 2...30)))
+        } else if deadline != nil, error.code == .lockHeld, let holderLeft = error.retryAfter {
             let jitter = Duration.milliseconds(Int64.random(in: 1...max(holderLeft.millisecondsRoundedUp / 10, 2)))
             fallback = min(holderLeft + jitter, policy.longestSleep)
             if let deadline { fallback = min(fallback, deadline - .now) }
@@ -447,10 +462,12 @@ struct Waiting {
         }
     }
 
-    /// Leaves the queue; `holding` when this acquisition took the lock for that long.
+    /// Leaves the queue; `holding` when this acquisition took the lock for that long. A waiter
+    /// that gives up also leaves the masters' queue, so that no release names it.
     mutating func leave(holding: Duration?) {
         guard let membership else { return }
         redlock.wakeUps.leave(membership, holding: holding)
+        if holding == nil { redlock.forget(membership, keys: keys) }
         self.membership = nil
     }
 

@@ -109,6 +109,7 @@ public final class Redlock: Service, Sendable {
             masterCount: endpoints.count,
             eventLoop: eventLoop,
             subscribeTimeout: connectionConfiguration.connectTimeout + configuration.instanceTimeout,
+            longestSleep: configuration.wakeUps.longestSleep,
             logger: logger
         ) { index, hub in
             RedisConnection(

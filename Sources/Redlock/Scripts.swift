@@ -54,37 +54,42 @@ enum Scripts {
         """
     }
 
-    /// An acquisition attempt by a caller that waits (see `WakeUps`). KEYS: lock keys (n),
-    /// fencing counters (n, only when fenced), wait markers (n), watch markers (n), and the
-    /// resource's priority claim; ARGV: value, ttl ms, counter retention ms, seed, n, wait
-    /// marker ms, waiter id, "1" to claim priority, claim slack ms, and the wait marker ms
-    /// still needed once this waiter has the lock (0 when nobody else here waits).
+    /// An acquisition attempt by a caller that waits (see `WakeUpHub`). KEYS: lock keys (n),
+    /// fencing counters (n, only when fenced), wait markers (n), watch markers (n), the first
+    /// resource's priority claim and its waiter queue; ARGV: value, ttl ms, counter retention
+    /// ms, seed, n, wait marker ms, waiter id, "1" to claim priority, claim slack ms, the wait
+    /// marker ms still needed once this waiter has the lock (0 when nobody else here waits),
+    /// the waiter's queue entry (`id:deadline-ms`) and its arrival (the queue's order).
     ///
     /// While another waiter's priority claim stands, or any lock key exists, it refuses with a
     /// PTTL (the holder's; or, when the lock is free, the claim's, at most the slack: the
-    /// claimant is about to take it) and makes sure every wait
-    /// marker lives at least the given time, so that the release publishes. A waiter that
-    /// claims priority and finds no other claim records its id until the holder's key expires
-    /// plus the slack. Otherwise it sets the keys, drops its own claim, keeps the wait markers
-    /// alive for the waiters behind it, and continues as
+    /// claimant is about to take it), makes sure every wait marker lives at least the given
+    /// time, so that the release announces itself, and queues the waiter (once, at its
+    /// arrival). A waiter that claims priority and finds no other claim records its id until
+    /// the holder's key expires plus the slack. Otherwise it sets the keys, drops its claim and
+    /// its queue entry, keeps the markers alive for the waiters behind it, and continues as
     /// ``acquireFenced`` (or replies OK when unfenced).
     static let acquireWaiting = RedisScript(
         """
         local n = tonumber(ARGV[5])
-        local f = (#KEYS - 1 == 4 * n) and n or 0
-        local first = KEYS[#KEYS]
+        local f = (#KEYS - 2 == 4 * n) and n or 0
+        local first, queue = KEYS[#KEYS - 1], KEYS[#KEYS]
         local claimant = redis.call('get', first)
         local blocked = claimant and claimant ~= ARGV[7]
         local held = nil
         for i = 1, n do
           if redis.call('exists', KEYS[i]) == 1 then held = i break end
         end
-        if held or blocked then
-          local wanted = tonumber(ARGV[6])
+        local function keepMarkers(lifetime)
           for i = 1, n do
             local marker = KEYS[n + f + i]
-            if redis.call('pttl', marker) < wanted then redis.call('set', marker, '1', 'PX', wanted) end
+            if redis.call('pttl', marker) < lifetime then redis.call('set', marker, '1', 'PX', lifetime) end
           end
+          if redis.call('exists', queue) == 1 and redis.call('pttl', queue) < lifetime then redis.call('pexpire', queue, lifetime) end
+        end
+        if held or blocked then
+          redis.call('zadd', queue, 'NX', ARGV[12], ARGV[11])
+          keepMarkers(tonumber(ARGV[6]))
           local left = held and redis.call('pttl', KEYS[held]) or math.min(redis.call('pttl', first), tonumber(ARGV[9]))
           if ARGV[8] == '1' and not blocked then
             redis.call('set', first, ARGV[7], 'PX', math.max(left, 0) + tonumber(ARGV[9]))
@@ -93,21 +98,20 @@ enum Scripts {
         end
         for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         if claimant then redis.call('del', first) end
+        redis.call('zrem', queue, ARGV[11])
         local others = tonumber(ARGV[10])
-        if others > 0 then
-          for i = 1, n do
-            local marker = KEYS[n + f + i]
-            if redis.call('pttl', marker) < others then redis.call('set', marker, '1', 'PX', others) end
-          end
-        end
+        if others > 0 then keepMarkers(others) end
         \(announceAndIssueTokens(watchMarkersAt: "2 * n + f", fenced: "f > 0"))
         """
     )
 
-    /// KEYS[1] a priority claim; ARGV[1] a waiter id. Deletes the claim if that waiter holds it.
-    static let dropClaim = RedisScript(
+    /// KEYS[1] a priority claim, KEYS[2] a waiter queue; ARGV[1] a waiter id, ARGV[2] its
+    /// queue entry. Forgets a waiter that won elsewhere or gave up: drops its claim, if it holds
+    /// it, and its queue entry.
+    static let forgetWaiter = RedisScript(
         """
         if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+        redis.call('zrem', KEYS[2], ARGV[2])
         return 1
         """
     )
@@ -152,11 +156,15 @@ enum Scripts {
         """
     )
 
-    /// KEYS: lock keys (n), their wait markers (n), their watch markers (n); ARGV: value,
-    /// "prefix" to match values that start with it, n. Compare-and-delete: deletes only keys
-    /// holding our value, publishes `r` on each deleted key's channel that has a waiter or a
-    /// watcher, and returns how many it deleted. With ARGV[4], a fencing token, the last key is
-    /// the resource's counter, and a key is deleted only while the counter still equals the
+    /// KEYS: lock keys (n), their wait markers (n), their watch markers (n), the first
+    /// resource's waiter queue and priority claim; ARGV: value, "prefix" to match values that start with it, n,
+    /// "1" to announce. Compare-and-delete: deletes only keys holding our value and returns how
+    /// many it deleted. When announcing, each deleted key that has a waiter or a watcher gets
+    /// `r` published on its channel, followed (for the first resource) by the id of the waiter
+    /// that claimed priority, or else the entry of the queue's first waiter whose deadline has
+    /// not passed: only that waiter is woken (entries past their deadline are dropped on the
+    /// way). With ARGV[5], a fencing token, the last key
+    /// is the resource's counter, and a key is deleted only while the counter still equals the
     /// token: -2 when it does not.
     static let release = RedisScript(
         """
@@ -165,10 +173,29 @@ enum Scripts {
         for i = 1, n do
           local current = redis.call('get', KEYS[i])
           if current == ARGV[1] or (ARGV[2] == 'prefix' and current and string.sub(current, 1, #ARGV[1]) == ARGV[1]) then
-            if ARGV[4] and redis.call('get', KEYS[#KEYS]) ~= ARGV[4] then return -2 end
+            if ARGV[5] and redis.call('get', KEYS[#KEYS]) ~= ARGV[5] then return -2 end
             redis.call('del', KEYS[i])
             deleted = deleted + 1
-            if redis.call('exists', KEYS[n + i], KEYS[2 * n + i]) > 0 then redis.call('publish', KEYS[i], 'r') end
+            if ARGV[4] == '1' and redis.call('exists', KEYS[n + i], KEYS[2 * n + i]) > 0 then
+              local payload = 'r'
+              local claimant = i == 1 and redis.call('get', KEYS[3 * n + 2])
+              if claimant then
+                payload = 'r' .. claimant
+              elseif i == 1 then
+                local clock = redis.call('time')
+                local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+                for _ = 1, 16 do
+                  local head = redis.call('zrange', KEYS[3 * n + 1], 0, 0)[1]
+                  if not head then break end
+                  if (tonumber(string.match(head, ':(%d+)$')) or 0) >= now then
+                    payload = 'r' .. head
+                    break
+                  end
+                  redis.call('zrem', KEYS[3 * n + 1], head)
+                end
+              end
+              redis.call('publish', KEYS[i], payload)
+            end
           end
         end
         return deleted

@@ -38,6 +38,21 @@ final class WakeUpHub: @unchecked Sendable {
         let id: Int
         /// A random id the masters know this waiter by, for its priority claim.
         let token: [UInt8]
+        /// Its entry in the masters' queue: `token:deadline` (wall clock, ms), so that a
+        /// release skips an entry whose waiter's deadline has passed.
+        let queueEntry: [UInt8]
+        /// Its place in the masters' queue: the wall clock (µs) when it joined, the same on
+        /// every master.
+        let arrival: [UInt8]
+
+        init(id: Int, deadline: NIODeadline) {
+            self.id = id
+            token = Redlock.randomValue()
+            let now = Redlock.fencingSeed()
+            let deadlineMilliseconds = now / 1_000 + max((deadline - .now()).nanoseconds / 1_000_000, 0)
+            queueEntry = token + Array(":\(deadlineMilliseconds)".utf8)
+            arrival = Array(String(now).utf8)
+        }
     }
 
     private final class Waiter {
@@ -50,6 +65,8 @@ final class WakeUpHub: @unchecked Sendable {
         /// When a head sleeps at most until, once promoted after the one before it acquired.
         var fallback: NIODeadline?
         var timer: Scheduled<Void>?
+        /// The id the masters know it by.
+        var token: [UInt8] = []
 
         init(channels: [[UInt8]], watcher: Bool, deadline: NIODeadline) {
             self.channels = channels
@@ -60,6 +77,8 @@ final class WakeUpHub: @unchecked Sendable {
 
     private struct ChannelState {
         var members: Set<Int> = []
+        /// Set while nobody waits on it: unsubscribes when it fires.
+        var linger: Scheduled<Void>?
         var confirmed: Set<Int> = []
         var outstanding = 0
         var readiness: [ReadyLatch] = []
@@ -94,6 +113,7 @@ final class WakeUpHub: @unchecked Sendable {
     private let makeSubscriber: (Int, WakeUpHub) -> RedisConnection
     private let masterCount: Int
     private let subscribeTimeout: TimeAmount
+    private let longestSleep: Duration
     private let logger: Logger
     private var subscribers: [RedisConnection] = []
     private var channels: [[UInt8]: ChannelState] = [:]
@@ -102,12 +122,16 @@ final class WakeUpHub: @unchecked Sendable {
     private var queues: [[[UInt8]]: [Int]] = [:]
     private var nextID = 0
     private var closed = false
-    /// How many waiters (not watchers) are queued, readable from any thread: an acquisition
-    /// checks it before its first attempt, and hops to the loop only when it is not zero.
-    private let queued = Atomic<Int>(0)
+    /// How many channels are subscribed (or lingering), readable from any thread: an
+    /// acquisition checks it before its first attempt, and hops to the loop only when it is
+    /// not zero.
+    private let subscribed = Atomic<Int>(0)
+    /// How long a channel stays subscribed after its last waiter left: a waiter that comes
+    /// back soon (a worker taking the next job) finds it ready.
+    static let linger = TimeAmount.seconds(5)
 
-    /// Whether any waiter is queued here now (a hint: it may change at once).
-    var hasQueuedWaiters: Bool { queued.load(ordering: .relaxed) > 0 }
+    /// Whether any channel is subscribed here now (a hint: it may change at once).
+    var hasSubscriptions: Bool { subscribed.load(ordering: .relaxed) > 0 }
 
     /// - Parameter makeSubscriber: makes master `index`'s subscriber connection, whose
     ///   messages and connects it reports to this hub.
@@ -115,12 +139,14 @@ final class WakeUpHub: @unchecked Sendable {
         masterCount: Int,
         eventLoop: any EventLoop,
         subscribeTimeout: Duration,
+        longestSleep: Duration,
         logger: Logger,
         makeSubscriber: @escaping (Int, WakeUpHub) -> RedisConnection
     ) {
         self.masterCount = masterCount
         self.eventLoop = eventLoop
         self.subscribeTimeout = .nanoseconds(subscribeTimeout.nanoseconds)
+        self.longestSleep = longestSleep
         self.logger = logger
         self.makeSubscriber = makeSubscriber
     }
@@ -130,24 +156,26 @@ final class WakeUpHub: @unchecked Sendable {
     /// Joins the queue for `channels` (or, as a `watcher`, only listens) and returns once each
     /// channel is subscribed on at least one master, or could not be within the timeout.
     func join(channels: [[UInt8]], watcher: Bool, deadline: NIODeadline) async -> Membership {
-        let token = Redlock.randomValue()
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Membership, Never>) in
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Membership, Never>) in
             self.onLoop {
-                let id = self.register(channels: channels, watcher: watcher, deadline: deadline)
-                self.whenSubscribed(channels) { continuation.resume(returning: Membership(id: id, token: token)) }
+                let membership = Membership(id: self.register(channels: channels, watcher: watcher, deadline: deadline), deadline: deadline)
+                self.waiters[membership.id]?.token = membership.token
+                self.whenSubscribed(channels) { continuation.resume(returning: membership) }
             }
         }
     }
 
-    /// Joins the queue for `channels` only if somebody here already waits in it: a caller
-    /// that would wait lines up behind them instead of overtaking them with a first attempt.
-    func joinIfQueued(channels: [[UInt8]], deadline: NIODeadline) async -> Membership? {
-        let token = Redlock.randomValue()
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Membership?, Never>) in
+    /// Joins the queue for `channels` before the first attempt, if every one of them is
+    /// subscribed already (somebody here waits, or waited moments ago): the first attempt can
+    /// then be a waiter's, and a caller lines up behind this client's waiters instead of
+    /// overtaking them. Nil when a channel is not subscribed.
+    func joinIfSubscribed(channels: [[UInt8]], deadline: NIODeadline) async -> Membership? {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Membership?, Never>) in
             self.onLoop {
-                guard self.queues[channels]?.isEmpty == false else { return continuation.resume(returning: nil) }
-                let id = self.register(channels: channels, watcher: false, deadline: deadline)
-                self.whenSubscribed(channels) { continuation.resume(returning: Membership(id: id, token: token)) }
+                guard channels.allSatisfy({ self.channels[$0] != nil }) else { return continuation.resume(returning: nil) }
+                let membership = Membership(id: self.register(channels: channels, watcher: false, deadline: deadline), deadline: deadline)
+                self.waiters[membership.id]?.token = membership.token
+                self.whenSubscribed(channels) { continuation.resume(returning: membership) }
             }
         }
     }
@@ -255,9 +283,17 @@ final class WakeUpHub: @unchecked Sendable {
         }
     }
 
-    /// A subscriber's message (on the loop).
+    /// A subscriber's message (on the loop): `a` (acquired), `r` (released, nobody named) or
+    /// `r` and a queue entry: the release names the masters' first waiter, and only that
+    /// waiter (if it is here) is woken; watchers always are.
     func received(channel: [UInt8], payload: [UInt8]) {
         switch payload.first {
+        case UInt8(ascii: "r") where payload.count > 1:
+            let token = payload.dropFirst().prefix { $0 != UInt8(ascii: ":") }
+            for id in channels[channel]?.members ?? [] {
+                guard let waiter = waiters[id] else { continue }
+                if waiter.watcher || waiter.token.elementsEqual(token) { resume(waiter, .woken) }
+            }
         case UInt8(ascii: "r"): released([channel])
         case UInt8(ascii: "a"): acquired([channel])
         default: break
@@ -294,14 +330,16 @@ final class WakeUpHub: @unchecked Sendable {
         nextID += 1
         let id = nextID
         waiters[id] = Waiter(channels: channels, watcher: watcher, deadline: deadline)
-        if !watcher {
-            queues[channels, default: []].append(id)
-            queued.add(1, ordering: .relaxed)
-        }
+        if !watcher { queues[channels, default: []].append(id) }
         for channel in channels {
             let isNew = self.channels[channel] == nil
             self.channels[channel, default: ChannelState()].members.insert(id)
-            if isNew { for index in subscribers.indices { subscribe(channel, on: index) } }
+            self.channels[channel]?.linger?.cancel()
+            self.channels[channel]?.linger = nil
+            if isNew {
+                subscribed.add(1, ordering: .relaxed)
+                for index in subscribers.indices { subscribe(channel, on: index) }
+            }
         }
         return id
     }
@@ -314,14 +352,13 @@ final class WakeUpHub: @unchecked Sendable {
             continuation.resume(returning: .cancelled)
         }
         if !waiter.watcher, var queue = queues[waiter.channels] {
-            queued.subtract(1, ordering: .relaxed)
             let wasHead = queue.first == id
             queue.removeAll { $0 == id }
             queues[waiter.channels] = queue.isEmpty ? nil : queue
             if wasHead, let next = queue.first.flatMap({ waiters[$0] }) {
                 if let holding {
                     // The lock was just taken here: the next waits for its release.
-                    next.fallback = .now() + .nanoseconds(holding.nanoseconds)
+                    next.fallback = .now() + .nanoseconds(min(holding, longestSleep).nanoseconds)
                     armTimer(next)
                 } else {
                     resume(next, .woken)
@@ -330,11 +367,17 @@ final class WakeUpHub: @unchecked Sendable {
         }
         for channel in waiter.channels {
             self.channels[channel]?.members.remove(id)
-            if self.channels[channel]?.members.isEmpty == true {
-                self.channels[channel] = nil
-                for subscriber in subscribers { command([Array("UNSUBSCRIBE".utf8), channel], on: subscriber) { _ in } }
+            if self.channels[channel]?.members.isEmpty == true, self.channels[channel]?.linger == nil {
+                self.channels[channel]?.linger = eventLoop.scheduleTask(in: Self.linger) { self.unsubscribeIfIdle(channel) }
             }
         }
+    }
+
+    private func unsubscribeIfIdle(_ channel: [UInt8]) {
+        guard let state = channels[channel], state.members.isEmpty else { return }
+        channels[channel] = nil
+        subscribed.subtract(1, ordering: .relaxed)
+        for subscriber in subscribers { command([Array("UNSUBSCRIBE".utf8), channel], on: subscriber) { _ in } }
     }
 
     private func whenSubscribed(_ channels: [[UInt8]], then ready: @escaping () -> Void) {

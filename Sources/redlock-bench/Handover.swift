@@ -29,13 +29,17 @@ struct Handover: AsyncParsableCommand {
         configuration.wakeUps.isEnabled = wakeUps == .on
         let clients = (0..<max(clients, 1)).map { _ in Redlock(endpoints: endpoints, configuration: configuration) }
         for client in clients { await client.connect() }
-        let counters = endpoints.map { RedisConnection(address: $0.address, configuration: $0.configuration(from: .init(commandTimeout: .seconds(5)))) }
+        let counters = endpoints.map {
+            RedisConnection(address: $0.address, configuration: $0.configuration(from: .init(commandTimeout: .seconds(5))))
+        }
         let prefix = "bench:handover:\(UUID().uuidString.prefix(8))"
         let clock = ContinuousClock()
 
         // The baseline: uncontended acquisitions (timed) and cycles (commands counted).
         var acquireSamples: [Int64] = []
         let before = try await Self.commandsProcessed(counters)
+        let cpuBefore = try await Self.cpuSeconds(counters)
+        let requestsBefore = try await Self.requests(counters)
         for index in 0..<baselineCycles {
             let started = clock.now
             let lock = try await clients[0].acquire("\(prefix):alone:\(index)", ttl: .seconds(10))
@@ -43,12 +47,16 @@ struct Handover: AsyncParsableCommand {
             try await clients[0].release(lock)
         }
         let cycleCommands = Double(try await Self.commandsProcessed(counters) - before) / Double(max(baselineCycles, 1))
+        let cycleCPU = (try await Self.cpuSeconds(counters) - cpuBefore) / Double(max(baselineCycles, 1))
+        let cycleRequests = Double(try await Self.requests(counters) - requestsBefore) / Double(max(baselineCycles, 1))
 
         let resource = "\(prefix):contended"
         let state = SharedHandoverState()
         let hold = Duration.milliseconds(Int64(holdMs))
         let total = handovers
         let startCommands = try await Self.commandsProcessed(counters)
+        let startCPU = try await Self.cpuSeconds(counters)
+        let startRequests = try await Self.requests(counters)
         let started = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for waiter in 0..<max(waiters, 1) {
@@ -84,6 +92,13 @@ struct Handover: AsyncParsableCommand {
                             }
                         }
                         if finished { return }
+                        // To the back of the line: a holder does not contend again before someone
+                        // else has taken the lock (it would otherwise hand the lock to itself).
+                        for _ in 0..<10_000 {
+                            let handedOver = state.value.withLock { ($0.lastAcquisition ?? releasedAt) > releasedAt || $0.done }
+                            if handedOver { break }
+                            try await Task.sleep(for: .milliseconds(1))
+                        }
                     }
                 }
             }
@@ -91,6 +106,8 @@ struct Handover: AsyncParsableCommand {
         }
         let elapsed = clock.now - started
         let commands = Double(try await Self.commandsProcessed(counters) - startCommands)
+        let cpu = try await Self.cpuSeconds(counters) - startCPU
+        let requests = Double(try await Self.requests(counters) - startRequests)
         let measured = state.value.withLock { $0.latencies }
         for client in clients { await client.shutdown() }
         for counter in counters { await counter.close() }
@@ -110,12 +127,45 @@ struct Handover: AsyncParsableCommand {
             "handover_over_acquire_p50": ((percentile(sorted, 0.5) / max(percentile(acquireSorted, 0.5), 0.1)) * 100).rounded() / 100,
             "commands_per_handover": (perHandover * 10).rounded() / 10, "commands_per_uncontended_cycle": (cycleCommands * 10).rounded() / 10,
             "commands_ratio": ((perHandover / max(cycleCommands, 0.1)) * 100).rounded() / 100, "masters": endpoints.count,
+            "requests_per_handover": (requests / Double(max(measured.count, 1)) * 10).rounded() / 10,
+            "requests_per_uncontended_cycle": (cycleRequests * 10).rounded() / 10,
+            "requests_ratio": ((requests / Double(max(measured.count, 1)) / max(cycleRequests, 0.1)) * 100).rounded() / 100,
+            "masters_cpu_us_per_handover": (cpu / Double(max(measured.count, 1)) * 1e7).rounded() / 10,
+            "masters_cpu_us_per_uncontended_cycle": (cycleCPU * 1e7).rounded() / 10,
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
 
-    /// The masters' `total_commands_processed`, summed.
+    /// The requests the masters received from clients, summed: the lock commands are all
+    /// scripts (the run is fenced), plus the subscribers' commands; a script's own calls are
+    /// not counted.
+    static func requests(_ connections: [RedisConnection]) async throws -> Int {
+        let counted = ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_subscribe:", "cmdstat_unsubscribe:"]
+        var total = 0
+        for connection in connections {
+            let info = try await connection.send("INFO", "commandstats").string ?? ""
+            for line in info.split(whereSeparator: \.isNewline) where counted.contains(where: { line.hasPrefix($0) }) {
+                let calls = line.split(separator: ":")[1].split(separator: ",")[0].split(separator: "=")[1]
+                total += Int(calls) ?? 0
+            }
+        }
+        return total
+    }
+
+    /// The masters' CPU time (user + system, seconds), summed.
+    static func cpuSeconds(_ connections: [RedisConnection]) async throws -> Double {
+        var total = 0.0
+        for connection in connections {
+            let info = try await connection.send("INFO", "cpu").string ?? ""
+            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("used_cpu_sys:") || line.hasPrefix("used_cpu_user:") {
+                total += Double(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+            }
+        }
+        return total
+    }
+
+    /// The masters' `total_commands_processed` (each script's own calls included), summed.
     static func commandsProcessed(_ connections: [RedisConnection]) async throws -> Int {
         var total = 0
         for connection in connections {

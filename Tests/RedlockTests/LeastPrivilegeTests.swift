@@ -13,7 +13,7 @@ struct LeastPrivilegeTests {
         "resetkeys", "~redlock:*", "~locklock:*", "resetchannels", "&redlock:*", "-@all",
         "+ping", "+info", "+select", "+evalsha", "+eval", "+script|load", "+config|get",
         "+set", "+get", "+del", "+exists", "+pttl", "+pexpire", "+incr", "+incrby", "+time",
-        "+publish", "+subscribe", "+unsubscribe",
+        "+publish", "+subscribe", "+unsubscribe", "+zadd", "+zrem", "+zrange",
     ]
 
     @Test func everyLockOperationWorksWithTheDocumentedACLAndNoMore() async throws {
