@@ -30,6 +30,8 @@ package struct ChaosClient: Sendable {
         package var tokenFromStatus: Bool
         /// Speak TLS to the masters, trusting this CA certificate (nil: plain TCP).
         package var tlsCertificateAuthority: String?
+        /// How long the keys outlive the TTL when the holder neither releases nor extends.
+        package var lockDelay: Duration = .zero
 
         /// Creates options.
         package init(
@@ -88,7 +90,8 @@ package struct ChaosClient: Sendable {
                     "chaos:resource",
                     ttl: options.ttl,
                     wait: .seconds(1),
-                    retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3))
+                    retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3)),
+                    lockDelay: options.lockDelay
                 ) { handle in
                     if options.tokenFromStatus, let reported = try? await redlock.inspect("chaos:resource"),
                         reported.fencingToken != handle.fencingToken
@@ -105,7 +108,7 @@ package struct ChaosClient: Sendable {
             } catch let error as RedlockError where error.code == .lockLost {
                 // The section ran and recorded itself.
             } catch let error as RedlockError {
-                let record = AttemptRecord(client: options.id, started: started, outcome: "\(error.code)")
+                let record = AttemptRecord(client: options.id, started: started, outcome: "\(error.code)", exit: monotonicNanoseconds())
                 _ = try? await witness.send("RPUSH", WitnessKeys.events, record.line)
             }
             if options.think > .zero { try? await Task.sleep(for: options.think) }

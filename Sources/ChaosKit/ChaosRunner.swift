@@ -87,7 +87,7 @@ package struct ScenarioResult: Sendable {
                 "baseline": (report.baselineSuccessRate * 1000).rounded() / 1000, "fault": (report.faultSuccessRate * 1000).rounded() / 1000,
             ],
             "fault_acquire_ms": ["p50": (report.faultAcquireP50 * 100).rounded() / 100, "p99": (report.faultAcquireP99 * 100).rounded() / 100],
-            "outcomes": report.outcomes,
+            "outcomes": report.outcomes, "missed_handovers": report.missedHandOvers,
         ]
         if let recovery = report.recoveryMilliseconds { object["recovery_ms"] = (recovery * 10).rounded() / 10 }
         if !failures.isEmpty { object["failures"] = failures }
@@ -163,6 +163,7 @@ package struct ChaosRunner: Sendable {
                 if scenario.fenced { arguments.append("--fenced") }
                 if let maximumTTL = scenario.maximumTTL { arguments += ["--max-ttl-ms", String(maximumTTL.nanoseconds / 1_000_000)] }
                 if scenario.tokenFromStatus { arguments.append("--token-from-status") }
+                if scenario.lockDelay > .zero { arguments += ["--lock-delay-ms", String(scenario.lockDelay.nanoseconds / 1_000_000)] }
                 if let certificates { arguments += ["--tls-ca", certificates.caCertificate] }
                 children.append(try ChildProcess.spawn(arguments))
             }
@@ -212,7 +213,8 @@ package struct ChaosRunner: Sendable {
                 records: records,
                 counter: counter,
                 acceptedTokens: Self.strings(tokens).compactMap { Int64($0) },
-                phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end)
+                phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end),
+                handOvers: scenario.checksHandOversThroughout ? baseline...end : nil
             )
             await tearDown()
             return ScenarioResult(
@@ -249,6 +251,9 @@ package struct ChaosRunner: Sendable {
             if report.violations > 0 { failures.append("\(report.violations) mutual-exclusion violations") }
             if report.lostUpdates > 0 { failures.append("\(report.lostUpdates) lost updates") }
             if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted") }
+            if report.missedHandOvers > 0 {
+                failures.append("\(report.missedHandOvers) waiters gave up while the lock sat free (missed hand-overs)")
+            }
             if scenario.minorityFaulted, let unreachable = report.outcomes["quorumUnreachable"], unreachable > 0 {
                 failures.append("\(unreachable) attempts reported unreachable with only a minority faulted")
             }

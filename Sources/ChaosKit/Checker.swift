@@ -45,6 +45,9 @@ package struct CheckReport: Sendable, Equatable {
     package var recoveryMilliseconds: Double?
     /// Attempt outcomes over the whole run.
     package var outcomes: [String: Int]
+    /// Acquisitions that gave up at their deadline although, while they waited, no critical
+    /// section ran for longer than ``Checker/idleLimit``: a release that did not reach them.
+    package var missedHandOvers = 0
 
     /// Availability under the fault relative to fault-free: the share of attempts that got
     /// the lock (each waits up to the client's limit), fault phase / baseline phase.
@@ -57,8 +60,20 @@ package struct CheckReport: Sendable, Equatable {
 /// Turns the witness's records into a ``CheckReport``. Pure: the same records give the same
 /// report.
 package enum Checker {
-    /// Checks `records`, given the final counter and the accepted tokens in order.
-    package static func check(records: [AttemptRecord], counter: Int, acceptedTokens: [Int64], phases: Phases) -> CheckReport {
+    /// The longest the lock may sit free (no section running) while an acquisition waits for
+    /// it before that waiter's giving up counts as a missed hand-over.
+    package static let idleLimit: Int64 = 500_000_000
+
+    /// Checks `records`, given the final counter and the accepted tokens in order. Missed
+    /// hand-overs are counted among the attempts that started and ended within `handOvers`
+    /// (by default the fault-free phase).
+    package static func check(
+        records: [AttemptRecord],
+        counter: Int,
+        acceptedTokens: [Int64],
+        phases: Phases,
+        handOvers: ClosedRange<Int64>? = nil
+    ) -> CheckReport {
         let sections = records.filter { $0.outcome == "ok" }
         let windows = sections.map { (start: $0.enter, end: min($0.exit, $0.validUntil)) }.sorted { $0.start < $1.start }
         var violations = 0
@@ -90,7 +105,13 @@ package enum Checker {
             faultLatencies.isEmpty ? 0 : faultLatencies[min(faultLatencies.count - 1, Int(Double(faultLatencies.count) * p))]
         }
         let firstAfterHeal = sections.filter { $0.enter >= phases.healed }.map(\.enter).min()
-        return CheckReport(
+        let busy = sections.map { (start: $0.enter, end: $0.exit) }.sorted { $0.start < $1.start }
+        let window = handOvers ?? phases.baseline...phases.fault
+        let missed = records.filter { record in
+            record.outcome == "lockHeld" && record.exit > record.started && window.contains(record.started) && window.contains(record.exit)
+                && longestIdle(in: record.started...record.exit, busy: busy) > idleLimit
+        }
+        var report = CheckReport(
             violations: violations,
             lostUpdates: accepted.count - counter,
             staleTokensAccepted: stale,
@@ -105,5 +126,19 @@ package enum Checker {
             recoveryMilliseconds: firstAfterHeal.map { Double($0 - phases.healed) / 1e6 },
             outcomes: records.reduce(into: [:]) { $0[$1.outcome, default: 0] += 1 }
         )
+        report.missedHandOvers = missed.count
+        return report
+    }
+
+    /// The longest stretch of `window` that no interval of `busy` (sorted by start) covers.
+    static func longestIdle(in window: ClosedRange<Int64>, busy: [(start: Int64, end: Int64)]) -> Int64 {
+        var longest: Int64 = 0
+        var cursor = window.lowerBound
+        for interval in busy where interval.end > window.lowerBound {
+            if interval.start >= window.upperBound { break }
+            if interval.start > cursor { longest = max(longest, interval.start - cursor) }
+            cursor = max(cursor, interval.end)
+        }
+        return max(longest, window.upperBound - cursor)
     }
 }

@@ -84,6 +84,11 @@ package struct Scenario: Sendable {
     /// Whether each client also reads its fencing token back from the lock's status inside its
     /// section; a status token other than the issued one fails the scenario.
     package var tokenFromStatus: Bool
+    /// How long the clients' keys outlive their TTL when not released (lock-delay).
+    package var lockDelay: Duration = .zero
+    /// Whether missed hand-overs are counted under the fault too (by default only in the
+    /// fault-free phase, since most faults legitimately keep a free lock out of reach).
+    package var checksHandOversThroughout = false
 
     /// Creates a scenario.
     package init(
@@ -241,6 +246,31 @@ package struct Scenario: Sendable {
                 ttl: .seconds(1),
                 hold: .milliseconds(300)
             ),
+            {
+                var scenario = Scenario(
+                    name: "client paused past its validity, lock-delay longer than the pause",
+                    fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
+                    expectation: .safe(availabilityFloor: nil),
+                    ttl: .seconds(1),
+                    hold: .milliseconds(300)
+                )
+                scenario.lockDelay = .seconds(2)
+                return scenario
+            }(),
+            {
+                // Restarted masters lose their markers, queues and subscribers: the waiters'
+                // fallback timers and re-subscriptions must still hand every release over.
+                var scenario = Scenario(
+                    name: "minority restarted under waiters",
+                    fault: .restartWhileHeld(minority, delay: nil, times: 4),
+                    expectation: .safe(availabilityFloor: nil),
+                    ttl: .seconds(2),
+                    hold: .milliseconds(200),
+                    think: .zero
+                )
+                scenario.checksHandOversThroughout = true
+                return scenario
+            }(),
             Scenario(
                 name: "client paused past its validity (fenced)",
                 fault: .pauseHolder(pause: .milliseconds(1500), times: 2),

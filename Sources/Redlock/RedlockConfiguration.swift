@@ -96,7 +96,7 @@ public struct RedlockConfiguration: @unchecked Sendable {
     public var retry: Retry
     /// How waiting acquisitions are woken (see ``WakeUpPolicy``).
     public var wakeUps = WakeUpPolicy()
-    /// How often ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)-(String,_,_,_,_,_)`` extends its lock; nil means ttl / 3.
+    /// How often ``Redlock/withLock(_:ttl:wait:retry:fencing:lockDelay:_:)-(String,_,_,_,_,_,_)`` extends its lock; nil means ttl / 3.
     public var autoExtendInterval: Duration?
     /// Prefix of every key this client writes (`<prefix>lock:<resource>`,
     /// `<prefix>fence:<resource>`).

@@ -1,7 +1,7 @@
 import Logging
 import Synchronization
 
-/// What the body of ``Redlock/withLock(_:ttl:wait:retry:fencing:_:)-(String,_,_,_,_,_)`` sees of its lock while it
+/// What the body of ``Redlock/withLock(_:ttl:wait:retry:fencing:lockDelay:_:)-(String,_,_,_,_,_,_)`` sees of its lock while it
 /// runs: the lock as the background extensions keep it.
 public final class LockHandle: Sendable {
     private let state: Mutex<(lock: Lock, lost: Bool)>
@@ -34,7 +34,7 @@ extension Redlock {
     /// ``RedlockError/Code/lockLost`` once the body has returned. Bodies should check for
     /// cancellation (`try Task.checkCancellation()`, or any cancellable `await`).
     ///
-    /// `fencing` overrides the configuration's, as in ``acquire(_:ttl:value:wait:retry:fencing:)-(String,_,_,_,_,_)``.
+    /// `fencing` and `lockDelay` are as in ``acquire(_:ttl:value:wait:retry:fencing:lockDelay:)-(String,_,_,_,_,_,_)``.
     ///
     /// The body escapes into a child task of its own, unlike valkey's `withConnection`: only a
     /// child task can be cancelled when the lock is lost while the caller's task waits, and it
@@ -48,21 +48,23 @@ extension Redlock {
         wait: Duration? = nil,
         retry: RedlockConfiguration.Retry? = nil,
         fencing: Bool? = nil,
+        lockDelay: Duration = .zero,
         _ body: @escaping @Sendable (LockHandle) async throws -> Value
     ) async throws -> Value {
-        try await withLock([resource], ttl: ttl, wait: wait, retry: retry, fencing: fencing, body)
+        try await withLock([resource], ttl: ttl, wait: wait, retry: retry, fencing: fencing, lockDelay: lockDelay, body)
     }
 
-    /// ``withLock(_:ttl:wait:retry:fencing:_:)-(String,_,_,_,_,_)`` over several resources at once (all or nothing).
+    /// ``withLock(_:ttl:wait:retry:fencing:lockDelay:_:)-(String,_,_,_,_,_,_)`` over several resources at once (all or nothing).
     public func withLock<Value: Sendable>(
         _ resources: [String],
         ttl: Duration,
         wait: Duration? = nil,
         retry: RedlockConfiguration.Retry? = nil,
         fencing: Bool? = nil,
+        lockDelay: Duration = .zero,
         _ body: @escaping @Sendable (LockHandle) async throws -> Value
     ) async throws -> Value {
-        let lock = try await acquire(resources, ttl: ttl, wait: wait, retry: retry, fencing: fencing)
+        let lock = try await acquire(resources, ttl: ttl, wait: wait, retry: retry, fencing: fencing, lockDelay: lockDelay)
         let handle = LockHandle(lock)
         let outcome: Result<Value, any Error> = await withTaskGroup(of: Step<Value>.self) { group in
             // The body never inherits the masters' event loop as its executor (a caller that

@@ -85,6 +85,7 @@ struct Client: AsyncParsableCommand {
     @Option var maxTtlMs: Int?
     @Flag var tokenFromStatus = false
     @Option var tlsCa: String?
+    @Option var lockDelayMs = 0
 
     func run() async throws {
         let addresses: [RedisEndpoint]
@@ -94,7 +95,7 @@ struct Client: AsyncParsableCommand {
             throw ValidationError("--masters: \(error)")
         }
         guard let witnessAddress = RedisServerAddress(parsing: witness) else { throw ValidationError("bad --witness \(witness)") }
-        let options = ChaosClient.Options(
+        var options = ChaosClient.Options(
             id: id,
             masters: addresses,
             witness: witnessAddress,
@@ -106,6 +107,7 @@ struct Client: AsyncParsableCommand {
             tokenFromStatus: tokenFromStatus,
             tlsCertificateAuthority: tlsCa
         )
+        options.lockDelay = .milliseconds(lockDelayMs)
         try await ChaosClient(options: options).run()
     }
 }

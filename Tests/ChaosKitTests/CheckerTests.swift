@@ -104,3 +104,42 @@ struct CheckerTests {
         #expect(AttemptRecord(line: "garbage") == nil)
     }
 }
+
+@Suite("Chaos checker: missed hand-overs")
+struct MissedHandOverTests {
+    let phases = Phases(baseline: 0, fault: 10_000_000_000, healed: 20_000_000_000, end: 30_000_000_000)
+
+    func section(enter: Int64, exit: Int64) -> AttemptRecord {
+        AttemptRecord(
+            client: 1,
+            started: enter - 1,
+            outcome: "ok",
+            acquireNanoseconds: 1,
+            enter: enter,
+            validUntil: exit,
+            exit: exit,
+            token: enter,
+            writeAccepted: true
+        )
+    }
+
+    @Test func aWaiterThatGaveUpWhileTheLockSatFreeIsAMissedHandOver() {
+        let ms: Int64 = 1_000_000
+        // Busy until 300 ms, then free for 700 ms while client 2 waited from 100 to 1 100 ms.
+        let gaveUp = AttemptRecord(client: 2, started: 100 * ms, outcome: "lockHeld", exit: 1_100 * ms)
+        let report = Checker.check(records: [section(enter: 10 * ms, exit: 300 * ms), gaveUp], counter: 1, acceptedTokens: [10 * ms], phases: phases)
+        #expect(report.missedHandOvers == 1)
+    }
+
+    @Test func aWaiterThatGaveUpWhileOthersHeldTheLockIsNot() {
+        let ms: Int64 = 1_000_000
+        let sections = stride(from: Int64(0), to: 1_200, by: 100).map { section(enter: $0 * ms + 1, exit: ($0 + 100) * ms) }
+        let gaveUp = AttemptRecord(client: 2, started: 100 * ms, outcome: "lockHeld", exit: 1_100 * ms)
+        let report = Checker.check(records: sections + [gaveUp], counter: sections.count, acceptedTokens: sections.map(\.token), phases: phases)
+        #expect(report.missedHandOvers == 0)
+        // Under a fault it is not counted unless the scenario asks for it.
+        let underFault = AttemptRecord(client: 2, started: 12_000 * ms, outcome: "lockHeld", exit: 13_000 * ms)
+        #expect(Checker.check(records: [underFault], counter: 0, acceptedTokens: [], phases: phases).missedHandOvers == 0)
+        #expect(Checker.check(records: [underFault], counter: 0, acceptedTokens: [], phases: phases, handOvers: 0...phases.end).missedHandOvers == 1)
+    }
+}
