@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark of `locklock serve` over 5 local masters: wrk (POST then DELETE on fresh
-# UUIDs) at 64 connections, then the server's resident memory. Builds release first.
+# UUIDs) at 64 connections, the server's resident memory, and the hand-over of a lock from a
+# DELETE to a waiting POST (scripts/bench/http-handover.py). Builds release first.
 # usage: scripts/bench-server.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,5 @@ rss_kib=$(awk '/VmRSS/ {print $2}' /proc/$server/status)
 rps=$(awk '/Requests\/sec/ {print $2}' "$dir/wrk.txt")
 p99=$(awk '$1 == "99%" {print $2}' "$dir/wrk.txt")
 non2xx=$(awk '/Non-2xx/ {print $5}' "$dir/wrk.txt")
+python3 scripts/bench/http-handover.py "$port" 200
 printf '{"mode":"http","connections":64,"requests_per_s":%s,"p99":"%s","non_2xx":%s,"server_rss_mib":%.1f,"masters":5}\n' "$rps" "$p99" "${non2xx:-0}" "$(echo "$rss_kib / 1024" | bc -l)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark of the project in one run, on the same 5 local masters, so the ratios
 # compare like with like: redis-benchmark and the fan-out floor as baselines, then
-# redlock-bench wire/lock, then the HTTP server under wrk. Prints one JSON line each.
+# redlock-bench wire/lock/handover, then the HTTP server under wrk and its hand-over. Prints
+# one JSON line each.
 # usage: scripts/bench.sh  (after make test; needs redis-tools and wrk, which make installs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +38,9 @@ python3 scripts/bench/latency-rounds.py "$bin" "$masters" 5 3000
 for fencing in on off; do
   "$bin/redlock-bench" lock --masters "$masters" --mode throughput --concurrency 64 --cycles 100000 --fencing "$fencing" | tail -1
 done
-scripts/bench-server.sh 20 | tail -1
+# Hand-over of one contended lock between 16 waiters (one client, and one client each),
+# beside an uncontended acquisition and cycle measured in the same run.
+for clients in 1 16; do
+  "$bin/redlock-bench" handover --masters "$masters" --waiters 16 --clients "$clients" --handovers 2000 | tail -1
+done
+scripts/bench-server.sh 20 | tail -2

@@ -19,6 +19,7 @@ struct Handover: AsyncParsableCommand {
     @Option(help: "wake-ups on, or off (every waiter polls at the retry delay)") var wakeUps: Toggle = .on
     @Option(help: "the retry delay (and jitter half of it) in milliseconds when polling") var retryMs: Int = 200
     @Option(help: "uncontended acquisitions to time first") var baselineCycles: Int = 2_000
+    @Option(help: "also write every hand-over's latency in microseconds, one per line, to this file") var samplesFile: String?
 
     func run() async throws {
         let endpoints = try parseMasters(masters)
@@ -113,6 +114,9 @@ struct Handover: AsyncParsableCommand {
         for counter in counters { await counter.close() }
 
         let sorted = measured.sorted()
+        if let samplesFile {
+            try (sorted.map { String(Double($0) / 1_000) }.joined(separator: "\n") + "\n").write(toFile: samplesFile, atomically: true, encoding: .utf8)
+        }
         let acquireSorted = acquireSamples.sorted()
         func percentile(_ values: [Int64], _ p: Double) -> Double {
             guard !values.isEmpty else { return 0 }
