@@ -115,7 +115,8 @@ struct Handover: AsyncParsableCommand {
 
         let sorted = measured.sorted()
         if let samplesFile {
-            try (sorted.map { String(Double($0) / 1_000) }.joined(separator: "\n") + "\n").write(toFile: samplesFile, atomically: true, encoding: .utf8)
+            let text = sorted.map { String(Double($0) / 1_000) }.joined(separator: "\n") + "\n"
+            try text.write(toFile: samplesFile, atomically: true, encoding: .utf8)
         }
         let acquireSorted = acquireSamples.sorted()
         func percentile(_ values: [Int64], _ p: Double) -> Double {

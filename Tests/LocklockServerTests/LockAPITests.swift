@@ -168,6 +168,26 @@ struct LockAPITests {
         }
     }
 
+    @Test func aWatchCountsAgainstTheWaiterCap() async throws {
+        try await withLiveServer(setting: .set(\.anonymousWaiters, 1)) { server throws in
+            let watched = "/v1/api/lock/uuid/\(uuid())"
+            let held = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", held, body: #"{"secret":"holder"}"#).status == 201)
+            async let watch = server.request("GET", watched + "?wait=2")
+            try await Task.sleep(for: .milliseconds(400))
+            expectProblem(try await server.request("POST", held, body: #"{"wait":3}"#), 429)
+            expectProblem(try await server.request("GET", held + "?wait=3&index=1"), 429)
+            #expect(try await watch.status == 404, "the watch timed out on a free lock")
+            // A watch whose client hangs up stops, and frees its place.
+            let client = try RawConnection(port: server.port)
+            try client.send("GET \(watched)?wait=30 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(300))
+            client.hangUp()
+            try await Task.sleep(for: .milliseconds(600))
+            expectProblem(try await server.request("POST", held, body: #"{"wait":0.3}"#), 409)
+        }
+    }
+
     @Test func aWaiterWhoseClientHasGoneNeverLeavesTheLockHeld() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"
