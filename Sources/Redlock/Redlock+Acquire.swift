@@ -405,7 +405,7 @@ struct Waiting {
     mutating func lineUpBehindLocalWaiters() async throws(RedlockError) {
         let hub = redlock.wakeUps
         guard redlock.configuration.wakeUps.isEnabled, deadline != nil || retry.count > 0, hub.hasSubscriptions else { return }
-        let until = deadline ?? ContinuousClock.now + retry.delay * (retry.count + 1)
+        let until = deadline ?? estimatedDeadline(retryDelay: retry.delay)
         guard let joined = await hub.joinIfSubscribed(channels: keys.lockKeys, deadline: Self.nioDeadline(until)) else { return }
         membership = joined
         guard await !hub.isHead(joined) else { return }
@@ -435,7 +435,7 @@ struct Waiting {
         if membership == nil {
             // Subscribed before the marked attempt: a release after that attempt is announced
             // to us, and one before it leaves the lock free for it.
-            let until = deadline ?? ContinuousClock.now + retryDelay * (retry.count + 1)
+            let until = deadline ?? estimatedDeadline(retryDelay: retryDelay)
             let joined = await hub.join(channels: keys.lockKeys, watcher: false, deadline: Self.nioDeadline(until))
             membership = joined
             if await hub.isHead(joined) {
@@ -460,6 +460,12 @@ struct Waiting {
         if wake == .cancelled || Task.isCancelled {
             throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
         }
+    }
+
+    /// Without a wait deadline, when the retries will be over: for the wait markers and the
+    /// queue entry (the count is capped: a policy may retry "forever").
+    private func estimatedDeadline(retryDelay: Duration) -> ContinuousClock.Instant {
+        .now + min(max(retryDelay, retry.delay + retry.jitter), .seconds(60)) * (min(max(retry.count, 0), 1_000) + 1)
     }
 
     /// Leaves the queue; `holding` when this acquisition took the lock for that long. A waiter

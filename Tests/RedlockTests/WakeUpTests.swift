@@ -51,6 +51,17 @@ struct WakeUpTests {
         }
     }
 
+    @Test func aPolicyThatRetriesForeverWithoutADeadlineIsWokenToo() async throws {
+        try await withRedlock(configuration: Self.configuration()) { redlock, _ in
+            let holder = try await redlock.acquire("forever", ttl: .seconds(60))
+            let retry = RedlockConfiguration.Retry(count: .max, delay: .milliseconds(10), jitter: .milliseconds(5))
+            async let waited = redlock.acquire("forever", ttl: .seconds(10), retry: retry)
+            try await Task.sleep(for: .milliseconds(300))
+            try await redlock.release(holder)
+            try await redlock.release(try await waited)
+        }
+    }
+
     @Test func aWaiterNeverWaitsPastItsDeadline() async throws {
         try await withRedlock(configuration: Self.configuration()) { redlock, _ in
             _ = try await redlock.acquire("kept", ttl: .seconds(60))
