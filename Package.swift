@@ -161,6 +161,7 @@ let package = Package(
             name: "RedisWireTests",
             dependencies: [
                 "RedisWire", "LocalRedis", "RealServerGate",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -126,12 +126,7 @@ struct LockController: Sendable {
             if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
             let identity = identity(of: caller.tenant, context: context)
             guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else {
-                throw Problem(
-                    .tooManyRequests,
-                    "Too Many Requests",
-                    "too many of this client's requests are already waiting",
-                    headers: [.retryAfter: String(Self.seconds(state.timeToLive))]
-                )
+                throw Problem.tooManyWaiters(retryAfter: Self.seconds(state.timeToLive))
             }
             defer { waiters.leave(identity) }
             outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> Lock in
@@ -309,14 +304,7 @@ struct LockController: Sendable {
     func watch(_ name: LockName, _ resource: String, caller: Caller, query: WatchQuery, context: LocklockRequestContext) async throws -> LockResponse
     {
         let identity = identity(of: caller.tenant, context: context)
-        guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else {
-            throw Problem(
-                .tooManyRequests,
-                "Too Many Requests",
-                "too many of this client's requests are already waiting",
-                headers: [.retryAfter: "1"]
-            )
-        }
+        guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else { throw Problem.tooManyWaiters(retryAfter: 1) }
         defer { waiters.leave(identity) }
         let redlock = caller.redlock
         let outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> LockState in

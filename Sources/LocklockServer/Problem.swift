@@ -43,6 +43,15 @@ public struct Problem: HTTPResponseError, Sendable {
     static func unavailable(_ detail: String) -> Problem {
         Problem(.serviceUnavailable, "Service Unavailable", detail, headers: [.retryAfter: "1"])
     }
+    /// For a client with too many requests waiting (POSTs with `wait`, watches) already.
+    static func tooManyWaiters(retryAfter: Int) -> Problem {
+        Problem(
+            .tooManyRequests,
+            "Too Many Requests",
+            "too many of this client's requests are already waiting",
+            headers: [.retryAfter: String(retryAfter)]
+        )
+    }
     /// For a client that hung up while its request waited: nobody reads it.
     static let clientGone = Problem(.serviceUnavailable, "Service Unavailable", "the client closed the connection while the request waited")
     /// Also closes the connection: the rest of an oversized body is not read.

@@ -18,6 +18,8 @@ import threading
 import time
 import uuid
 
+from docs_section import replace_section
+
 WAITERS = 16
 HOLD = 0.001
 HANDOVERS = {"python": 200, "swift": 2000}
@@ -150,16 +152,7 @@ def write_markdown(results, date):
     for name, r in results.items():
         lines.append(f"| {name} | {r['count']} | {fmt_us(r['p50'])} | {fmt_us(r['p99'])} | {r['rate']:,.0f} | {r['commands']:.0f} |")
     lines += ["", "![Hand-over latency of one contended lock](images/bench-handover.png)", "", END]
-    path = os.path.join(ROOT, "Docs", "benchmarks.md")
-    with open(path) as handle:
-        text = handle.read()
-    block = "\n".join(lines)
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Hand-over of a contended lock, side by side\n\n" + block + "\n"
-    with open(path, "w") as handle:
-        handle.write(text)
+    replace_section(START, END, "Hand-over of a contended lock, side by side", lines)
 
 
 def write_plot(results, date):

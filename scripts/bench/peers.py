@@ -18,6 +18,8 @@ import threading
 import time
 import uuid
 
+from docs_section import replace_section
+
 CONCURRENCY = 16
 CYCLES = {"sequential": 2000, "concurrent": 4000}
 SWIFT_CYCLES = {"sequential": 10000, "concurrent": 40000}
@@ -151,16 +153,7 @@ def write_markdown(results, masters_count, date):
             lines.append(f"| {name} | {workload} | {r['count']} | {r['rate']:,.0f} | {fmt_us(r['p50'])} | {fmt_us(r['p90'])} "
                          f"| {fmt_us(r['p99'])} | {rate_ratio} | {p50_ratio} |")
     lines += ["", "![Latency distribution of one acquire+release cycle](images/bench-peers.png)", "", END]
-    path = os.path.join(ROOT, "Docs", "benchmarks.md")
-    with open(path) as handle:
-        text = handle.read()
-    block = "\n".join(lines)
-    if START in text and END in text:
-        text = text[:text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Side by side with other Redlock clients\n\n" + block + "\n"
-    with open(path, "w") as handle:
-        handle.write(text)
+    replace_section(START, END, "Side by side with other Redlock clients", lines)
 
 
 def write_plot(results, date):
