@@ -62,9 +62,6 @@ public final class RedisConnection: @unchecked Sendable {
     /// (re)connect (subscriptions do not survive a new connection).
     private let onMessage: (@Sendable ([UInt8], [UInt8]) -> Void)?
     private let onConnected: (@Sendable () -> Void)?
-    /// Whether every dial ends with a round trip (`PING`) before the connection counts as
-    /// connected, when no other set-up command makes one.
-    private let pingsOnConnect: Bool
 
     /// Creates a connection; it does not dial until first used or ``connect()`` is called.
     public convenience init(
@@ -114,10 +111,6 @@ public final class RedisConnection: @unchecked Sendable {
     ) {
         self.onMessage = subscriber?.onMessage
         self.onConnected = subscriber?.onConnected
-        // A subscriber has no set-up of its own, and "connected" wakes every waiter: a proxy
-        // or balancer that accepts and then drops the connection must count as a failed dial
-        // (with backoff), not as a storm of connects.
-        self.pingsOnConnect = subscriber != nil || configuration.tls != nil
         self.address = address
         self.configuration = configuration
         self.eventLoop = eventLoop
@@ -435,10 +428,12 @@ public final class RedisConnection: @unchecked Sendable {
         if configuration.database != 0 {
             commands.append(["SELECT", String(configuration.database)].map { Array($0.utf8) })
         }
-        if pingsOnConnect && commands.isEmpty {
-            // One round trip before callers are let in: a server that refuses our client
-            // certificate after the TLS 1.3 handshake says so now, as a failed dial, and so
-            // does a subscriber's server that is not there behind a proxy.
+        if commands.isEmpty {
+            // One round trip before callers are let in. A proxy or balancer that accepts the
+            // connection and then drops it (its server is down) is then a failed dial, with
+            // backoff, not a connect followed by an immediate re-dial, hundreds a second
+            // (and for a subscriber, each connect wakes every waiter). And a server that
+            // refuses our client certificate after the TLS 1.3 handshake says so now.
             commands.append([Array("PING".utf8)])
         }
         let required = commands.map { command in

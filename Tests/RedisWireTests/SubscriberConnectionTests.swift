@@ -47,6 +47,24 @@ struct SubscriberConnectionTests {
         }
     }
 
+    @Test func anOrdinaryConnectionBacksOffFromAServerThatAcceptsAndDropsIt() async throws {
+        let accepted = Atomic<Int>(0)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                accepted.add(1, ordering: .relaxed)
+                return channel.close()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(server.localAddress?.port)
+        let connection = RedisConnection(address: .hostname("127.0.0.1", port: port), configuration: .init(preloadedScripts: []))
+        _ = try? await connection.send("PING")
+        try await Task.sleep(for: .milliseconds(800))
+        // Backoff from 25 ms doubling: a handful of dials, not one per round trip.
+        #expect(accepted.load(ordering: .relaxed) < 20, "\(accepted.load(ordering: .relaxed)) dials in 800 ms")
+        await connection.close()
+        try await server.close()
+    }
+
     @Test func aServerThatAcceptsAndDropsEveryConnectionIsNotCountedAsConnected() async throws {
         // Like a proxy in front of a dead master: TCP connects, then the connection closes.
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
