@@ -178,7 +178,7 @@ extension Redlock {
                         Array((waiter.claimsPriority ? "1" : "0").utf8),
                         Array(String(configuration.wakeUps.priorityClaimSlack.millisecondsRoundedUp).utf8),
                         Array(String(othersLifetime.millisecondsRoundedUp).utf8), waiter.membership.queueEntry,
-                        waiter.membership.arrival,
+                        waiter.membership.arrival, Array((waiter.mayBeQueued ? "1" : "0").utf8),
                     ]
                 )
             } else if !fenceKeys.isEmpty {
@@ -365,10 +365,12 @@ struct AcquisitionKeys: Sendable {
     }
 }
 
-/// What a waiter's attempt adds: who it is, and whether it claims priority.
+/// What a waiter's attempt adds: who it is, whether it claims priority, and whether an
+/// earlier attempt of it was refused (and so queued it on the masters).
 struct WaiterArguments: Sendable {
     let membership: WakeUpHub.Membership
     let claimsPriority: Bool
+    let mayBeQueued: Bool
 }
 
 /// How one acquisition spends the time between its attempts: asleep for the retry delay, or
@@ -384,6 +386,9 @@ struct Waiting {
     /// claims priority.
     private var lostWakeUps = 0
     private var lastWake: WakeUpHub.Wake?
+    /// Whether a waiter's attempt of this acquisition has failed: it may be in the masters'
+    /// queues, and its success must take it out.
+    private var refusedAsWaiter = false
 
     init(redlock: Redlock, keys: AcquisitionKeys, deadline: ContinuousClock.Instant?, retry: RedlockConfiguration.Retry) {
         self.redlock = redlock
@@ -395,7 +400,13 @@ struct Waiting {
     /// For the next attempt: nil until the acquisition has queued (its first attempt is as
     /// cheap as an uncontended one).
     func attemptArguments() -> WaiterArguments? {
-        membership.map { WaiterArguments(membership: $0, claimsPriority: lostWakeUps >= redlock.configuration.wakeUps.priorityAfterLostWakeUps) }
+        membership.map {
+            WaiterArguments(
+                membership: $0,
+                claimsPriority: lostWakeUps >= redlock.configuration.wakeUps.priorityAfterLostWakeUps,
+                mayBeQueued: refusedAsWaiter
+            )
+        }
     }
 
     /// Before the first attempt of a caller that may wait: when this client is subscribed to
@@ -431,6 +442,7 @@ struct Waiting {
         if lastWake == .woken {
             lostWakeUps = error.code == .lockHeld ? lostWakeUps + 1 : lostWakeUps
         }
+        if membership != nil { refusedAsWaiter = true }
         let hub = redlock.wakeUps
         if membership == nil {
             // Subscribed before the marked attempt: a release after that attempt is announced

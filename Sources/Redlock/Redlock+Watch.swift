@@ -7,6 +7,7 @@ extension Redlock {
     /// `timeout` has passed, and returns the state then (a blocking query, as in Consul).
     ///
     /// - Parameters:
+    ///   - resource: the lock's resource name.
     ///   - seenToken: the fencing token of the holder the caller saw, or nil if it saw the
     ///     lock free. With a token, this returns once the lock is no longer held under that
     ///     token (released, expired, or held by a later acquisition); with nil, once it is held.
@@ -27,16 +28,8 @@ extension Redlock {
         }
         var state = try await inspect(resource)
         guard !changed(state), timeout > .zero else { return state }
-        let keys = AcquisitionKeys(redlock: self, resources: [resource], fenced: false)
-        let membership = await wakeUps.join(channels: keys.lockKeys, watcher: true, deadline: Waiting.nioDeadline(deadline))
+        let membership = await watchReleases(of: [resource], until: deadline)
         defer { wakeUps.leave(membership, holding: nil) }
-        let lifetime = Array(String((timeout + .seconds(1)).millisecondsRoundedUp).utf8)
-        _ = await onLoop { (completion: @escaping @Sendable (Result<Void, RedlockError>) -> Void) in
-            guard let mark = try? FanOutCommand.script(Scripts.markWatched, keys: keys.watchKeys, arguments: [lifetime]) else {
-                return completion(.success(()))
-            }
-            self.group.fanOut(mark, deadline: self.instanceDeadline()) { _ in completion(.success(())) }
-        }
         while true {
             // Inspected again once marked: a change before the marker was set is seen here.
             state = try await inspect(resource)
@@ -46,5 +39,20 @@ extension Redlock {
             let wake = await wakeUps.sleep(membership, fallback: Waiting.nioDeadline(min(deadline, clock.now + fallback)))
             if wake == .cancelled || Task.isCancelled { throw RedlockError(.cancelled, "cancelled while watching the lock") }
         }
+    }
+
+    /// Starts watching `resources` until `instant`: their releases and fenced acquisitions are
+    /// announced to the returned watcher (leave it when done).
+    func watchReleases(of resources: [String], until instant: ContinuousClock.Instant) async -> WakeUpHub.Membership {
+        let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: false)
+        let membership = await wakeUps.join(channels: keys.lockKeys, watcher: true, deadline: Waiting.nioDeadline(instant))
+        let lifetime = Array(String((max(instant - .now, .zero) + .seconds(1)).millisecondsRoundedUp).utf8)
+        _ = await onLoop { (completion: @escaping @Sendable (Result<Void, RedlockError>) -> Void) in
+            guard let mark = try? FanOutCommand.script(Scripts.markWatched, keys: keys.watchKeys, arguments: [lifetime]) else {
+                return completion(.success(()))
+            }
+            self.group.fanOut(mark, deadline: self.instanceDeadline()) { _ in completion(.success(())) }
+        }
+        return membership
     }
 }

@@ -59,7 +59,8 @@ enum Scripts {
     /// resource's priority claim and its waiter queue; ARGV: value, ttl ms, counter retention
     /// ms, seed, n, wait marker ms, waiter id, "1" to claim priority, claim slack ms, the wait
     /// marker ms still needed once this waiter has the lock (0 when nobody else here waits),
-    /// the waiter's queue entry (`id:deadline-ms`) and its arrival (the queue's order).
+    /// the waiter's queue entry (`id:deadline-ms`), its arrival (the queue's order), and "1"
+    /// once an earlier attempt of this waiter was refused (it may be queued).
     ///
     /// While another waiter's priority claim stands, or any lock key exists, it refuses with a
     /// PTTL (the holder's; or, when the lock is free, the claim's, at most the slack: the
@@ -98,7 +99,7 @@ enum Scripts {
         end
         for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         if claimant then redis.call('del', first) end
-        redis.call('zrem', queue, ARGV[11])
+        if ARGV[13] == '1' then redis.call('zrem', queue, ARGV[11]) end
         local others = tonumber(ARGV[10])
         if others > 0 then keepMarkers(others) end
         \(announceAndIssueTokens(watchMarkersAt: "2 * n + f", fenced: "f > 0"))
@@ -182,11 +183,14 @@ enum Scripts {
               if claimant then
                 payload = 'r' .. claimant
               elseif i == 1 then
-                local clock = redis.call('time')
-                local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+                local now = nil
                 for _ = 1, 16 do
                   local head = redis.call('zrange', KEYS[3 * n + 1], 0, 0)[1]
                   if not head then break end
+                  if not now then
+                    local clock = redis.call('time')
+                    now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+                  end
                   if (tonumber(string.match(head, ':(%d+)$')) or 0) >= now then
                     payload = 'r' .. head
                     break
