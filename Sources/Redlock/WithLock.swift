@@ -65,6 +65,13 @@ extension Redlock {
         _ body: @escaping @Sendable (LockHandle) async throws -> Value
     ) async throws -> Value {
         let lock = try await acquire(resources, ttl: ttl, wait: wait, retry: retry, fencing: fencing, lockDelay: lockDelay)
+        return try await withLock(holding: lock, body)
+    }
+
+    /// Runs `body` with `lock`, already acquired, kept alive as ``withLock(_:ttl:wait:retry:fencing:lockDelay:_:)-(String,_,_,_,_,_,_)``
+    /// keeps its lock, and released on every exit path.
+    func withLock<Value: Sendable>(holding lock: Lock, _ body: @escaping @Sendable (LockHandle) async throws -> Value) async throws -> Value {
+        let resources = lock.resources
         let handle = LockHandle(lock)
         let outcome: Result<Value, any Error> = await withTaskGroup(of: Step<Value>.self) { group in
             // The body never inherits the masters' event loop as its executor (a caller that
