@@ -32,6 +32,8 @@ package struct ChaosClient: Sendable {
         package var tlsCertificateAuthority: String?
         /// How long the keys outlive the TTL when the holder neither releases nor extends.
         package var lockDelay: Duration = .zero
+        /// Whether waiting clients poll at the retry delay instead of being woken by releases.
+        package var polls = false
 
         /// Creates options.
         package init(
@@ -73,6 +75,7 @@ package struct ChaosClient: Sendable {
             maximumTTL: options.maximumTTL
         )
         configuration.connection.tls = options.tlsCertificateAuthority.map { RedisTLSConfiguration(trustRoots: .certificateFile($0)) }
+        configuration.wakeUps.isEnabled = !options.polls
         let redlock = Redlock(
             endpoints: options.masters,
             configuration: configuration,

@@ -163,6 +163,7 @@ package struct ChaosRunner: Sendable {
                 if scenario.fenced { arguments.append("--fenced") }
                 if let maximumTTL = scenario.maximumTTL { arguments += ["--max-ttl-ms", String(maximumTTL.nanoseconds / 1_000_000)] }
                 if scenario.tokenFromStatus { arguments.append("--token-from-status") }
+                if scenario.polls { arguments.append("--polling") }
                 if scenario.lockDelay > .zero { arguments += ["--lock-delay-ms", String(scenario.lockDelay.nanoseconds / 1_000_000)] }
                 if let certificates { arguments += ["--tls-ca", certificates.caCertificate] }
                 children.append(try ChildProcess.spawn(arguments))

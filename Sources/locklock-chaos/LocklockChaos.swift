@@ -86,6 +86,7 @@ struct Client: AsyncParsableCommand {
     @Flag var tokenFromStatus = false
     @Option var tlsCa: String?
     @Option var lockDelayMs = 0
+    @Flag var polling = false
 
     func run() async throws {
         let addresses: [RedisEndpoint]
@@ -108,6 +109,7 @@ struct Client: AsyncParsableCommand {
             tlsCertificateAuthority: tlsCa
         )
         options.lockDelay = .milliseconds(lockDelayMs)
+        options.polls = polling
         try await ChaosClient(options: options).run()
     }
 }
