@@ -43,11 +43,11 @@ public struct Semaphore: Sendable {
     /// the earliest holder's remaining time) and tries again, until the deadline.
     ///
     /// The permit is a ``Lock`` on one slot: extend and release it like any lock; with fencing,
-    /// its token orders the holders of that slot.
+    /// its token orders the holders of that slot. `lockDelay` is as for a lock.
     /// - Throws: ``RedlockError/Code/lockHeld`` when every permit is held (after the wait),
     ///   ``RedlockError/Code/quorumUnreachable``, ``RedlockError/Code/invalidArgument``,
     ///   ``RedlockError/Code/cancelled``.
-    public func acquire(ttl: Duration, wait: Duration? = nil, fencing: Bool? = nil) async throws(RedlockError) -> Lock {
+    public func acquire(ttl: Duration, wait: Duration? = nil, fencing: Bool? = nil, lockDelay: Duration = .zero) async throws(RedlockError) -> Lock {
         guard wait.map({ (Duration.zero...Redlock.longestDuration).contains($0) }) ?? true else {
             throw RedlockError(.invalidArgument, "wait must be between 0 and ten years")
         }
@@ -63,7 +63,7 @@ public struct Semaphore: Sendable {
             for offset in 0..<permits {
                 let resource = slots[(first + offset) % permits]
                 do {
-                    return try await redlock.acquire(resource, ttl: ttl, retry: .never, fencing: fencing)
+                    return try await redlock.acquire(resource, ttl: ttl, retry: .never, fencing: fencing, lockDelay: lockDelay)
                 } catch  where error.code == .lockHeld {
                     if let left = error.retryAfter { soonest = min(soonest ?? left, left) }
                 } catch  where error.code == .quorumUnreachable {

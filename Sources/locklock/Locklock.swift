@@ -418,6 +418,8 @@ struct Run: AsyncParsableCommand {
             "Exits with the command's status (128 + N if signal N ended it); 75 if the lock is held, 69 if too few masters answer, 70 if the lock was lost (the command got SIGTERM), 127 if the command cannot be started."
     )
     @OptionGroup var options: LockOptions
+    @Option(help: "Run while holding one of N permits of a semaphore named --lock (at most N of these commands at once).")
+    var permits: Int?
     @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []
 
     func run() async throws {
@@ -426,12 +428,20 @@ struct Run: AsyncParsableCommand {
         let redlock = try options.redlock()
         let lock: Lock
         do {
-            lock = try await redlock.acquire(
-                options.lock,
-                ttl: options.ttl.duration,
-                wait: options.wait?.duration,
-                lockDelay: options.lockDelay?.duration ?? .zero
-            )
+            if let permits {
+                lock = try await Semaphore(options.lock, permits: permits, on: redlock).acquire(
+                    ttl: options.ttl.duration,
+                    wait: options.wait?.duration,
+                    lockDelay: options.lockDelay?.duration ?? .zero
+                )
+            } else {
+                lock = try await redlock.acquire(
+                    options.lock,
+                    ttl: options.ttl.duration,
+                    wait: options.wait?.duration,
+                    lockDelay: options.lockDelay?.duration ?? .zero
+                )
+            }
         } catch {
             FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
             throw ExitCode(exitStatus(for: error))

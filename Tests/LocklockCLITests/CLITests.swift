@@ -34,6 +34,18 @@ private func locklock(
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
+/// Starts `locklock` with its output discarded, and returns at once.
+private func spawnLocklock(_ arguments: [String], masters: String) throws -> Process {
+    let process = Process()
+    process.executableURL = locklockExecutable()
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": masters]) { $1 }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
 /// Runs `locklock serve` with `arguments` over `masters` until `body` returns; `body` starts
 /// once `readyPath` answers 200 on `port`. Returns what the server wrote to standard error.
 @discardableResult
@@ -136,6 +148,29 @@ struct CLITests {
             try await Task.sleep(for: .milliseconds(600))
             #expect(try await locklock(["acquire", "--lock", "delayed", "--ttl", "5s"], masters: group.commaSeparated).status == 75)
             await holder.shutdown()
+        }
+    }
+
+    @Test func runWithPermitsLetsAtMostNCommandsRunAtOnce() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let masters = group.commaSeparated
+            // Started without reading their output: `locklock(_:masters:)` blocks a thread of
+            // the task pool until its process exits, and two of them would take both.
+            let holders = try (0..<2).map { _ in
+                try spawnLocklock(["run", "--permits", "2", "--lock", "jobs", "--ttl", "5s", "--", "sleep", "3"], masters: masters)
+            }
+            try await Task.sleep(for: .milliseconds(1500))
+            let third = try await locklock(["run", "--permits", "2", "--lock", "jobs", "--ttl", "5s", "--", "true"], masters: masters)
+            #expect(third.status == 75, "both permits are held: \(third.stderr)")
+            let waited = try await locklock(
+                ["run", "--permits", "2", "--lock", "jobs", "--ttl", "5s", "--wait", "20s", "--", "true"],
+                masters: masters
+            )
+            #expect(waited.status == 0, "ran once a permit was released: \(waited.stderr)")
+            for holder in holders {
+                for _ in 0..<3000 where holder.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(holder.terminationStatus == 0)
+            }
         }
     }
 
