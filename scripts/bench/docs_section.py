@@ -1,4 +1,5 @@
-"""Writes one generated section of Docs/benchmarks.md, between its start and end markers."""
+"""Writes the generated parts of Docs/benchmarks.md: a section between its start and end
+markers, and a plot in Docs/images."""
 import os
 
 BENCHMARKS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "Docs", "benchmarks.md"))
@@ -16,3 +17,11 @@ def replace_section(start, end, heading, lines):
         text = text.rstrip("\n") + f"\n\n## {heading}\n\n" + block + "\n"
     with open(BENCHMARKS, "w") as handle:
         handle.write(text)
+
+
+def save_figure(figure, filename):
+    """Lays out `figure` and saves it as Docs/images/`filename`."""
+    figure.tight_layout()
+    images = os.path.join(os.path.dirname(BENCHMARKS), "images")
+    os.makedirs(images, exist_ok=True)
+    figure.savefig(os.path.join(images, filename), dpi=110)

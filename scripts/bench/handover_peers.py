@@ -18,12 +18,11 @@ import threading
 import time
 import uuid
 
-from docs_section import replace_section
+from docs_section import replace_section, save_figure
 
 WAITERS = 16
 HOLD = 0.001
 HANDOVERS = {"python": 200, "swift": 2000}
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 START, END = "<!-- bench-handover:start -->", "<!-- bench-handover:end -->"
 
 
@@ -170,9 +169,7 @@ def write_plot(results, date):
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(loc="lower right", fontsize=8)
     figure.suptitle(f"{WAITERS} waiters on one lock, 5 local masters — scripts/bench-peers, {date}", fontsize=10)
-    figure.tight_layout()
-    os.makedirs(os.path.join(ROOT, "Docs", "images"), exist_ok=True)
-    figure.savefig(os.path.join(ROOT, "Docs", "images", "bench-handover.png"), dpi=110)
+    save_figure(figure, "bench-handover.png")
 
 
 def main():

@@ -18,12 +18,11 @@ import threading
 import time
 import uuid
 
-from docs_section import replace_section
+from docs_section import replace_section, save_figure
 
 CONCURRENCY = 16
 CYCLES = {"sequential": 2000, "concurrent": 4000}
 SWIFT_CYCLES = {"sequential": 10000, "concurrent": 40000}
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 START, END = "<!-- bench-peers:start -->", "<!-- bench-peers:end -->"
 
 
@@ -175,9 +174,7 @@ def write_plot(results, date):
         axis.legend(loc="lower right", fontsize=8)
     axes[0].set_ylabel("fraction of cycles at or below")
     figure.suptitle(f"Redlock clients, 5 local masters — scripts/bench-peers, {date}", fontsize=10)
-    figure.tight_layout()
-    os.makedirs(os.path.join(ROOT, "Docs", "images"), exist_ok=True)
-    figure.savefig(os.path.join(ROOT, "Docs", "images", "bench-peers.png"), dpi=110)
+    save_figure(figure, "bench-peers.png")
 
 
 def main():
