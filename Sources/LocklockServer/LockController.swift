@@ -287,11 +287,10 @@ struct LockController: Sendable {
     static func watchQuery(_ request: Request, maximumWait: Double) throws -> WatchQuery? {
         let query = request.uri.queryParameters
         let rawIndex = query["index"].map(String.init)
-        guard let rawWait = query["wait"].map(String.init) else {
-            if rawIndex != nil { throw Problem.badRequest("index needs wait") }
-            return nil
-        }
-        guard let wait = Double(rawWait), wait.isFinite else { throw Problem.badRequest("wait must be a number of seconds") }
+        let rawWait = query["wait"].map(String.init)
+        guard rawWait != nil || rawIndex != nil else { return nil }
+        // An index without a wait asks without waiting: the state now.
+        guard let wait = Double(rawWait ?? "0"), wait.isFinite else { throw Problem.badRequest("wait must be a number of seconds") }
         guard (0...maximumWait).contains(wait) else { throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds") }
         guard let rawIndex else { return WatchQuery(wait: wait, index: nil) }
         guard let index = Int64(rawIndex), index >= 0 else { throw Problem.badRequest("index must be a fencing token (a non-negative integer)") }

@@ -263,6 +263,7 @@ struct LockAPITests {
             let unchanged = try await server.request("GET", path + "?wait=0.3&index=\(token)")
             #expect(unchanged.status == 200, "timed out with the same holder")
             #expect(try await server.request("GET", path + "?wait=20&index=\(token - 1)").status == 200, "a stale index answers at once")
+            #expect(try await server.request("GET", path + "?index=\(token)").status == 200, "an index without a wait answers at once")
             async let released = server.request("GET", path + "?wait=20&index=\(token)")
             try await Task.sleep(for: .milliseconds(400))
             let deletedAt = clock.now

@@ -77,7 +77,7 @@ struct RouterValidationTests {
     }
 
     @Test(arguments: [
-        ("?wait=abc", 400), ("?wait=nan", 400), ("?index=3", 400), ("?wait=1&index=-1", 400), ("?wait=1&index=x", 400),
+        ("?wait=abc", 400), ("?wait=nan", 400), ("?index=-1", 400), ("?wait=1&index=-1", 400), ("?wait=1&index=x", 400),
         ("?wait=61", 422), ("?wait=-1", 422),
     ])
     func aWatchWithBadParametersIsRefusedBeforeAnyMasterIsAsked(query: String, status: Int) async throws {
