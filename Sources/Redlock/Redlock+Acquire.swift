@@ -420,11 +420,7 @@ struct Waiting {
         guard let joined = await hub.joinIfSubscribed(channels: keys.lockKeys, deadline: Self.nioDeadline(until)) else { return }
         membership = joined
         guard await !hub.isHead(joined) else { return }
-        let wake = await hub.sleep(joined, fallback: Self.nioDeadline(until))
-        lastWake = wake
-        if wake == .cancelled || Task.isCancelled {
-            throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
-        }
+        lastWake = try await hub.sleepUnlessCancelled(joined, fallback: Self.nioDeadline(until), while: Self.activity)
     }
 
     /// Waits before the next attempt, after `error`; `retryDelay` is the policy's delay (already
@@ -435,7 +431,7 @@ struct Waiting {
             do {
                 try await Task.sleep(for: retryDelay)
             } catch {
-                throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
+                throw RedlockError(.cancelled, "cancelled while \(Self.activity)")
             }
             return
         }
@@ -462,17 +458,14 @@ struct Waiting {
         if error.votes.contains(.granted) {
             // A split vote: the rival's partial grants are being released, unannounced.
             fallback = min(retryDelay, .milliseconds(Int64.random(in: 2...30)))
-        } else if deadline != nil, error.code == .lockHeld, let holderLeft = error.retryAfter {
+        } else if let deadline, error.code == .lockHeld, let holderLeft = error.retryAfter {
             let jitter = Duration.milliseconds(Int64.random(in: 1...max(holderLeft.millisecondsRoundedUp / 10, 2)))
-            fallback = min(holderLeft + jitter, policy.longestSleep)
-            if let deadline { fallback = min(fallback, deadline - .now) }
+            fallback = min(holderLeft + jitter, policy.longestSleep, deadline - .now)
         }
-        let wake = await hub.sleep(membership, fallback: Self.nioDeadline(.now + fallback))
-        lastWake = wake
-        if wake == .cancelled || Task.isCancelled {
-            throw RedlockError(.cancelled, "cancelled while waiting to retry the acquisition")
-        }
+        lastWake = try await hub.sleepUnlessCancelled(membership, fallback: Self.nioDeadline(.now + fallback), while: Self.activity)
     }
+
+    private static let activity = "waiting to retry the acquisition"
 
     /// Without a wait deadline, when the retries will be over: for the wait markers and the
     /// queue entry (the count is capped: a policy may retry "forever").

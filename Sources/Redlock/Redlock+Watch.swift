@@ -36,8 +36,11 @@ extension Redlock {
             if changed(state) || clock.now >= deadline { return state }
             var fallback = configuration.wakeUps.longestSleep
             if state.isHeld, let left = state.timeToLive { fallback = min(fallback, left + .milliseconds(Int64.random(in: 1...20))) }
-            let wake = await wakeUps.sleep(membership, fallback: Waiting.nioDeadline(min(deadline, clock.now + fallback)))
-            if wake == .cancelled || Task.isCancelled { throw RedlockError(.cancelled, "cancelled while watching the lock") }
+            _ = try await wakeUps.sleepUnlessCancelled(
+                membership,
+                fallback: Waiting.nioDeadline(min(deadline, clock.now + fallback)),
+                while: "watching the lock"
+            )
         }
     }
 

@@ -81,8 +81,11 @@ public struct Semaphore: Sendable {
                 continue
             }
             let fallback = min(soonest ?? redlock.configuration.retry.delay, redlock.configuration.wakeUps.longestSleep)
-            let wake = await redlock.wakeUps.sleep(membership, fallback: Waiting.nioDeadline(min(deadline, clock.now + fallback)))
-            if wake == .cancelled || Task.isCancelled { throw RedlockError(.cancelled, "cancelled while waiting for a permit") }
+            _ = try await redlock.wakeUps.sleepUnlessCancelled(
+                membership,
+                fallback: Waiting.nioDeadline(min(deadline, clock.now + fallback)),
+                while: "waiting for a permit"
+            )
         }
     }
 

@@ -56,6 +56,7 @@ final class WakeUpHub: @unchecked Sendable {
     }
 
     private final class Waiter {
+        let id: Int
         let channels: [[UInt8]]
         let watcher: Bool
         let deadline: NIODeadline
@@ -66,9 +67,11 @@ final class WakeUpHub: @unchecked Sendable {
         var fallback: NIODeadline?
         var timer: Scheduled<Void>?
         /// The id the masters know it by.
-        var token: [UInt8] = []
+        let token: [UInt8]
 
-        init(channels: [[UInt8]], watcher: Bool, deadline: NIODeadline) {
+        init(id: Int, token: [UInt8], channels: [[UInt8]], watcher: Bool, deadline: NIODeadline) {
+            self.id = id
+            self.token = token
             self.channels = channels
             self.watcher = watcher
             self.deadline = deadline
@@ -156,13 +159,7 @@ final class WakeUpHub: @unchecked Sendable {
     /// Joins the queue for `channels` (or, as a `watcher`, only listens) and returns once each
     /// channel is subscribed on at least one master, or could not be within the timeout.
     func join(channels: [[UInt8]], watcher: Bool, deadline: NIODeadline) async -> Membership {
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Membership, Never>) in
-            self.onLoop {
-                let membership = Membership(id: self.register(channels: channels, watcher: watcher, deadline: deadline), deadline: deadline)
-                self.waiters[membership.id]?.token = membership.token
-                self.whenSubscribed(channels) { continuation.resume(returning: membership) }
-            }
-        }
+        await enroll(channels: channels, watcher: watcher, deadline: deadline, onlyIfSubscribed: false)!
     }
 
     /// Joins the queue for `channels` before the first attempt, if every one of them is
@@ -170,11 +167,14 @@ final class WakeUpHub: @unchecked Sendable {
     /// then be a waiter's, and a caller lines up behind this client's waiters instead of
     /// overtaking them. Nil when a channel is not subscribed.
     func joinIfSubscribed(channels: [[UInt8]], deadline: NIODeadline) async -> Membership? {
+        await enroll(channels: channels, watcher: false, deadline: deadline, onlyIfSubscribed: true)
+    }
+
+    private func enroll(channels: [[UInt8]], watcher: Bool, deadline: NIODeadline, onlyIfSubscribed: Bool) async -> Membership? {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Membership?, Never>) in
             self.onLoop {
-                guard channels.allSatisfy({ self.channels[$0] != nil }) else { return continuation.resume(returning: nil) }
-                let membership = Membership(id: self.register(channels: channels, watcher: false, deadline: deadline), deadline: deadline)
-                self.waiters[membership.id]?.token = membership.token
+                if onlyIfSubscribed, !channels.allSatisfy({ self.channels[$0] != nil }) { return continuation.resume(returning: nil) }
+                let membership = self.register(channels: channels, watcher: watcher, deadline: deadline)
                 self.whenSubscribed(channels) { continuation.resume(returning: membership) }
             }
         }
@@ -190,8 +190,7 @@ final class WakeUpHub: @unchecked Sendable {
     func isHead(_ membership: Membership) async -> Bool {
         await withUnsafeContinuation { continuation in
             self.onLoop {
-                guard let waiter = self.waiters[membership.id] else { return continuation.resume(returning: true) }
-                continuation.resume(returning: waiter.watcher || self.queues[waiter.channels]?.first == membership.id)
+                continuation.resume(returning: self.waiters[membership.id].map(self.leads) ?? true)
             }
         }
     }
@@ -219,6 +218,14 @@ final class WakeUpHub: @unchecked Sendable {
         }
     }
 
+    /// ``sleep(_:fallback:)`` for a caller that stops when cancelled: throws
+    /// ``RedlockError/Code/cancelled``, saying it was cancelled while `activity`.
+    func sleepUnlessCancelled(_ membership: Membership, fallback: NIODeadline, while activity: String) async throws(RedlockError) -> Wake {
+        let wake = await sleep(membership, fallback: fallback)
+        if wake == .cancelled || Task.isCancelled { throw RedlockError(.cancelled, "cancelled while \(activity)") }
+        return wake
+    }
+
     private func park(_ id: Int, fallback: NIODeadline, _ continuation: UnsafeContinuation<Wake, Never>) {
         guard let waiter = waiters[id], !waiter.cancelled else { return continuation.resume(returning: .cancelled) }
         if waiter.pendingWake {
@@ -233,8 +240,7 @@ final class WakeUpHub: @unchecked Sendable {
     private func armTimer(_ waiter: Waiter) {
         waiter.timer?.cancel()
         guard waiter.continuation != nil else { return }
-        let leads = waiter.watcher || queues[waiter.channels]?.first.flatMap { waiters[$0] } === waiter
-        let until = leads ? min(waiter.deadline, waiter.fallback ?? waiter.deadline) : waiter.deadline
+        let until = leads(waiter) ? min(waiter.deadline, waiter.fallback ?? waiter.deadline) : waiter.deadline
         waiter.timer = eventLoop.scheduleTask(deadline: until) { self.resume(waiter, .timer) }
     }
 
@@ -265,7 +271,7 @@ final class WakeUpHub: @unchecked Sendable {
         for channel in channels {
             for id in self.channels[channel]?.members ?? [] where !woken.contains(id) {
                 guard let waiter = waiters[id] else { continue }
-                if waiter.watcher || queues[waiter.channels]?.first == id {
+                if leads(waiter) {
                     woken.insert(id)
                     resume(waiter, .woken)
                 }
@@ -304,7 +310,7 @@ final class WakeUpHub: @unchecked Sendable {
     /// every head and watcher, which may have missed a release while it was away.
     func connected(master index: Int) {
         for channel in channels.keys { subscribe(channel, on: index) }
-        for (id, waiter) in waiters where waiter.watcher || queues[waiter.channels]?.first == id {
+        for waiter in waiters.values where leads(waiter) {
             resume(waiter, .woken)
         }
     }
@@ -323,13 +329,20 @@ final class WakeUpHub: @unchecked Sendable {
 
     // MARK: Subscriptions
 
-    private func register(channels: [[UInt8]], watcher: Bool, deadline: NIODeadline) -> Int {
+    /// Whether `waiter` is woken by releases and wakes at its fallback: a watcher, or the
+    /// first waiter of its queue (the others wait for their turn).
+    private func leads(_ waiter: Waiter) -> Bool {
+        waiter.watcher || queues[waiter.channels]?.first == waiter.id
+    }
+
+    private func register(channels: [[UInt8]], watcher: Bool, deadline: NIODeadline) -> Membership {
         if subscribers.isEmpty && !closed {
             subscribers = (0..<masterCount).map { makeSubscriber($0, self) }
         }
         nextID += 1
         let id = nextID
-        waiters[id] = Waiter(channels: channels, watcher: watcher, deadline: deadline)
+        let membership = Membership(id: id, deadline: deadline)
+        waiters[id] = Waiter(id: id, token: membership.token, channels: channels, watcher: watcher, deadline: deadline)
         if !watcher { queues[channels, default: []].append(id) }
         for channel in channels {
             let isNew = self.channels[channel] == nil
@@ -341,7 +354,7 @@ final class WakeUpHub: @unchecked Sendable {
                 for index in subscribers.indices { subscribe(channel, on: index) }
             }
         }
-        return id
+        return membership
     }
 
     private func remove(_ id: Int, holding: Duration?) {
