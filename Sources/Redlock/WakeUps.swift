@@ -421,29 +421,24 @@ final class WakeUpHub: @unchecked Sendable {
     private func command(_ arguments: [[UInt8]], on connection: RedisConnection, then done: @escaping (Bool) -> Void) {
         guard let command = try? RedisCommand(arguments) else { return done(false) }
         let deadline = NIODeadline.now() + subscribeTimeout
-        let finish = UncheckedWork1(done)
+        let finish = LoopConfined(done)
         connection.send(command, deadline: deadline) { result in
             if case .failure(let error) = result {
                 self.logger.debug("subscriber command failed", metadata: ["error": "\(error.message)"])
             }
-            if case .success = result { finish.body(true) } else { finish.body(false) }
+            if case .success = result { finish.value(true) } else { finish.value(false) }
         }
     }
 
     private func onLoop(_ body: @escaping () -> Void) {
-        let work = UncheckedWork(body)
-        if eventLoop.inEventLoop { work.body() } else { eventLoop.execute { work.body() } }
+        let work = LoopConfined(body)
+        if eventLoop.inEventLoop { work.value() } else { eventLoop.execute { work.value() } }
     }
 }
 
-/// Carries a closure that runs only on the event loop, across `execute`.
-private struct UncheckedWork: @unchecked Sendable {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// ``UncheckedWork`` for a completion with a success flag.
-private struct UncheckedWork1: @unchecked Sendable {
-    let body: (Bool) -> Void
-    init(_ body: @escaping (Bool) -> Void) { self.body = body }
+/// Carries a value (a closure) that is used only on the event loop across a `@Sendable`
+/// boundary (`execute`, a completion).
+private struct LoopConfined<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
