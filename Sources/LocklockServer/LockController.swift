@@ -172,13 +172,7 @@ struct LockController: Sendable {
         let draining = DrainFlag()
         return await withGracefulShutdownHandler {
             await withTaskGroup(of: Result<T, RedlockError>?.self) { group in
-                group.addTask {
-                    do throws(RedlockError) {
-                        return .success(try await operation())
-                    } catch {
-                        return .failure(error)
-                    }
-                }
+                group.addTask { await Self.attempt(operation) }
                 group.addTask {
                     while context.clientIsConnected && !draining.isSet.load(ordering: .relaxed) {
                         do { try await Task.sleep(for: .milliseconds(100)) } catch { return nil }
@@ -203,7 +197,7 @@ struct LockController: Sendable {
         }
     }
 
-    static func attempt(_ body: () async throws(RedlockError) -> Lock) async -> Result<Lock, RedlockError> {
+    static func attempt<T>(_ body: () async throws(RedlockError) -> T) async -> Result<T, RedlockError> {
         do {
             return .success(try await body())
         } catch {
@@ -291,7 +285,7 @@ struct LockController: Sendable {
         guard rawWait != nil || rawIndex != nil else { return nil }
         // An index without a wait asks without waiting: the state now.
         guard let wait = Double(rawWait ?? "0"), wait.isFinite else { throw Problem.badRequest("wait must be a number of seconds") }
-        guard (0...maximumWait).contains(wait) else { throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds") }
+        try LockRequestBody.validate(wait: wait, maximumWait: maximumWait)
         guard let rawIndex else { return WatchQuery(wait: wait, index: nil) }
         guard let index = Int64(rawIndex), index >= 0 else { throw Problem.badRequest("index must be a fencing token (a non-negative integer)") }
         return WatchQuery(wait: wait, index: index == 0 ? nil : index)

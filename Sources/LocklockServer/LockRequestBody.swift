@@ -46,6 +46,11 @@ struct LockRequestBody: Decodable, Sendable {
         guard (1...256).contains(secret.utf8.count) else { throw Problem.unprocessable("secret must be 1 to 256 bytes") }
     }
 
+    /// A wait, in a body or a watch's query, is 0 to the server's maximum seconds.
+    static func validate(wait: Double, maximumWait: Double) throws {
+        guard (0...maximumWait).contains(wait) else { throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds") }
+    }
+
     /// The lock delay as a duration (zero when absent).
     var lockDelayDuration: Duration { .milliseconds(Int64((lockDelay ?? 0) * 1000)) }
 
@@ -55,9 +60,7 @@ struct LockRequestBody: Decodable, Sendable {
         if let expiresIn, !(Self.minimumExpiresIn...maximumExpiresIn).contains(expiresIn) {
             throw Problem.unprocessable("expires_in must be between \(Self.minimumExpiresIn) and \(Int(maximumExpiresIn)) seconds")
         }
-        if let wait, !(0...maximumWait).contains(wait) {
-            throw Problem.unprocessable("wait must be between 0 and \(maximumWait) seconds")
-        }
+        if let wait { try Self.validate(wait: wait, maximumWait: maximumWait) }
         if let lockDelay, !(0...maximumExpiresIn).contains(lockDelay) {
             throw Problem.unprocessable("lock_delay must be between 0 and \(Int(maximumExpiresIn)) seconds")
         }
