@@ -38,26 +38,20 @@ struct Handover: AsyncParsableCommand {
 
         // The baseline: uncontended acquisitions (timed) and cycles (commands counted).
         var acquireSamples: [Int64] = []
-        let before = try await Self.commandsProcessed(counters)
-        let cpuBefore = try await Self.cpuSeconds(counters)
-        let requestsBefore = try await Self.requests(counters)
+        let before = try await MasterCounters(reading: counters)
         for index in 0..<baselineCycles {
             let started = clock.now
             let lock = try await clients[0].acquire("\(prefix):alone:\(index)", ttl: .seconds(10))
             acquireSamples.append((clock.now - started).nanoseconds)
             try await clients[0].release(lock)
         }
-        let cycleCommands = Double(try await Self.commandsProcessed(counters) - before) / Double(max(baselineCycles, 1))
-        let cycleCPU = (try await Self.cpuSeconds(counters) - cpuBefore) / Double(max(baselineCycles, 1))
-        let cycleRequests = Double(try await Self.requests(counters) - requestsBefore) / Double(max(baselineCycles, 1))
+        let cycle = (try await MasterCounters(reading: counters) - before) / Double(max(baselineCycles, 1))
 
         let resource = "\(prefix):contended"
         let state = SharedHandoverState()
         let hold = Duration.milliseconds(Int64(holdMs))
         let total = handovers
-        let startCommands = try await Self.commandsProcessed(counters)
-        let startCPU = try await Self.cpuSeconds(counters)
-        let startRequests = try await Self.requests(counters)
+        let start = try await MasterCounters(reading: counters)
         let started = clock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             for waiter in 0..<max(waiters, 1) {
@@ -106,10 +100,8 @@ struct Handover: AsyncParsableCommand {
             try await group.waitForAll()
         }
         let elapsed = clock.now - started
-        let commands = Double(try await Self.commandsProcessed(counters) - startCommands)
-        let cpu = try await Self.cpuSeconds(counters) - startCPU
-        let requests = Double(try await Self.requests(counters) - startRequests)
         let measured = state.value.withLock { $0.latencies }
+        let perHandover = (try await MasterCounters(reading: counters) - start) / Double(max(measured.count, 1))
         for client in clients { await client.shutdown() }
         for counter in counters { await counter.close() }
 
@@ -123,63 +115,72 @@ struct Handover: AsyncParsableCommand {
             guard !values.isEmpty else { return 0 }
             return (Double(values[min(values.count - 1, Int(Double(values.count) * p))]) / 100).rounded() / 10
         }
-        let perHandover = commands / Double(max(measured.count, 1))
         let object: [String: Any] = [
             "mode": "handover", "waiters": waiters, "clients": clients.count, "hold_ms": holdMs, "wake_ups": wakeUps.rawValue,
             "handovers": measured.count, "handovers_per_s": (Double(measured.count) / elapsed.seconds).rounded(),
             "handover_p50_us": percentile(sorted, 0.5), "handover_p99_us": percentile(sorted, 0.99),
             "uncontended_acquire_p50_us": percentile(acquireSorted, 0.5),
             "handover_over_acquire_p50": ((percentile(sorted, 0.5) / max(percentile(acquireSorted, 0.5), 0.1)) * 100).rounded() / 100,
-            "commands_per_handover": (perHandover * 10).rounded() / 10, "commands_per_uncontended_cycle": (cycleCommands * 10).rounded() / 10,
-            "commands_ratio": ((perHandover / max(cycleCommands, 0.1)) * 100).rounded() / 100, "masters": endpoints.count,
-            "requests_per_handover": (requests / Double(max(measured.count, 1)) * 10).rounded() / 10,
-            "requests_per_uncontended_cycle": (cycleRequests * 10).rounded() / 10,
-            "requests_ratio": ((requests / Double(max(measured.count, 1)) / max(cycleRequests, 0.1)) * 100).rounded() / 100,
-            "masters_cpu_us_per_handover": (cpu / Double(max(measured.count, 1)) * 1e7).rounded() / 10,
-            "masters_cpu_us_per_uncontended_cycle": (cycleCPU * 1e7).rounded() / 10,
+            "commands_per_handover": (perHandover.commands * 10).rounded() / 10,
+            "commands_per_uncontended_cycle": (cycle.commands * 10).rounded() / 10,
+            "commands_ratio": ((perHandover.commands / max(cycle.commands, 0.1)) * 100).rounded() / 100, "masters": endpoints.count,
+            "requests_per_handover": (perHandover.requests * 10).rounded() / 10,
+            "requests_per_uncontended_cycle": (cycle.requests * 10).rounded() / 10,
+            "requests_ratio": ((perHandover.requests / max(cycle.requests, 0.1)) * 100).rounded() / 100,
+            "masters_cpu_us_per_handover": (perHandover.cpuSeconds * 1e7).rounded() / 10,
+            "masters_cpu_us_per_uncontended_cycle": (cycle.cpuSeconds * 1e7).rounded() / 10,
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
+}
 
-    /// The requests the masters received from clients, summed: the lock commands are all
-    /// scripts (the run is fenced), plus the subscribers' commands; a script's own calls are
-    /// not counted.
-    static func requests(_ connections: [RedisConnection]) async throws -> Int {
-        let counted = ["cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_subscribe:", "cmdstat_unsubscribe:"]
-        var total = 0
-        for connection in connections {
-            let info = try await connection.send("INFO", "commandstats").string ?? ""
-            for line in info.split(whereSeparator: \.isNewline) where counted.contains(where: { line.hasPrefix($0) }) {
-                let calls = line.split(separator: ":")[1].split(separator: ",")[0].split(separator: "=")[1]
-                total += Int(calls) ?? 0
-            }
-        }
-        return total
+/// What the masters have done so far, summed over them, from one `INFO` per master.
+struct MasterCounters {
+    /// `total_commands_processed`: each script's own calls included.
+    var commands: Double
+    /// Requests from clients: the lock commands are all scripts (the run is fenced), plus the
+    /// subscribers' commands; a script's own calls are not counted.
+    var requests: Double
+    /// CPU time, user + system, in seconds.
+    var cpuSeconds: Double
+
+    init(commands: Double, requests: Double, cpuSeconds: Double) {
+        self.commands = commands
+        self.requests = requests
+        self.cpuSeconds = cpuSeconds
     }
 
-    /// The masters' CPU time (user + system, seconds), summed.
-    static func cpuSeconds(_ connections: [RedisConnection]) async throws -> Double {
-        var total = 0.0
+    init(reading connections: [RedisConnection]) async throws {
+        self.init(commands: 0, requests: 0, cpuSeconds: 0)
+        let requestStats: Set<Substring> = ["cmdstat_evalsha", "cmdstat_eval", "cmdstat_subscribe", "cmdstat_unsubscribe"]
         for connection in connections {
-            let info = try await connection.send("INFO", "cpu").string ?? ""
-            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("used_cpu_sys:") || line.hasPrefix("used_cpu_user:") {
-                total += Double(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+            let info = try await connection.send("INFO", "stats", "cpu", "commandstats").string ?? ""
+            for line in info.split(whereSeparator: \.isNewline) {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let (field, value) = (line[..<colon], line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+                switch field {
+                case "total_commands_processed": commands += Double(value) ?? 0
+                case "used_cpu_sys", "used_cpu_user": cpuSeconds += Double(value) ?? 0
+                case _ where requestStats.contains(field):
+                    // calls=N,usec=...
+                    requests += Double(value.split(separator: ",")[0].dropFirst("calls=".count)) ?? 0
+                default: break
+                }
             }
         }
-        return total
     }
 
-    /// The masters' `total_commands_processed` (each script's own calls included), summed.
-    static func commandsProcessed(_ connections: [RedisConnection]) async throws -> Int {
-        var total = 0
-        for connection in connections {
-            let info = try await connection.send("INFO", "stats").string ?? ""
-            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("total_commands_processed:") {
-                total += Int(line.dropFirst("total_commands_processed:".count).trimmingCharacters(in: .whitespaces)) ?? 0
-            }
-        }
-        return total
+    static func - (later: MasterCounters, earlier: MasterCounters) -> MasterCounters {
+        MasterCounters(
+            commands: later.commands - earlier.commands,
+            requests: later.requests - earlier.requests,
+            cpuSeconds: later.cpuSeconds - earlier.cpuSeconds
+        )
+    }
+
+    static func / (counters: MasterCounters, divisor: Double) -> MasterCounters {
+        MasterCounters(commands: counters.commands / divisor, requests: counters.requests / divisor, cpuSeconds: counters.cpuSeconds / divisor)
     }
 }
 
