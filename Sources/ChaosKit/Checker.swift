@@ -74,8 +74,9 @@ package enum Checker {
         phases: Phases,
         handOvers: ClosedRange<Int64>? = nil
     ) -> CheckReport {
-        let sections = records.filter { $0.outcome == "ok" }
-        let windows = sections.map { (start: $0.enter, end: min($0.exit, $0.validUntil)) }.sorted { $0.start < $1.start }
+        // In the order they were entered: the overlap count and the idle stretches both walk them so.
+        let sections = records.filter { $0.outcome == "ok" }.sorted { $0.enter < $1.enter }
+        let windows = sections.map { (start: $0.enter, end: min($0.exit, $0.validUntil)) }
         var violations = 0
         for (index, window) in windows.enumerated() {
             for later in windows[(index + 1)...] {
@@ -105,7 +106,7 @@ package enum Checker {
             faultLatencies.isEmpty ? 0 : faultLatencies[min(faultLatencies.count - 1, Int(Double(faultLatencies.count) * p))]
         }
         let firstAfterHeal = sections.filter { $0.enter >= phases.healed }.map(\.enter).min()
-        let busy = sections.map { (start: $0.enter, end: $0.exit) }.sorted { $0.start < $1.start }
+        let busy = sections.map { (start: $0.enter, end: $0.exit) }
         let window = handOvers ?? phases.baseline...phases.fault
         let missed = records.filter { record in
             record.outcome == "lockHeld" && record.exit > record.started && window.contains(record.started) && window.contains(record.exit)
