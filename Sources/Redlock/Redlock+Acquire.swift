@@ -340,10 +340,10 @@ struct AcquisitionKeys: Sendable {
     init(redlock: Redlock, resources: [String], fenced: Bool) {
         lockKeys = resources.map(redlock.lockKey)
         fenceKeys = fenced ? resources.map(redlock.fenceKey) : []
-        waitKeys = resources.map { redlock.markerKey("wait:", $0) }
-        watchKeys = resources.map { redlock.markerKey("watch:", $0) }
-        priorityKey = redlock.markerKey("first:", resources[0])
-        queueKey = redlock.markerKey("queue:", resources[0])
+        waitKeys = resources.map { redlock.key(redlock.waitPrefix, $0) }
+        watchKeys = resources.map { redlock.key(redlock.watchPrefix, $0) }
+        priorityKey = redlock.key(redlock.priorityPrefix, resources[0])
+        queueKey = redlock.key(redlock.queuePrefix, resources[0])
     }
 
     /// The compare-and-delete of these locks; with `fencingCounter`, only while the counter

@@ -41,6 +41,12 @@ public final class Redlock: Service, Sendable {
     let metrics: RedlockMetrics
     let lockPrefix: [UInt8]
     let fencePrefix: [UInt8]
+    /// Markers next to a lock (see ``WakeUpHub``): somebody waits, somebody watches, a
+    /// waiter's priority claim, the waiters' queue.
+    let waitPrefix: [UInt8]
+    let watchPrefix: [UInt8]
+    let priorityPrefix: [UInt8]
+    let queuePrefix: [UInt8]
     /// Wake-ups for the acquisitions that wait (see ``WakeUpHub``).
     let wakeUps: WakeUpHub
     /// The fencing counters' retention in milliseconds, as the scripts take it.
@@ -128,6 +134,10 @@ public final class Redlock: Service, Sendable {
         )
         self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
         self.fencePrefix = Array((configuration.keyPrefix + "fence:").utf8)
+        self.waitPrefix = Array((configuration.keyPrefix + "wait:").utf8)
+        self.watchPrefix = Array((configuration.keyPrefix + "watch:").utf8)
+        self.priorityPrefix = Array((configuration.keyPrefix + "first:").utf8)
+        self.queuePrefix = Array((configuration.keyPrefix + "queue:").utf8)
         self.retentionArgument = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
     }
 
@@ -223,11 +233,10 @@ public final class Redlock: Service, Sendable {
 
     // MARK: - Helpers
 
-    func lockKey(_ resource: String) -> [UInt8] { lockPrefix + Array(resource.utf8) }
-    /// A marker next to a lock: `wait:` (somebody waits), `watch:` (somebody watches),
-    /// `first:` (a waiter's priority claim).
-    func markerKey(_ kind: String, _ resource: String) -> [UInt8] { Array((configuration.keyPrefix + kind + resource).utf8) }
-    func fenceKey(_ resource: String) -> [UInt8] { fencePrefix + Array(resource.utf8) }
+    func lockKey(_ resource: String) -> [UInt8] { key(lockPrefix, resource) }
+    func fenceKey(_ resource: String) -> [UInt8] { key(fencePrefix, resource) }
+    /// `resource`'s key of the kind `prefix` names.
+    func key(_ prefix: [UInt8], _ resource: String) -> [UInt8] { prefix + Array(resource.utf8) }
 
     func instanceDeadline() -> NIODeadline {
         .now() + .nanoseconds(configuration.instanceTimeout.nanoseconds)
