@@ -19,6 +19,8 @@ public struct Lock: Sendable, CustomStringConvertible {
     /// How much longer than ``ttl`` the masters keep the keys (see
     /// ``Redlock/acquire(_:ttl:value:wait:retry:fencing:lockDelay:)-(String,_,_,_,_,_,_)``); extensions keep it.
     public internal(set) var lockDelay: Duration = .zero
+    /// Whether this is a reader's hold on a ``ReadWriteLock``, shared with other readers.
+    public internal(set) var isShared = false
     /// The random (or caller-supplied) value stored on the masters.
     let value: [UInt8]
     /// Each master's vote in the acquisition that granted it (for tracing); empty otherwise.
@@ -54,6 +56,7 @@ public struct Lock: Sendable, CustomStringConvertible {
     func with(validity: Duration, validUntil: ContinuousClock.Instant, ttl: Duration) -> Lock {
         var lock = Lock(resources: resources, fencingTokens: fencingTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
         lock.lockDelay = lockDelay
+        lock.isShared = isShared
         return lock
     }
 }

@@ -54,6 +54,7 @@ extension Redlock {
         }
     }
 
+    /// The acquisition behind every public one; `access` makes it a read-write lock's.
     func acquireUntracked(
         _ resources: [String],
         ttl: Duration,
@@ -61,10 +62,12 @@ extension Redlock {
         wait: Duration?,
         retry: RedlockConfiguration.Retry?,
         fencing: Bool?,
-        lockDelay: Duration = .zero
+        lockDelay: Duration = .zero,
+        access: ReadWriteAccess? = nil
     ) async throws(RedlockError) -> Lock {
         let retry = retry ?? configuration.retry
-        let fenced = fencing ?? configuration.fencing
+        // Readers share: a fencing token would order nothing among them.
+        let fenced = access?.mode == .read ? false : fencing ?? configuration.fencing
         try validate(resources: resources, ttl: ttl)
         guard (Duration.zero...Self.longestDuration).contains(lockDelay) else {
             throw RedlockError(.invalidArgument, "lock delay must be between 0 and ten years")
@@ -77,7 +80,7 @@ extension Redlock {
             throw RedlockError(.invalidArgument, "wait must be between 0 and ten years")
         }
         let deadline = maximumWait.map { clock.now + $0 }
-        let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: fenced)
+        let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: fenced, access: access)
         let keyLifetime = ttl + lockDelay
         var waiting = Waiting(redlock: self, keys: keys, deadline: deadline, retry: retry)
         do throws(RedlockError) {
@@ -112,6 +115,7 @@ extension Redlock {
                 waiting.leave(holding: keyLifetime)
                 lock.attempts = attempt
                 lock.lockDelay = lockDelay
+                lock.isShared = access?.mode == .read
                 metrics.acquired.increment()
                 logger.debug("lock acquired", metadata: ["redlock.resource": "\(resources.joined(separator: ","))", "redlock.attempt": "\(attempt)"])
                 return lock
@@ -166,7 +170,17 @@ extension Redlock {
         let command: FanOutCommand
         do throws(RedlockError) {
             let seed = Array(String(Self.fencingSeed()).utf8)
-            if let waiter {
+            if let access = keys.access {
+                let waitMarker = waiter.map { wakeUps.markerLifetime($0.membership) ?? .seconds(1) } ?? .zero
+                command = try access.acquireCommand(
+                    keys: keys,
+                    value: value,
+                    ttl: ttlArgument,
+                    retention: retentionArgument,
+                    seed: seed,
+                    waitMarker: waitMarker
+                )
+            } else if let waiter {
                 let markerLifetime = wakeUps.markerLifetime(waiter.membership) ?? .seconds(1)
                 let othersLifetime = wakeUps.markerLifetime(waiter.membership, others: true) ?? .zero
                 command = try .script(
@@ -287,6 +301,12 @@ extension Redlock {
                 arguments: [membership.token, membership.queueEntry]
             )
         else { return }
+        sendWithoutWaiting(command, to: masters)
+    }
+
+    /// Sends `command` to `masters` (all when nil) from whatever thread, without waiting for
+    /// the replies: for best-effort clean-up.
+    func sendWithoutWaiting(_ command: FanOutCommand, to masters: [Int]? = nil) {
         let send: @Sendable () -> Void = { self.group.fanOut(command, to: masters, deadline: self.instanceDeadline()) { _ in } }
         if group.eventLoop.inEventLoop { send() } else { group.eventLoop.execute(send) }
     }
@@ -336,8 +356,11 @@ struct AcquisitionKeys: Sendable {
     /// The first resource's priority claim and waiter queue (see ``WakeUpHub``).
     let priorityKey: [UInt8]
     let queueKey: [UInt8]
+    /// Set for a read-write lock's acquisition.
+    let access: ReadWriteAccess?
 
-    init(redlock: Redlock, resources: [String], fenced: Bool) {
+    init(redlock: Redlock, resources: [String], fenced: Bool, access: ReadWriteAccess? = nil) {
+        self.access = access
         lockKeys = resources.map(redlock.lockKey)
         fenceKeys = fenced ? resources.map(redlock.fenceKey) : []
         waitKeys = resources.map { redlock.key(redlock.waitPrefix, $0) }
@@ -355,7 +378,11 @@ struct AcquisitionKeys: Sendable {
         fencingCounter: [UInt8]? = nil,
         fencingToken: Int64? = nil
     ) throws(RedlockError) -> FanOutCommand {
-        var arguments = [value, mode, Array(String(lockKeys.count).utf8), Array((announce ? "1" : "0").utf8)]
+        let announcement = Array((announce ? "1" : "0").utf8)
+        if let access, access.mode == .read {
+            return try .script(Scripts.releaseRead, keys: [lockKeys[0], access.readersKey, waitKeys[0], watchKeys[0]], arguments: [value, announcement])
+        }
+        var arguments = [value, mode, Array(String(lockKeys.count).utf8), announcement]
         var keys = lockKeys + waitKeys + watchKeys + [queueKey, priorityKey]
         if let fencingCounter, let fencingToken {
             keys.append(fencingCounter)
@@ -389,6 +416,12 @@ struct Waiting {
     /// Whether a waiter's attempt of this acquisition has failed: it may be in the masters'
     /// queues, and its success must take it out.
     private var refusedAsWaiter = false
+    /// Whether an attempt was refused: a writer of a read-write lock may have left its
+    /// waiting marker.
+    private var refused = false
+    /// A read lock's waiter: it shares, so it listens for releases rather than queueing
+    /// behind this client's other readers.
+    private var shares: Bool { keys.access?.mode == .read }
 
     init(redlock: Redlock, keys: AcquisitionKeys, deadline: ContinuousClock.Instant?, retry: RedlockConfiguration.Retry) {
         self.redlock = redlock
@@ -415,7 +448,7 @@ struct Waiting {
     /// one's turn, rather than overtaking them.
     mutating func lineUpBehindLocalWaiters() async throws(RedlockError) {
         let hub = redlock.wakeUps
-        guard redlock.configuration.wakeUps.isEnabled, deadline != nil || retry.count > 0, hub.hasSubscriptions else { return }
+        guard redlock.configuration.wakeUps.isEnabled, !shares, deadline != nil || retry.count > 0, hub.hasSubscriptions else { return }
         let until = deadline ?? estimatedDeadline(retryDelay: retry.delay)
         guard let joined = await hub.joinIfSubscribed(channels: keys.lockKeys, deadline: Self.nioDeadline(until)) else { return }
         membership = joined
@@ -426,6 +459,7 @@ struct Waiting {
     /// Waits before the next attempt, after `error`; `retryDelay` is the policy's delay (already
     /// capped at the deadline).
     mutating func pause(after error: RedlockError, retryDelay: Duration) async throws(RedlockError) {
+        refused = true
         let policy = redlock.configuration.wakeUps
         guard policy.isEnabled else {
             do {
@@ -444,7 +478,7 @@ struct Waiting {
             // Subscribed before the marked attempt: a release after that attempt is announced
             // to us, and one before it leaves the lock free for it.
             let until = deadline ?? estimatedDeadline(retryDelay: retryDelay)
-            let joined = await hub.join(channels: keys.lockKeys, watcher: false, deadline: Self.nioDeadline(until))
+            let joined = await hub.join(channels: keys.lockKeys, watcher: shares, deadline: Self.nioDeadline(until))
             membership = joined
             if await hub.isHead(joined) {
                 lastWake = nil
@@ -476,6 +510,7 @@ struct Waiting {
     /// Leaves the queue; `holding` when this acquisition took the lock for that long. A waiter
     /// that gives up also leaves the masters' queue, so that no release names it.
     mutating func leave(holding: Duration?) {
+        if refused, let access = keys.access { redlock.forgetWriter(access) }
         guard let membership else { return }
         redlock.wakeUps.leave(membership, holding: holding)
         if holding == nil { redlock.forget(membership, keys: keys) }

@@ -73,7 +73,9 @@ extension Redlock {
         let ttlArgument = Array(String((ttl + lock.lockDelay).millisecondsRoundedUp).utf8)
         let command: FanOutCommand
         do throws(RedlockError) {
-            if let fencingToken {
+            if lock.isShared {
+                command = try .script(Scripts.extendRead, keys: [key(readersPrefix, lock.resource)], arguments: [match.bytes, ttlArgument])
+            } else if let fencingToken {
                 let fenced = keys + [fenceKey(lock.resources[0])]
                 command = try .script(
                     Scripts.extend,
@@ -131,7 +133,7 @@ extension Redlock {
                 validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor),
                 ttl: ttl
             )
-            guard !missing.isEmpty, case .exact = match,
+            guard !missing.isEmpty, case .exact = match, !lock.isShared,
                 let reseed = try? FanOutCommand.script(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument])
             else {
                 completion(.success(extendedLock))

@@ -12,7 +12,7 @@ extension Redlock {
     /// - Throws: ``RedlockError/Code/quorumUnreachable`` when too few masters answered to tell.
     @discardableResult
     public func release(_ lock: Lock) async throws(RedlockError) -> ReleaseOutcome {
-        let outcome = try await release(lock.resources, value: lock.value)
+        let outcome = try await release(lock.resources, matching: .exact(lock.value), shared: lock.isShared)
         return outcome == .released && lock.remainingValidity <= .zero ? .releasedAfterValidity : outcome
     }
 
@@ -29,14 +29,16 @@ extension Redlock {
     /// With `fencingToken`, for one resource, a master deletes the key only while the
     /// resource's fencing counter still equals the token: a delayed release of an earlier
     /// acquisition cannot delete a later one that reused its value (or its value's prefix).
+    /// `shared`: the value is a reader's entry of the ``ReadWriteLock`` named `resources[0]`.
     package func release(
         _ resources: [String],
         matching match: ValueMatch,
-        fencingToken: Int64? = nil
+        fencingToken: Int64? = nil,
+        shared: Bool = false
     ) async throws(RedlockError) -> ReleaseOutcome {
         try await traced("release", resources) { () async throws(RedlockError) -> ReleaseOutcome in
             try await tracked { () async throws(RedlockError) -> ReleaseOutcome in
-                try await releaseUntracked(resources, matching: match, fencingToken: fencingToken)
+                try await releaseUntracked(resources, matching: match, fencingToken: fencingToken, shared: shared)
             }
         }
     }
@@ -44,7 +46,8 @@ extension Redlock {
     func releaseUntracked(
         _ resources: [String],
         matching match: ValueMatch,
-        fencingToken: Int64? = nil
+        fencingToken: Int64? = nil,
+        shared: Bool = false
     ) async throws(RedlockError) -> ReleaseOutcome {
         let value = match.bytes
         let mode = match.mode
@@ -54,7 +57,11 @@ extension Redlock {
         guard fencingToken == nil || resources.count == 1 else {
             throw RedlockError(.invalidArgument, "a fencing token names one resource's acquisition")
         }
-        let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: false)
+        guard !shared || (resources.count == 1 && fencingToken == nil) else {
+            throw RedlockError(.invalidArgument, "a reader holds one read-write lock, unfenced")
+        }
+        let access = shared ? ReadWriteAccess(redlock: self, name: resources[0], mode: .read) : nil
+        let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: false, access: access)
         let release = try keys.releaseCommand(value: value, mode: mode, fencingCounter: fenceKey(resources[0]), fencingToken: fencingToken)
         let quorum = group.quorum
         let result: Result<ReleaseOutcome, RedlockError> = await onLoop { completion in

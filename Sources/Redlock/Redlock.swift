@@ -47,6 +47,9 @@ public final class Redlock: Service, Sendable {
     let watchPrefix: [UInt8]
     let priorityPrefix: [UInt8]
     let queuePrefix: [UInt8]
+    /// A read-write lock's readers and its waiting writer (see ``ReadWriteLock``).
+    let readersPrefix: [UInt8]
+    let writerWaitingPrefix: [UInt8]
     /// Wake-ups for the acquisitions that wait (see ``WakeUpHub``).
     let wakeUps: WakeUpHub
     /// The fencing counters' retention in milliseconds, as the scripts take it.
@@ -138,6 +141,8 @@ public final class Redlock: Service, Sendable {
         self.watchPrefix = Array((configuration.keyPrefix + "watch:").utf8)
         self.priorityPrefix = Array((configuration.keyPrefix + "first:").utf8)
         self.queuePrefix = Array((configuration.keyPrefix + "queue:").utf8)
+        self.readersPrefix = Array((configuration.keyPrefix + "readers:").utf8)
+        self.writerWaitingPrefix = Array((configuration.keyPrefix + "writer:").utf8)
         self.retentionArgument = Array(String(configuration.fencingCounterRetention.millisecondsRoundedUp).utf8)
     }
 

@@ -5,7 +5,10 @@ import RedisWire
 enum Scripts {
     /// Every script, loaded on each connection as it connects.
     static var all: [RedisScript] {
-        [acquireFenced, acquireWaiting, markWatched, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel]
+        [
+            acquireFenced, acquireWaiting, markWatched, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel,
+            acquireRead, acquireWrite, releaseRead, extendRead, forgetWriter,
+        ]
     }
 
     /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters, KEYS[2n+1..3n] watch markers;
@@ -261,6 +264,119 @@ enum Scripts {
           return 1
         end
         return 0
+        """
+    )
+
+    // MARK: Read-write locks (see `ReadWriteLock`)
+    //
+    // Per master: the writer is the ordinary lock key; readers are entries of a sorted set
+    // scored by their expiry on the master's clock (each expires on its own); a waiting
+    // writer's marker stops new readers.
+
+    /// The master's clock in ms, and the readers' set without its expired entries.
+    private static let readersNow = """
+        local clock = redis.call('time')
+        local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+        redis.call('zremrangebyscore', READERS, '-inf', now)
+        """
+
+    /// Makes the wait marker (KEYS[WAIT]) live at least ARGV[LIFETIME] ms, so that the release
+    /// that frees the lock is announced.
+    private static func markWaiting(_ marker: String, _ lifetime: String) -> String {
+        """
+        local lifetime = tonumber(\(lifetime))
+        if lifetime > 0 and redis.call('pttl', \(marker)) < lifetime then redis.call('set', \(marker), '1', 'PX', lifetime) end
+        """
+    }
+
+    /// A reader's acquisition. KEYS: writer key, readers' set, writer-waiting marker, wait
+    /// marker; ARGV: value, ttl ms, wait marker ms (0 for none). Refused (the PTTL of what
+    /// refuses it) while a writer holds the lock or waits for it; otherwise adds the reader's
+    /// entry, expiring ttl from now, and keeps the set alive as long as its last entry.
+    static let acquireRead = RedisScript(
+        """
+        local READERS = KEYS[2]
+        local blocker = redis.call('exists', KEYS[1]) == 1 and KEYS[1] or (redis.call('exists', KEYS[3]) == 1 and KEYS[3])
+        if blocker then
+          \(markWaiting("KEYS[4]", "ARGV[3]"))
+          return redis.call('pttl', blocker)
+        end
+        \(readersNow)
+        redis.call('zadd', READERS, now + tonumber(ARGV[2]), ARGV[1])
+        local last = redis.call('zrange', READERS, -1, -1, 'WITHSCORES')[2]
+        redis.call('pexpire', READERS, math.max(tonumber(last) - now, 1))
+        return redis.status_reply('OK')
+        """
+    )
+
+    /// A writer's acquisition. KEYS: writer key, [fencing counter,] readers' set,
+    /// writer-waiting marker, wait marker, watch marker; ARGV: value, ttl ms, wait marker ms,
+    /// writer id, writer-waiting marker ms (0 when the writer will not wait), counter
+    /// retention ms, seed. Refused while the writer key exists or a reader's entry lives: it
+    /// returns the PTTL of the holder (the last reader's), keeps the wait marker, and marks
+    /// the writer as waiting unless another writer already is. Otherwise sets the writer key,
+    /// drops its own waiting marker and continues as ``acquireFenced``.
+    static let acquireWrite = RedisScript(
+        """
+        local n = 1
+        local f = #KEYS == 6 and 1 or 0
+        local READERS, intent = KEYS[2 + f], KEYS[3 + f]
+        local left = nil
+        if redis.call('exists', KEYS[1]) == 1 then
+          left = redis.call('pttl', KEYS[1])
+        else
+          \(readersNow)
+          local last = redis.call('zrange', READERS, -1, -1, 'WITHSCORES')[2]
+          if last then left = tonumber(last) - now end
+        end
+        if left then
+          \(markWaiting("KEYS[4 + f]", "ARGV[5]"))
+          local waiting = redis.call('get', intent)
+          if tonumber(ARGV[7]) > 0 and (not waiting or waiting == ARGV[6]) then redis.call('set', intent, ARGV[6], 'PX', ARGV[7]) end
+          return left
+        end
+        redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        if redis.call('get', intent) == ARGV[6] then redis.call('del', intent) end
+        \(announceAndIssueTokens(watchMarkersAt: "#KEYS - 1", fenced: "f > 0"))
+        """
+    )
+
+    /// KEYS: writer key, readers' set, wait marker, watch marker; ARGV: value, "1" to announce.
+    /// Removes the reader's entry: 1 if it was live, 0 if it had expired or was never there.
+    /// Announces the release where somebody waits or watches.
+    static let releaseRead = RedisScript(
+        """
+        local READERS = KEYS[2]
+        local expiry = redis.call('zscore', READERS, ARGV[1])
+        if not expiry then return 0 end
+        \(readersNow)
+        if redis.call('zrem', READERS, ARGV[1]) == 0 then return 0 end
+        if ARGV[2] == '1' and redis.call('exists', KEYS[3], KEYS[4]) > 0 then redis.call('publish', KEYS[1], 'r') end
+        return 1
+        """
+    )
+
+    /// KEYS: readers' set; ARGV: value, ttl ms. Extends a live reader's entry to ttl from
+    /// now: 1 extended, 0 not held (expired or never there; a reader is never re-seeded, as a
+    /// writer may hold the master now).
+    static let extendRead = RedisScript(
+        """
+        local READERS = KEYS[1]
+        \(readersNow)
+        if not redis.call('zscore', READERS, ARGV[1]) then return 0 end
+        redis.call('zadd', READERS, 'XX', now + tonumber(ARGV[2]), ARGV[1])
+        local last = redis.call('zrange', READERS, -1, -1, 'WITHSCORES')[2]
+        redis.call('pexpire', READERS, math.max(tonumber(last) - now, 1))
+        return 1
+        """
+    )
+
+    /// KEYS: writer-waiting marker; ARGV: writer id. A writer that gave up stops blocking
+    /// new readers.
+    static let forgetWriter = RedisScript(
+        """
+        if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+        return 1
         """
     )
 }

@@ -13,7 +13,7 @@ struct LeastPrivilegeTests {
         "resetkeys", "~redlock:*", "~locklock:*", "resetchannels", "&redlock:*", "-@all",
         "+ping", "+info", "+select", "+evalsha", "+eval", "+script|load", "+config|get",
         "+set", "+get", "+del", "+exists", "+pttl", "+pexpire", "+incr", "+incrby", "+time",
-        "+publish", "+subscribe", "+unsubscribe", "+zadd", "+zrem", "+zrange",
+        "+publish", "+subscribe", "+unsubscribe", "+zadd", "+zrem", "+zrange", "+zremrangebyscore", "+zscore",
     ]
 
     @Test func everyLockOperationWorksWithTheDocumentedACLAndNoMore() async throws {
@@ -48,6 +48,12 @@ struct LeastPrivilegeTests {
             let woken = ContinuousClock.now
             #expect(try await redlock.release(try await waited) == .released)
             #expect(ContinuousClock.now - woken < .seconds(5), "the release was announced to the waiter")
+            // A read-write lock: readers' entries, a writer that waits for them, extension.
+            let shared = try ReadWriteLock("acl-rw", on: redlock)
+            let reader = try await shared.acquireRead(ttl: .seconds(10))
+            await #expect(throws: RedlockError.self) { try await shared.acquireWrite(ttl: .seconds(10), wait: .milliseconds(100)) }
+            #expect(try await redlock.release(try await redlock.extend(reader, ttl: .seconds(10))) == .released)
+            #expect(try await redlock.release(try await shared.acquireWrite(ttl: .seconds(10))) == .released)
             #expect(await redlock.answeringMasters() == 5)
             #expect(await redlock.serverSetting("maxmemory-policy").allSatisfy { $0 != nil })
             // And no more: a key outside the prefixes, or a command outside the list, is refused.
