@@ -380,7 +380,11 @@ struct AcquisitionKeys: Sendable {
     ) throws(RedlockError) -> FanOutCommand {
         let announcement = Array((announce ? "1" : "0").utf8)
         if let access, access.mode == .read {
-            return try .script(Scripts.releaseRead, keys: [lockKeys[0], access.readersKey, waitKeys[0], watchKeys[0]], arguments: [value, announcement])
+            return try .script(
+                Scripts.releaseRead,
+                keys: [lockKeys[0], access.readersKey, waitKeys[0], watchKeys[0]],
+                arguments: [value, announcement]
+            )
         }
         var arguments = [value, mode, Array(String(lockKeys.count).utf8), announcement]
         var keys = lockKeys + waitKeys + watchKeys + [queueKey, priorityKey]

@@ -414,13 +414,25 @@ func exitStatus(for error: RedlockError) -> Int32 {
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command while holding a distributed lock (a distributed flock(1)).",
-        discussion:
-            "Exits with the command's status (128 + N if signal N ended it); 75 if the lock is held, 69 if too few masters answer, 70 if the lock was lost (the command got SIGTERM), 127 if the command cannot be started."
+        discussion: """
+            The command sees the lock's fencing token (with --leader, the term) in LOCKLOCK_FENCING_TOKEN. \
+            If the lock is lost while it runs, the command gets SIGTERM, and SIGKILL after --grace. \
+            Exits with the command's status (128 + N if signal N ended it); 75 if the lock is held, 69 if too few masters answer, \
+            70 if the lock was lost, 127 if the command cannot be started.
+            """
     )
     @OptionGroup var options: LockOptions
     @Option(help: "Run while holding one of N permits of a semaphore named --lock (at most N of these commands at once).")
     var permits: Int?
+    @Flag(help: "Campaign to lead the role --lock (until elected, or for --wait), and run the command while leading.")
+    var leader = false
+    @Option(help: "How long the command has between SIGTERM and SIGKILL once the lock is lost, e.g. 10s.")
+    var grace = DurationArgument(argument: "10s")!
     @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []
+
+    func validate() throws {
+        if leader && permits != nil { throw ValidationError("--leader and --permits do not go together") }
+    }
 
     func run() async throws {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
@@ -428,24 +440,13 @@ struct Run: AsyncParsableCommand {
         let redlock = try options.redlock()
         let lock: Lock
         do {
-            if let permits {
-                lock = try await Semaphore(options.lock, permits: permits, on: redlock).acquire(
-                    ttl: options.ttl.duration,
-                    wait: options.wait?.duration,
-                    lockDelay: options.lockDelay?.duration ?? .zero
-                )
-            } else {
-                lock = try await redlock.acquire(
-                    options.lock,
-                    ttl: options.ttl.duration,
-                    wait: options.wait?.duration,
-                    lockDelay: options.lockDelay?.duration ?? .zero
-                )
-            }
+            lock = try await acquire(on: redlock)
         } catch {
+            await redlock.shutdown()
             FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
             throw ExitCode(exitStatus(for: error))
         }
+        if let token = lock.fencingToken { setenv("LOCKLOCK_FENCING_TOKEN", String(token), 1) }
         let child: ChildProcess
         do {
             child = try ChildProcess.spawn([executable] + arguments.dropFirst())
@@ -456,13 +457,16 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(127)
         }
         let handle = LockHandle(lock)
+        let grace = grace.duration
         let status: Int32 = await withTaskGroup(of: Int32?.self) { group in
             group.addTask { await child.wait() }
             group.addTask {
-                if await redlock.keepAlive(handle) {
-                    FileHandle.standardError.write(Data("locklock: lock lost, sending SIGTERM to the command\n".utf8))
-                    child.terminate()
-                }
+                guard await redlock.keepAlive(handle) else { return nil }
+                FileHandle.standardError.write(Data("locklock: lock lost, sending SIGTERM to the command\n".utf8))
+                child.terminate()
+                guard (try? await Task.sleep(for: grace)) != nil else { return nil }  // it exited in time
+                FileHandle.standardError.write(Data("locklock: the command outlived its grace period, sending SIGKILL\n".utf8))
+                child.send(SIGKILL)
                 return nil
             }
             var commandStatus: Int32 = 1
@@ -477,6 +481,20 @@ struct Run: AsyncParsableCommand {
         _ = try? await redlock.release(handle.lock)
         await redlock.shutdown()
         throw ExitCode(status)
+    }
+
+    /// The lock the command runs under: a plain lock, a semaphore's permit, or the role.
+    private func acquire(on redlock: Redlock) async throws(RedlockError) -> Lock {
+        let ttl = options.ttl.duration
+        let wait = options.wait?.duration
+        let lockDelay = options.lockDelay?.duration ?? .zero
+        if let permits {
+            return try await Semaphore(options.lock, permits: permits, on: redlock).acquire(ttl: ttl, wait: wait, lockDelay: lockDelay)
+        }
+        if leader {
+            return try await LeaderElection(options.lock, on: redlock, ttl: ttl).campaign(wait: wait)
+        }
+        return try await redlock.acquire(options.lock, ttl: ttl, wait: wait, lockDelay: lockDelay)
     }
 }
 

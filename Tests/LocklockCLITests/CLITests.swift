@@ -174,6 +174,73 @@ struct CLITests {
         }
     }
 
+    @Test func runAsLeaderWaitsForTheRoleAndPassesAHigherTermToTheCommand() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("leader-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let script = { (name: String) in "echo $LOCKLOCK_FENCING_TOKEN > \(directory.path)/\(name); sleep 2" }
+            let first = try spawnLocklock(
+                ["run", "--leader", "--lock", "scheduler", "--ttl", "5s", "--", "sh", "-c", script("first")],
+                masters: group.commaSeparated
+            )
+            try await Task.sleep(for: .milliseconds(800))
+            let clock = ContinuousClock()
+            let started = clock.now
+            let second = try await locklock(
+                ["run", "--leader", "--lock", "scheduler", "--ttl", "5s", "--", "sh", "-c", script("second")],
+                masters: group.commaSeparated
+            )
+            #expect(second.status == 0, "\(second.stderr)")
+            #expect(clock.now - started > .seconds(1), "it waited for the first leader to finish")
+            for _ in 0..<3000 where first.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(first.terminationStatus == 0)
+            let terms = try ["first", "second"].map {
+                Int64(try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            #expect(terms[0] != nil && terms[1] != nil)
+            #expect((terms[1] ?? 0) > (terms[0] ?? 0), "terms increase across leaders")
+            let impatient = try await locklock(
+                ["run", "--leader", "--lock", "scheduler", "--ttl", "5s", "--permits", "2", "--", "true"],
+                masters: group.commaSeparated
+            )
+            #expect(impatient.status != 0 && impatient.stderr.contains("do not go together"))
+        }
+    }
+
+    @Test func aLeaderThatLosesTheRoleSendsSIGTERMThenSIGKILLAfterTheGrace() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("grace-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pidFile = directory.appendingPathComponent("pid").path
+            // A command that ignores SIGTERM: only SIGKILL stops it.
+            async let run = locklock(
+                [
+                    "run", "--leader", "--lock", "stubborn", "--ttl", "900ms", "--grace", "700ms", "--",
+                    "sh", "-c", "trap '' TERM; echo $$ > \(pidFile); while true; do sleep 0.1; done",
+                ],
+                masters: group.commaSeparated
+            )
+            for _ in 0..<500 where !FileManager.default.fileExists(atPath: pidFile) { try await Task.sleep(for: .milliseconds(10)) }
+            // Another process takes the role away on every master.
+            for server in group.servers {
+                let connection = RedisConnection(address: server.address)
+                _ = try await connection.send("DEL", "redlock:lock:stubborn")
+                await connection.close()
+            }
+            let clock = ContinuousClock()
+            let deleted = clock.now
+            let result = try await run
+            #expect(result.status == 70, "\(result.stderr)")
+            #expect(result.stderr.contains("sending SIGTERM"))
+            #expect(result.stderr.contains("sending SIGKILL"), "the command ignored SIGTERM for longer than its grace")
+            #expect(clock.now - deleted < .seconds(5))
+            let pid = Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            #expect(pid > 0 && kill(pid, 0) != 0, "the command is gone")
+        }
+    }
+
     @Test func acquireAndReleaseForShellScripts() async throws {
         try await withRedisServers(count: 3) { group throws in
             let acquired = try await locklock(["acquire", "--lock", "deploy", "--ttl", "30s"], masters: group.commaSeparated)

@@ -150,7 +150,9 @@ struct ReadWriteLockTests {
                             if (task + round) % 4 == 0 {
                                 try await lock.withWriteLock(ttl: .seconds(5), wait: .seconds(60)) { _ in
                                     let writers = state.writers.add(1, ordering: .sequentiallyConsistent).newValue
-                                    if writers != 1 || state.readers.load(ordering: .sequentiallyConsistent) != 0 { state.overlaps.add(1, ordering: .relaxed) }
+                                    if writers != 1 || state.readers.load(ordering: .sequentiallyConsistent) != 0 {
+                                        state.overlaps.add(1, ordering: .relaxed)
+                                    }
                                     try await Task.sleep(for: .milliseconds(5))
                                     state.writers.subtract(1, ordering: .sequentiallyConsistent)
                                     state.writes.add(1, ordering: .relaxed)
