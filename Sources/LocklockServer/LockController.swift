@@ -6,7 +6,9 @@ import Redlock
 import ServiceLifecycle
 import Synchronization
 
-/// The `/v1/api/lock/...` routes: acquire (POST), release (DELETE), extend (PATCH), status (GET).
+/// The `/v1/api/lock/...` routes: acquire (POST), release (DELETE), extend (PATCH), status
+/// (GET); and a semaphore's, `/v1/api/semaphore/key/{name}` (POST takes a permit) and
+/// `/v1/api/semaphore/key/{name}/{permit}` (DELETE, PATCH and GET, as for a lock).
 struct LockController: Sendable {
     let groups: MasterGroups
     let configuration: LocklockServerConfiguration
@@ -21,9 +23,14 @@ struct LockController: Sendable {
             router.patch(path) { request, context in try await self.handle(.extend, kind: kind, request, context) }
             router.get(path) { request, context in try await self.handle(.status, kind: kind, request, context) }
         }
+        router.post("/v1/api/semaphore/key/:name") { request, context in try await self.handle(.acquirePermit, kind: "key", request, context) }
+        let permit = RouterPath("/v1/api/semaphore/key/:name/:permit")
+        router.delete(permit) { request, context in try await self.handle(.release, kind: "permit", request, context) }
+        router.patch(permit) { request, context in try await self.handle(.extend, kind: "permit", request, context) }
+        router.get(permit) { request, context in try await self.handle(.status, kind: "permit", request, context) }
     }
 
-    enum Operation { case acquire, release, extend, status }
+    enum Operation { case acquire, acquirePermit, release, extend, status }
 
     /// Who is calling, after authentication and plan checks.
     struct Caller {
@@ -35,8 +42,14 @@ struct LockController: Sendable {
         var context = context
         context.clientAddress = ForwardedClient.address(peer: context.remoteAddress, headers: request.headers, trusted: configuration.trustedProxies)
         let raw = try context.parameters.require("name")
-        guard let name = kind == "uuid" ? LockName.parseUUID(raw) : LockName.parseKey(raw) else {
+        guard var name = kind == "uuid" ? LockName.parseUUID(raw) : LockName.parseKey(raw) else {
             throw Problem.badRequest(kind == "uuid" ? "not a canonical UUID" : "lock names match ^[A-Za-z0-9._~:-]{1,200}$ and contain no '..'")
+        }
+        if kind == "permit" {
+            guard let index = LockName.parsePermit(try context.parameters.require("permit")) else {
+                throw Problem.badRequest("a permit is a number from 0 to \(Semaphore.maximumPermits - 1)")
+            }
+            name = .permit(raw, index: index)
         }
         let caller: Caller
         do {
@@ -72,14 +85,19 @@ struct LockController: Sendable {
                 maximumWait: configuration.maximumWait,
                 allowData: caller.tenant?.plan == .pro
             )
+            try body.validate(permitsExpected: operation == .acquirePermit)
         }
         let resource = name.resource(tenant: caller.tenant?.name)
         let secret = body.secret ?? request.headers[.lockSecret]
         if let secret { try LockRequestBody.validate(secret: secret) }
-        let owner = secret.map { StoredLockValue.owner(resource: resource, secret: $0, key: configuration.secretKey) }
+        let scope = name.secretScope.resource(tenant: caller.tenant?.name)
+        let owner = secret.map { StoredLockValue.owner(resource: scope, secret: $0, key: configuration.secretKey) }
         switch operation {
         case .acquire:
             return try await acquire(name, resource, caller: caller, body: body, storedData: storedData, owner: owner, context: context)
+                .response(from: request, context: context)
+        case .acquirePermit:
+            return try await acquirePermit(name, resource, caller: caller, body: body, storedData: storedData, owner: owner, context: context)
                 .response(from: request, context: context)
         case .release:
             return try await release(name, resource, caller: caller, owner: owner, ifMatch: try Self.ifMatch(request))
@@ -161,6 +179,59 @@ struct LockController: Sendable {
         return lockResponse(.created, name: name, remaining: lock.validity, hasSecret: owner != nil, token: lock.fencingToken, data: body.data)
     }
 
+    /// Takes one permit of the semaphore `name` (at most `permits` holders at once): 201 with
+    /// the permit's path and index, or 409 when every permit is held (after `wait`). A POST
+    /// always takes a new permit: one whose 201 was lost is freed by its TTL.
+    func acquirePermit(
+        _ name: LockName,
+        _ resource: String,
+        caller: Caller,
+        body: LockRequestBody,
+        storedData: [UInt8]?,
+        owner: [UInt8]?,
+        context: LocklockRequestContext
+    ) async throws -> LockResponse {
+        guard case .key(let key) = name, let permits = body.permits else { throw Problem.unprocessable("permits is required") }
+        let semaphore = try Self.throwingProblem { () throws(RedlockError) in try caller.redlock.semaphore(resource, permits: permits) }
+        let ttl = Duration.milliseconds(Int64((body.expiresIn ?? min(2_592_000, maximumExpiresIn(for: caller.tenant))) * 1000))
+        let value = StoredLockValue.make(owner: owner, data: storedData, tenant: caller.tenant?.name)
+        let wait = body.wait ?? 0
+        var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
+            try await semaphore.acquire(ttl: ttl, value: value, lockDelay: body.lockDelayDuration)
+        }
+        if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
+            let identity = identity(of: caller.tenant, context: context)
+            guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else {
+                throw Problem.tooManyWaiters(retryAfter: Self.seconds(error.retryAfter))
+            }
+            defer { waiters.leave(identity) }
+            outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> Lock in
+                try await semaphore.acquire(ttl: ttl, value: value, wait: .milliseconds(Int64(wait * 1000)), lockDelay: body.lockDelayDuration)
+            }
+        }
+        switch outcome {
+        case .success(let permit):
+            guard context.clientIsConnected, let index = semaphore.slotIndex(of: permit) else {
+                _ = try? await caller.redlock.release(permit)
+                throw Problem.clientGone
+            }
+            var response = lockResponse(
+                .created,
+                name: .permit(key, index: index),
+                remaining: permit.validity,
+                hasSecret: owner != nil,
+                token: permit.fencingToken,
+                data: body.data
+            )
+            response.permit = index
+            return response
+        case .failure(let error) where error.code == .lockHeld:
+            throw Problem.conflict("all \(permits) permits are held", retryAfter: Self.seconds(error.retryAfter))
+        case .failure(let error):
+            throw Self.problem(for: error)
+        }
+    }
+
     /// Runs `operation` (an acquisition that waits, or a watch) until it ends, the client has
     /// gone, or the server begins a graceful shutdown (both checked every 100 ms; the
     /// operation is then cancelled). A lock granted as the client left is still returned, for
@@ -194,6 +265,15 @@ struct LockController: Sendable {
             }
         } onGracefulShutdown: {
             draining.isSet.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// `body`'s value, or its error as a problem response.
+    static func throwingProblem<T>(_ body: () throws(RedlockError) -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw problem(for: error)
         }
     }
 
@@ -355,7 +435,9 @@ struct LockController: Sendable {
             guard tenant.name == subdomain else { throw Problem.forbidden("this key belongs to another tenant") }
             guard tenant.plan == .pro else { throw Problem.forbidden("custom subdomains need a Pro plan") }
         }
-        if case .key = name {
+        switch name {
+        case .uuid: break
+        case .key, .permit:
             guard let tenant else { throw Problem.unauthorized("custom lock names need a Pro API key") }
             guard tenant.plan == .pro else { throw Problem.forbidden("custom lock names need a Pro plan") }
         }

@@ -1,4 +1,5 @@
 import Hummingbird
+import Redlock
 
 /// The JSON body of a POST, PATCH or DELETE on a lock. Decoding checks types (400); `validate`
 /// checks the ranges that depend on the caller (422, or 403 for data without a Pro plan).
@@ -20,6 +21,8 @@ struct LockRequestBody: Decodable, Sendable {
     /// How long, in seconds, the lock stays unusable after its expiry when its holder neither
     /// releases nor extends it (on POST and PATCH).
     var lockDelay: Double?
+    /// How many holders a semaphore admits (a semaphore's POST only).
+    var permits: Int?
 
     enum CodingKeys: String, CodingKey {
         case secret
@@ -27,6 +30,7 @@ struct LockRequestBody: Decodable, Sendable {
         case data
         case wait
         case lockDelay = "lock_delay"
+        case permits
     }
 
     init() {}
@@ -39,6 +43,19 @@ struct LockRequestBody: Decodable, Sendable {
         data = try container.decodeIfPresent(JSONValue.self, forKey: .data).flatMap { $0 == .null ? nil : $0 }
         wait = try container.decodeIfPresent(Double.self, forKey: .wait)
         lockDelay = try container.decodeIfPresent(Double.self, forKey: .lockDelay)
+        permits = try container.decodeIfPresent(Int.self, forKey: .permits)
+    }
+
+    /// `permits` is required on a semaphore's POST (1 to ``Semaphore/maximumPermits``) and
+    /// refused anywhere else.
+    func validate(permitsExpected: Bool) throws {
+        guard permitsExpected else {
+            if permits != nil { throw Problem.unprocessable("permits applies to a semaphore's POST only") }
+            return
+        }
+        guard let permits, (1...Semaphore.maximumPermits).contains(permits) else {
+            throw Problem.unprocessable("permits must be between 1 and \(Semaphore.maximumPermits)")
+        }
     }
 
     /// A secret, from the body or the `Lock-Secret` header, is 1 to 256 bytes of UTF-8.

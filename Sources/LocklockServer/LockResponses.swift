@@ -6,7 +6,7 @@ import Hummingbird
 struct LockResponse: ResponseGenerator, Encodable, Sendable {
     /// 201 for a new acquisition, 200 otherwise. Not part of the body.
     var status: HTTPResponse.Status
-    /// The lock's path, `uuid/...` or `key/...`.
+    /// The lock's path, `uuid/...` or `key/...`, or a permit's, `key/.../N`.
     var lock: String
     /// Seconds of validity left, to the hundredth.
     var expiresIn: Double
@@ -18,8 +18,11 @@ struct LockResponse: ResponseGenerator, Encodable, Sendable {
     var fencingToken: Int64?
     /// The Pro data payload, shown only to the tenant that stored it.
     var data: JSONValue?
+    /// For a semaphore's permit: its index (the last segment of ``lock``).
+    var permit: Int?
 
     enum CodingKeys: String, CodingKey {
+        case permit
         case lock
         case expiresIn = "expires_in"
         case expiresAt = "expires_at"

@@ -1,8 +1,8 @@
 import Foundation
 
 /// The OpenAPI 3.1 document served at `/v1/api/openapi.json`: `openapi.json` beside this file,
-/// compiled into the binary, with the server's configured limits filled in and the named-lock
-/// path derived from the UUID path. Tests check that it names every route the router serves and
+/// compiled into the binary, with the server's configured limits filled in, and the named-lock
+/// and permit paths derived from the UUID path. Tests check that it names every route the router serves and
 /// every status `Docs/http-api.md` lists; the conformance run validates it and fuzzes the live
 /// server against it.
 enum OpenAPIDocument {
@@ -16,7 +16,8 @@ enum OpenAPIDocument {
         for (schema, field, maximum) in [
             ("AcquireRequest", "expires_in", maximumExpiresIn), ("AcquireRequest", "wait", maximumWait),
             ("ExtendRequest", "expires_in", maximumExpiresIn), ("AcquireRequest", "lock_delay", maximumExpiresIn),
-            ("ExtendRequest", "lock_delay", maximumExpiresIn),
+            ("ExtendRequest", "lock_delay", maximumExpiresIn), ("AcquirePermitRequest", "expires_in", maximumExpiresIn),
+            ("AcquirePermitRequest", "wait", maximumWait), ("AcquirePermitRequest", "lock_delay", maximumExpiresIn),
         ] {
             schemas[schema] = settingMaximum(maximum, of: field, in: schemas[schema] as? [String: Any] ?? [:])
         }
@@ -26,7 +27,9 @@ enum OpenAPIDocument {
         if var uuidItem = paths["/v1/api/lock/uuid/{uuid}"] as? [String: Any] {
             uuidItem["get"] = settingWatchMaximum(maximumWait, in: uuidItem["get"] as? [String: Any] ?? [:])
             paths["/v1/api/lock/uuid/{uuid}"] = uuidItem
-            paths["/v1/api/lock/key/{name}"] = namedLockItem(from: uuidItem)
+            let namedItem = namedLockItem(from: uuidItem)
+            paths["/v1/api/lock/key/{name}"] = namedItem
+            paths["/v1/api/semaphore/key/{name}/{permit}"] = permitItem(from: namedItem)
         }
         document["paths"] = paths
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
@@ -56,6 +59,19 @@ enum OpenAPIDocument {
             return parameter
         }
         return operation
+    }
+
+    /// `/v1/api/semaphore/key/{name}/{permit}` from `/v1/api/lock/key/{name}`: a permit is
+    /// released, extended and queried as a named lock is.
+    private static func permitItem(from item: [String: Any]) -> [String: Any] {
+        var result: [String: Any] = ["parameters": [["$ref": "#/components/parameters/name"], ["$ref": "#/components/parameters/permit"]]]
+        for method in ["delete", "patch", "get"] {
+            guard var operation = item[method] as? [String: Any] else { continue }
+            operation["operationId"] = (operation["operationId"] as? String)?.replacingOccurrences(of: "Key", with: "Permit")
+            operation["summary"] = (operation["summary"] as? String)?.replacingOccurrences(of: "a named lock", with: "a semaphore's permit")
+            result[method] = operation
+        }
+        return result
     }
 
     /// `/v1/api/lock/key/{name}` from `/v1/api/lock/uuid/{uuid}`: another parameter, names and

@@ -38,16 +38,30 @@ public struct Semaphore: Sendable {
     /// The resource of slot `index`.
     public func slot(_ index: Int) -> String { "\(name)#\(index)" }
 
+    /// The slot a permit of this semaphore holds; nil for any other lock.
+    public func slotIndex(of permit: Lock) -> Int? {
+        guard permit.resource.hasPrefix(name + "#"), let index = Int(permit.resource.dropFirst(name.count + 1)),
+            (0..<permits).contains(index), slot(index) == permit.resource
+        else { return nil }
+        return index
+    }
+
     /// Acquires one permit: tries the slots once each, starting at a random one so that
     /// contenders spread over them, and with a `wait`, sleeps until a slot is released (or
     /// the earliest holder's remaining time) and tries again, until the deadline.
     ///
     /// The permit is a ``Lock`` on one slot: extend and release it like any lock; with fencing,
-    /// its token orders the holders of that slot. `lockDelay` is as for a lock.
+    /// its token orders the holders of that slot. `value` and `lockDelay` are as for a lock.
     /// - Throws: ``RedlockError/Code/lockHeld`` when every permit is held (after the wait),
     ///   ``RedlockError/Code/quorumUnreachable``, ``RedlockError/Code/invalidArgument``,
     ///   ``RedlockError/Code/cancelled``.
-    public func acquire(ttl: Duration, wait: Duration? = nil, fencing: Bool? = nil, lockDelay: Duration = .zero) async throws(RedlockError) -> Lock {
+    public func acquire(
+        ttl: Duration,
+        value: [UInt8]? = nil,
+        wait: Duration? = nil,
+        fencing: Bool? = nil,
+        lockDelay: Duration = .zero
+    ) async throws(RedlockError) -> Lock {
         guard wait.map({ (Duration.zero...Redlock.longestDuration).contains($0) }) ?? true else {
             throw RedlockError(.invalidArgument, "wait must be between 0 and ten years")
         }
@@ -63,7 +77,7 @@ public struct Semaphore: Sendable {
             for offset in 0..<permits {
                 let resource = slots[(first + offset) % permits]
                 do {
-                    return try await redlock.acquire(resource, ttl: ttl, retry: .never, fencing: fencing, lockDelay: lockDelay)
+                    return try await redlock.acquire(resource, ttl: ttl, value: value, retry: .never, fencing: fencing, lockDelay: lockDelay)
                 } catch  where error.code == .lockHeld {
                     if let left = error.retryAfter { soonest = min(soonest ?? left, left) }
                 } catch  where error.code == .quorumUnreachable {
@@ -100,5 +114,13 @@ public struct Semaphore: Sendable {
     ) async throws -> Value {
         let permit = try await acquire(ttl: ttl, wait: wait, fencing: fencing)
         return try await redlock.withLock(holding: permit, body)
+    }
+}
+
+extension Redlock {
+    /// ``Semaphore/init(_:permits:on:)`` over this client's masters. On Linux, Glibc declares
+    /// a `Semaphore` too: where both are visible, this spares naming the type.
+    public func semaphore(_ name: String, permits: Int) throws(RedlockError) -> Semaphore {
+        try Semaphore(name, permits: permits, on: self)
     }
 }

@@ -309,6 +309,48 @@ struct LockAPITests {
         }
     }
 
+    @Test func aSemaphoreAdmitsNHoldersAndAReleasedPermitGoesToAWaiter() async throws {
+        try await withLiveServer { server throws in
+            let acme = ["Authorization": "Bearer \(Keys.acme)"]
+            let path = "/v1/api/semaphore/key/builds"
+            var permits: [Int] = []
+            for _ in 0..<2 {
+                let taken = try await server.request("POST", path, body: #"{"permits": 2, "expires_in": 60, "secret": "s"}"#, headers: acme)
+                #expect(taken.status == 201, "\(taken.text)")
+                #expect(taken.json?["fencing_token"] is Int)
+                let index = try #require(taken.json?["permit"] as? Int)
+                #expect(taken.json?["lock"] as? String == "key/builds/\(index)")
+                permits.append(index)
+            }
+            #expect(Set(permits) == [0, 1])
+            let full = try await server.request("POST", path, body: #"{"permits": 2, "expires_in": 60}"#, headers: acme)
+            expectProblem(full, 409)
+            #expect(Int(full.header("Retry-After") ?? "") ?? 0 >= 1)
+            #expect(
+                try await server.request("POST", path, body: #"{"permits": 2}"#, headers: ["Authorization": "Bearer \(Keys.globex)"]).status == 201,
+                "tenants never share a semaphore"
+            )
+
+            let first = "\(path)/\(permits[0])"
+            #expect(try await server.request("GET", first, headers: acme).json?["has_secret"] as? Bool == true)
+            expectProblem(try await server.request("DELETE", first, body: #"{"secret": "wrong"}"#, headers: acme), 403)
+            let extended = try await server.request("PATCH", first, body: #"{"secret": "s", "expires_in": 120}"#, headers: acme)
+            #expect(extended.status == 200)
+            #expect((extended.json?["expires_in"] as? Double ?? 0) > 100)
+
+            async let waiter = server.request("POST", path, body: #"{"permits": 2, "wait": 30, "expires_in": 10}"#, headers: acme)
+            try await Task.sleep(for: .milliseconds(400))
+            let clock = ContinuousClock()
+            let released = clock.now
+            #expect(try await server.request("DELETE", first, body: #"{"secret": "s"}"#, headers: acme).status == 200)
+            let granted = try await waiter
+            #expect(granted.status == 201, "\(granted.text)")
+            #expect(granted.json?["permit"] as? Int == permits[0])
+            #expect(clock.now - released < .seconds(5), "handed over by the release, not the 60 s expiry")
+            expectProblem(try await server.request("GET", "\(path)/7", headers: acme), 404)
+        }
+    }
+
     @Test func dataPayloadsComeBackAsTheyWereSent() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"

@@ -67,12 +67,17 @@ struct RouterValidationTests {
             #expect(maximum("AcquireRequest", "wait") == 12.5)
             #expect(maximum("ExtendRequest", "expires_in") == 3600)
             #expect(maximum("AcquireRequest", "lock_delay") == 3600)
+            #expect(maximum("AcquirePermitRequest", "expires_in") == 3600)
+            #expect(maximum("AcquirePermitRequest", "wait") == 12.5)
             let paths = try #require(document["paths"] as? [String: Any])
             let status = try #require((paths["/v1/api/lock/uuid/{uuid}"] as? [String: Any])?["get"] as? [String: Any])
             let wait = (status["parameters"] as? [[String: Any]])?.first { $0["name"] as? String == "wait" }
             #expect((wait?["schema"] as? [String: Any])?["maximum"] as? Double == 12.5)
             let named = try #require(paths["/v1/api/lock/key/{name}"] as? [String: Any])
             #expect((named["post"] as? [String: Any])?["operationId"] as? String == "acquireKey")
+            let permit = try #require(paths["/v1/api/semaphore/key/{name}/{permit}"] as? [String: Any])
+            #expect(Set(permit.keys) == ["parameters", "delete", "patch", "get"])
+            #expect((permit["delete"] as? [String: Any])?["operationId"] as? String == "releasePermit")
         }
     }
 
@@ -84,6 +89,50 @@ struct RouterValidationTests {
         try await Self.application().test(.router) { client in
             let response = try await client.execute(uri: Self.path + query, method: .get)
             #expect(response.status.code == status, "\(query)")
+        }
+    }
+
+    @Test(arguments: [
+        ("POST", "/v1/api/semaphore/key/builds", #"{}"#, 422),
+        ("POST", "/v1/api/semaphore/key/builds", #"{"permits": 0}"#, 422),
+        ("POST", "/v1/api/semaphore/key/builds", #"{"permits": 1025}"#, 422),
+        ("POST", "/v1/api/semaphore/key/builds", #"{"permits": 2.5}"#, 400),
+        ("POST", "/v1/api/semaphore/key/builds", #"{"permits": "2"}"#, 400),
+        ("POST", "/v1/api/semaphore/key/bad%23name", #"{"permits": 2}"#, 400),
+        ("POST", "/v1/api/lock/key/builds", #"{"permits": 2}"#, 422),
+        ("DELETE", "/v1/api/semaphore/key/builds/1024", "", 400),
+        ("DELETE", "/v1/api/semaphore/key/builds/-1", "", 400),
+        ("PATCH", "/v1/api/semaphore/key/builds/01", #"{"expires_in": 5}"#, 400),
+        ("GET", "/v1/api/semaphore/key/builds/x", "", 400),
+        ("PATCH", "/v1/api/semaphore/key/builds/1", #"{"expires_in": 5, "permits": 2}"#, 422),
+    ])
+    func aSemaphoreRequestWithBadPermitsIsRefusedBeforeAnyMasterIsAsked(method: String, path: String, body: String, status: Int) async throws {
+        try await Self.application().test(.router) { client in
+            let response = try await client.execute(
+                uri: path,
+                method: .init(rawValue: method)!,
+                headers: [.authorization: "Bearer \(Keys.acme)"],
+                body: ByteBuffer(string: body)
+            )
+            #expect(response.status.code == status, "\(method) \(path) \(body)")
+            #expect(response.headers[.contentType] == "application/problem+json")
+        }
+    }
+
+    @Test func semaphoresNeedAProKey() async throws {
+        try await Self.application().test(.router) { client in
+            let body = ByteBuffer(string: #"{"permits": 2}"#)
+            let anonymous = try await client.execute(uri: "/v1/api/semaphore/key/builds", method: .post, body: body)
+            #expect(anonymous.status == .unauthorized)
+            let developer = try await client.execute(
+                uri: "/v1/api/semaphore/key/builds",
+                method: .post,
+                headers: [.authorization: "Bearer \(Keys.initech)"],
+                body: body
+            )
+            #expect(developer.status == .forbidden)
+            let permit = try await client.execute(uri: "/v1/api/semaphore/key/builds/0", method: .delete)
+            #expect(permit.status == .unauthorized)
         }
     }
 
