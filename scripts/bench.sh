@@ -38,6 +38,13 @@ python3 scripts/bench/latency-rounds.py "$bin" "$masters" 5 3000
 for fencing in on off; do
   "$bin/redlock-bench" lock --masters "$masters" --mode throughput --concurrency 64 --cycles 100000 --fencing "$fencing" | tail -1
 done
+# Beyond the mutex, beside the fenced mutex's cycles in the same run: 64 tasks taking and
+# returning permits of one semaphore of 8, and readers' shares of one read-write lock.
+for round in 1 2; do
+  for primitive in mutex semaphore read; do
+    "$bin/redlock-bench" lock --masters "$masters" --mode throughput --concurrency 64 --cycles 50000 --primitive "$primitive" --permits 8 | tail -1
+  done
+done
 # Hand-over of one contended lock between 16 waiters (one client, and one client each),
 # beside an uncontended acquisition and cycle measured in the same run.
 for clients in 1 16; do

@@ -34,6 +34,8 @@ package struct ChaosClient: Sendable {
         package var lockDelay: Duration = .zero
         /// Whether waiting clients poll at the retry delay instead of being woken by releases.
         package var polls = false
+        /// What the clients contend for.
+        package var primitive = Primitive.mutex
 
         /// Creates options.
         package init(
@@ -85,28 +87,51 @@ package struct ChaosClient: Sendable {
         await redlock.connect()
         try await witness.connect()
         let pid = String(getpid())
+        let resource = "chaos:resource"
+        var round = options.id
         while try await witness.send("EXISTS", "chaos:stop").integer != 1 {
             let started = monotonicNanoseconds()
+            round += 1
+            // The section records itself: withLock may still throw lockLost after it ran.
+            let section: @Sendable (LockHandle, String) async throws -> Void = { handle, lane in
+                let record = try await criticalSection(handle: handle, witness: witness, started: started, pid: pid, lane: lane)
+                _ = try await witness.send("RPUSH", WitnessKeys.events, record.line)
+            }
             do {
-                // The section records itself: withLock may still throw lockLost after it ran.
-                try await redlock.withLock(
-                    "chaos:resource",
-                    ttl: options.ttl,
-                    wait: .seconds(1),
-                    retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3)),
-                    lockDelay: options.lockDelay
-                ) { handle in
-                    if options.tokenFromStatus, let reported = try? await redlock.inspect("chaos:resource"),
-                        reported.fencingToken != handle.fencingToken
-                    {
-                        _ = try await witness.send(
-                            "RPUSH",
-                            WitnessKeys.tokenMismatches,
-                            "\(reported.fencingToken.map(String.init) ?? "none") != \(handle.fencingToken ?? 0)"
-                        )
+                switch options.primitive {
+                case .mutex:
+                    try await redlock.withLock(
+                        resource,
+                        ttl: options.ttl,
+                        wait: .seconds(1),
+                        retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3)),
+                        lockDelay: options.lockDelay
+                    ) { handle in
+                        if options.tokenFromStatus, let reported = try? await redlock.inspect(resource),
+                            reported.fencingToken != handle.fencingToken
+                        {
+                            _ = try await witness.send(
+                                "RPUSH",
+                                WitnessKeys.tokenMismatches,
+                                "\(reported.fencingToken.map(String.init) ?? "none") != \(handle.fencingToken ?? 0)"
+                            )
+                        }
+                        try await section(handle, "")
                     }
-                    let record = try await criticalSection(handle: handle, witness: witness, started: started, pid: pid)
-                    _ = try await witness.send("RPUSH", WitnessKeys.events, record.line)
+                case .semaphore(let permits):
+                    let semaphore = try redlock.semaphore(resource, permits: permits)
+                    try await semaphore.withPermit(ttl: options.ttl, wait: .seconds(1)) { handle in
+                        try await section(handle, "s\(semaphore.slotIndex(of: handle.lock) ?? -1)")
+                    }
+                case .readWrite:
+                    let lock = try ReadWriteLock(resource, on: redlock)
+                    if round % 3 == 0 {
+                        try await lock.withWriteLock(ttl: options.ttl, wait: .seconds(1)) { try await section($0, AttemptRecord.writerLane) }
+                    } else {
+                        try await lock.withReadLock(ttl: options.ttl, wait: .seconds(1)) { try await section($0, AttemptRecord.readerLane) }
+                    }
+                case .election:
+                    try await LeaderElection(resource, on: redlock, ttl: options.ttl).lead(wait: .seconds(1)) { try await section($0, "") }
                 }
             } catch let error as RedlockError where error.code == .lockLost {
                 // The section ran and recorded itself.
@@ -120,20 +145,33 @@ package struct ChaosClient: Sendable {
         await witness.close()
     }
 
-    private func criticalSection(handle: LockHandle, witness: RedisConnection, started: Int64, pid: String) async throws -> AttemptRecord {
+    /// A read-sleep-write of the lane's counter (a reader's section only reads it).
+    private func criticalSection(
+        handle: LockHandle,
+        witness: RedisConnection,
+        started: Int64,
+        pid: String,
+        lane: String
+    ) async throws -> AttemptRecord {
         let enter = monotonicNanoseconds()
         let validUntil = enter + handle.remainingValidity.nanoseconds
         let token = handle.fencingToken ?? 0
         _ = try await witness.send("SET", WitnessKeys.holder, pid)
-        let value = Int(try await witness.send("GET", WitnessKeys.counter).string ?? "0") ?? 0
+        let counter = WitnessKeys.key(WitnessKeys.counter, lane: lane)
+        let value = Int(try await witness.send("GET", counter).string ?? "0") ?? 0
         // Not `try`: a cancelled sleep (the lock was lost) still goes on to write.
         try? await Task.sleep(for: options.hold)
-        let script = options.fenced ? WitnessScripts.fencedWrite : WitnessScripts.unfencedWrite
-        let reply = try await witness.evaluate(
-            script,
-            keys: [Array(WitnessKeys.counter.utf8), Array(WitnessKeys.lastToken.utf8), Array(WitnessKeys.acceptedTokens.utf8)],
-            arguments: [Array(String(value + 1).utf8), Array(String(token).utf8)]
-        )
+        var reply = RESPValue.integer(0)
+        if lane != AttemptRecord.readerLane {
+            let script = options.fenced ? WitnessScripts.fencedWrite : WitnessScripts.unfencedWrite
+            reply = try await witness.evaluate(
+                script,
+                keys: [counter, WitnessKeys.key(WitnessKeys.lastToken, lane: lane), WitnessKeys.key(WitnessKeys.acceptedTokens, lane: lane)].map {
+                    Array($0.utf8)
+                },
+                arguments: [Array(String(value + 1).utf8), Array(String(token).utf8)]
+            )
+        }
         let exit = monotonicNanoseconds()
         _ = try await witness.send(
             "EVAL",
@@ -151,7 +189,8 @@ package struct ChaosClient: Sendable {
             validUntil: validUntil,
             exit: exit,
             token: token,
-            writeAccepted: reply == .integer(1)
+            writeAccepted: reply == .integer(1),
+            lane: lane
         )
     }
 }

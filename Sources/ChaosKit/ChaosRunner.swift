@@ -87,7 +87,8 @@ package struct ScenarioResult: Sendable {
                 "baseline": (report.baselineSuccessRate * 1000).rounded() / 1000, "fault": (report.faultSuccessRate * 1000).rounded() / 1000,
             ],
             "fault_acquire_ms": ["p50": (report.faultAcquireP50 * 100).rounded() / 100, "p99": (report.faultAcquireP99 * 100).rounded() / 100],
-            "outcomes": report.outcomes, "missed_handovers": report.missedHandOvers,
+            "outcomes": report.outcomes, "missed_handovers": report.missedHandOvers, "most_at_once": report.mostAtOnce,
+            "term_regressions": report.termRegressions, "primitive": scenario.primitive.description,
         ]
         if let recovery = report.recoveryMilliseconds { object["recovery_ms"] = (recovery * 10).rounded() / 10 }
         if !failures.isEmpty { object["failures"] = failures }
@@ -164,6 +165,7 @@ package struct ChaosRunner: Sendable {
                 if let maximumTTL = scenario.maximumTTL { arguments += ["--max-ttl-ms", String(maximumTTL.nanoseconds / 1_000_000)] }
                 if scenario.tokenFromStatus { arguments.append("--token-from-status") }
                 if scenario.polls { arguments.append("--polling") }
+                arguments += ["--primitive", scenario.primitive.description]
                 if scenario.lockDelay > .zero { arguments += ["--lock-delay-ms", String(scenario.lockDelay.nanoseconds / 1_000_000)] }
                 if let certificates { arguments += ["--tls-ca", certificates.caCertificate] }
                 children.append(try ChildProcess.spawn(arguments))
@@ -203,17 +205,23 @@ package struct ChaosRunner: Sendable {
                 }
             }
             let lines = try await witness.send("LRANGE", WitnessKeys.events, "0", "-1")
-            let tokens = try await witness.send("LRANGE", WitnessKeys.acceptedTokens, "0", "-1")
-            let counter = Int(try await witness.send("GET", WitnessKeys.counter).string ?? "0") ?? 0
+            let records = Self.strings(lines).compactMap(AttemptRecord.init(line:))
+            // Each lane (a semaphore's slot) protects its own counter, in its own fencing order.
+            var counters: [String: Int] = [:]
+            var tokens: [String: [Int64]] = [:]
+            for lane in Set(records.filter { $0.outcome == "ok" && $0.writes }.map(\.lane)) {
+                let accepted = try await witness.send("LRANGE", WitnessKeys.key(WitnessKeys.acceptedTokens, lane: lane), "0", "-1")
+                tokens[lane] = Self.strings(accepted).compactMap { Int64($0) }
+                counters[lane] = Int(try await witness.send("GET", WitnessKeys.key(WitnessKeys.counter, lane: lane)).string ?? "0") ?? 0
+            }
             if let mismatches = try await witness.send("LLEN", WitnessKeys.tokenMismatches).integer, mismatches > 0 {
                 observed.append("\(mismatches) sections read another fencing token from status than they were issued")
             }
             await witness.close()
-            let records = Self.strings(lines).compactMap(AttemptRecord.init(line:))
             let report = Checker.check(
                 records: records,
-                counter: counter,
-                acceptedTokens: Self.strings(tokens).compactMap { Int64($0) },
+                counters: counters,
+                acceptedTokens: tokens,
                 phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end),
                 handOvers: scenario.checksHandOversThroughout ? baseline...end : nil
             )
@@ -252,6 +260,12 @@ package struct ChaosRunner: Sendable {
             if report.violations > 0 { failures.append("\(report.violations) mutual-exclusion violations") }
             if report.lostUpdates > 0 { failures.append("\(report.lostUpdates) lost updates") }
             if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted") }
+            if case .semaphore(let permits) = scenario.primitive, report.mostAtOnce > permits {
+                failures.append("\(report.mostAtOnce) holders at once, more than the \(permits) permits")
+            }
+            if scenario.primitive == .election, report.termRegressions > 0 {
+                failures.append("\(report.termRegressions) terms not higher than an earlier leader's")
+            }
             if report.missedHandOvers > 0 {
                 failures.append("\(report.missedHandOvers) waiters gave up while the lock sat free (missed hand-overs)")
             }
@@ -263,6 +277,9 @@ package struct ChaosRunner: Sendable {
             }
         case .unsafe:
             if injections == 0 { failures.append(neverInjected) }
+            if scenario.primitive == .election, report.termRegressions > 0 {
+                failures.append("\(report.termRegressions) terms not higher than an earlier leader's")
+            }
             if scenario.fenced {
                 if report.staleTokensAccepted > 0 { failures.append("\(report.staleTokensAccepted) stale tokens accepted despite fencing") }
             } else if report.violations + report.lostUpdates + report.staleTokensAccepted + report.lateWritesAccepted == 0 {

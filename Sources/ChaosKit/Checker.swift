@@ -20,8 +20,9 @@ package struct Phases: Sendable {
 
 /// What the checker found in one scenario's records.
 package struct CheckReport: Sendable, Equatable {
-    /// Pairs of critical sections of different attempts whose validity windows
-    /// (enter ... min(exit, validity end)) overlap: two holders at once.
+    /// Pairs of conflicting critical sections (see ``AttemptRecord/conflicts(with:)``) whose
+    /// validity windows (enter ... min(exit, validity end)) overlap: two holders at once, or
+    /// a writer beside anyone.
     package var violations: Int
     /// Accepted writes that did not show up in the counter (a read-sleep-write overwritten
     /// by one that read the same value).
@@ -48,6 +49,11 @@ package struct CheckReport: Sendable, Equatable {
     /// Acquisitions that gave up at their deadline although, while they waited, no critical
     /// section ran for longer than ``Checker/idleLimit``: a release that did not reach them.
     package var missedHandOvers = 0
+    /// The most sections inside their validity at one moment (a semaphore's holders).
+    package var mostAtOnce = 0
+    /// Sections of the unnamed lane (a mutex, an election's terms) whose fencing token was not
+    /// higher than that of a section entered before them.
+    package var termRegressions = 0
 
     /// Availability under the fault relative to fault-free: the share of attempts that got
     /// the lock (each waits up to the client's limit), fault phase / baseline phase.
@@ -74,22 +80,42 @@ package enum Checker {
         phases: Phases,
         handOvers: ClosedRange<Int64>? = nil
     ) -> CheckReport {
+        check(records: records, counters: ["": counter], acceptedTokens: ["": acceptedTokens], phases: phases, handOvers: handOvers)
+    }
+
+    /// ``check(records:counter:acceptedTokens:phases:handOvers:)`` with one counter and one
+    /// order of accepted tokens per lane (a semaphore's slots each protect their own).
+    package static func check(
+        records: [AttemptRecord],
+        counters: [String: Int],
+        acceptedTokens: [String: [Int64]],
+        phases: Phases,
+        handOvers: ClosedRange<Int64>? = nil
+    ) -> CheckReport {
         // In the order they were entered: the overlap count and the idle stretches both walk them so.
         let sections = records.filter { $0.outcome == "ok" }.sorted { $0.enter < $1.enter }
         let windows = sections.map { (start: $0.enter, end: min($0.exit, $0.validUntil)) }
         var violations = 0
         for (index, window) in windows.enumerated() {
-            for later in windows[(index + 1)...] {
+            for (offset, later) in windows[(index + 1)...].enumerated() {
                 if later.start >= window.end { break }
-                violations += 1
+                if sections[index].conflicts(with: sections[index + 1 + offset]) { violations += 1 }
             }
         }
         let accepted = sections.filter(\.writeAccepted)
         var stale = 0
-        var highest = Int64.min
-        for token in acceptedTokens {
-            if token <= highest { stale += 1 }
-            highest = max(highest, token)
+        for tokens in acceptedTokens.values {
+            var highest = Int64.min
+            for token in tokens {
+                if token <= highest { stale += 1 }
+                highest = max(highest, token)
+            }
+        }
+        var regressions = 0
+        var highestTerm = Int64.min
+        for section in sections where section.lane.isEmpty && section.token > 0 {
+            if section.token <= highestTerm { regressions += 1 }
+            highestTerm = max(highestTerm, section.token)
         }
 
         func rate(_ from: Int64, _ to: Int64) -> Double {
@@ -114,10 +140,10 @@ package enum Checker {
         }
         var report = CheckReport(
             violations: violations,
-            lostUpdates: accepted.count - counter,
+            lostUpdates: accepted.count - counters.values.reduce(0, +),
             staleTokensAccepted: stale,
             lateWritesAccepted: accepted.filter { $0.exit > $0.validUntil }.count,
-            writesRejected: sections.count - accepted.count,
+            writesRejected: sections.filter(\.writes).count - accepted.count,
             baselineRate: rate(phases.baseline, phases.fault),
             faultRate: rate(phases.fault, phases.healed),
             baselineSuccessRate: successRate(phases.baseline, phases.fault),
@@ -128,7 +154,22 @@ package enum Checker {
             outcomes: records.reduce(into: [:]) { $0[$1.outcome, default: 0] += 1 }
         )
         report.missedHandOvers = missed.count
+        report.mostAtOnce = mostAtOnce(windows)
+        report.termRegressions = regressions
         return report
+    }
+
+    /// The most of `windows` that cover one moment.
+    static func mostAtOnce(_ windows: [(start: Int64, end: Int64)]) -> Int {
+        // Ends sort before starts at the same moment: touching windows do not overlap.
+        let edges = windows.filter { $0.end > $0.start }.flatMap { [($0.start, 1), ($0.end, -1)] }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        var inside = 0
+        var most = 0
+        for (_, change) in edges {
+            inside += change
+            most = max(most, inside)
+        }
+        return most
     }
 
     /// The longest stretch of `window` that no interval of `busy` (sorted by start) covers.

@@ -60,6 +60,40 @@ package enum MasterSetup: Sendable {
     case tls
 }
 
+/// What the clients contend for.
+package enum Primitive: Sendable, Equatable, CustomStringConvertible {
+    /// One Redlock lock (`withLock`).
+    case mutex
+    /// A ``Redlock/Semaphore`` of that many permits (`withPermit`): at most that many holders.
+    case semaphore(permits: Int)
+    /// A ``Redlock/ReadWriteLock``: each client writes every third section and reads otherwise.
+    case readWrite
+    /// A ``Redlock/LeaderElection``: each section is one term (`lead`), resigned at its end.
+    case election
+
+    /// The client's `--primitive` argument.
+    package var description: String {
+        switch self {
+        case .mutex: "mutex"
+        case .semaphore(let permits): "semaphore:\(permits)"
+        case .readWrite: "rw"
+        case .election: "election"
+        }
+    }
+
+    /// Parses ``description``.
+    package init?(_ text: String) {
+        switch text {
+        case "mutex": self = .mutex
+        case "rw": self = .readWrite
+        case "election": self = .election
+        default:
+            guard text.hasPrefix("semaphore:"), let permits = Int(text.dropFirst(10)), permits >= 1 else { return nil }
+            self = .semaphore(permits: permits)
+        }
+    }
+}
+
 /// One scenario of the fault-injection suite.
 package struct Scenario: Sendable {
     /// A short name, printed in the summary.
@@ -92,6 +126,8 @@ package struct Scenario: Sendable {
     /// Whether missed hand-overs are counted under the fault too (by default only in the
     /// fault-free phase, since most faults legitimately keep a free lock out of reach).
     package var checksHandOversThroughout = false
+    /// What the clients contend for.
+    package var primitive = Primitive.mutex
 
     /// Creates a scenario.
     package init(
@@ -287,7 +323,40 @@ package struct Scenario: Sendable {
                 ttl: .seconds(1),
                 hold: .milliseconds(300)
             ),
+        ] + [Primitive.semaphore(permits: 2), .readWrite, .election].flatMap { beyondTheMutex($0, minority: minority) }
+    }
+
+    /// The faults the mutex is proven under, for a semaphore, a read-write lock or an
+    /// election: a minority killed, paused and partitioned away (safe), and a holder paused
+    /// past its validity, whose stale writes the fenced resource must refuse.
+    static func beyondTheMutex(_ primitive: Primitive, minority: [Int]) -> [Scenario] {
+        let label: String =
+            switch primitive {
+            case .mutex: "mutex"
+            case .semaphore(let permits): "semaphore of \(permits)"
+            case .readWrite: "read-write lock"
+            case .election: "election"
+            }
+        var scenarios = [
+            Scenario(name: "\(label): minority killed", fault: .kill(minority), expectation: .safe(availabilityFloor: 0.9), fenced: true),
+            Scenario(name: "\(label): minority paused", fault: .pause(minority), expectation: .safe(availabilityFloor: 0.9), fenced: true),
+            Scenario(
+                name: "\(label): minority partitioned away",
+                fault: .proxy(minority, .blackHole),
+                expectation: .safe(availabilityFloor: 0.9),
+                fenced: true
+            ),
+            Scenario(
+                name: "\(label): client paused past its validity (fenced)",
+                fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
+                expectation: .unsafe,
+                fenced: true,
+                ttl: .seconds(1),
+                hold: .milliseconds(300)
+            ),
         ]
+        for index in scenarios.indices { scenarios[index].primitive = primitive }
+        return scenarios
     }
 }
 

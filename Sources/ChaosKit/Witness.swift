@@ -21,6 +21,13 @@ package enum WitnessKeys {
     /// One entry per critical section whose lock status reported another fencing token than
     /// the one its acquisition was issued.
     package static let tokenMismatches = "chaos:token-mismatches"
+
+    /// `key` for one lane (see ``AttemptRecord/lane``): each semaphore slot protects a
+    /// resource of its own, with its own counter and fencing order; the mutex's lane is
+    /// the plain key.
+    package static func key(_ key: String, lane: String) -> String {
+        lane.isEmpty || lane == AttemptRecord.readerLane || lane == AttemptRecord.writerLane ? key : "\(key):\(lane)"
+    }
 }
 
 /// Writes to the witness: unfenced (plain SET, whatever the token) or fenced (rejected unless
@@ -71,6 +78,23 @@ package struct AttemptRecord: Sendable, Equatable {
     /// The fencing token and whether the witness accepted the write.
     package var token: Int64
     package var writeAccepted: Bool
+    /// What the section held: "" the mutex or the election's role, "s3" a semaphore's slot 3,
+    /// ``readerLane`` or ``writerLane`` a read-write lock's side. Sections conflict when they
+    /// share a lane other than the readers', or when either is a writer's.
+    package var lane = ""
+
+    /// A reader's section: it reads the counter and writes nothing.
+    package static let readerLane = "r"
+    /// A writer's section of a read-write lock.
+    package static let writerLane = "w"
+
+    /// Whether two sections may not overlap.
+    package func conflicts(with other: AttemptRecord) -> Bool {
+        (lane == other.lane && lane != Self.readerLane) || lane == Self.writerLane || other.lane == Self.writerLane
+    }
+
+    /// Whether the section writes the witness (readers only read).
+    package var writes: Bool { lane != Self.readerLane }
 
     /// Creates a record.
     package init(
@@ -82,8 +106,10 @@ package struct AttemptRecord: Sendable, Equatable {
         validUntil: Int64 = 0,
         exit: Int64 = 0,
         token: Int64 = 0,
-        writeAccepted: Bool = false
+        writeAccepted: Bool = false,
+        lane: String = ""
     ) {
+        self.lane = lane
         self.client = client
         self.started = started
         self.outcome = outcome
@@ -97,13 +123,13 @@ package struct AttemptRecord: Sendable, Equatable {
 
     /// The space-separated line stored on the witness.
     package var line: String {
-        "\(client) \(started) \(outcome) \(acquireNanoseconds) \(enter) \(validUntil) \(exit) \(token) \(writeAccepted ? 1 : 0)"
+        "\(client) \(started) \(outcome) \(acquireNanoseconds) \(enter) \(validUntil) \(exit) \(token) \(writeAccepted ? 1 : 0) \(lane.isEmpty ? "-" : lane)"
     }
 
     /// Parses ``line``.
     package init?(line: String) {
         let f = line.split(separator: " ").map(String.init)
-        guard f.count == 9, let client = Int(f[0]), let started = Int64(f[1]), let acquire = Int64(f[3]), let enter = Int64(f[4]),
+        guard f.count == 10, let client = Int(f[0]), let started = Int64(f[1]), let acquire = Int64(f[3]), let enter = Int64(f[4]),
             let valid = Int64(f[5]), let exit = Int64(f[6]), let token = Int64(f[7])
         else { return nil }
         self.init(
@@ -115,7 +141,8 @@ package struct AttemptRecord: Sendable, Equatable {
             validUntil: valid,
             exit: exit,
             token: token,
-            writeAccepted: f[8] == "1"
+            writeAccepted: f[8] == "1",
+            lane: f[9] == "-" ? "" : f[9]
         )
     }
 }

@@ -87,6 +87,7 @@ struct Client: AsyncParsableCommand {
     @Option var tlsCa: String?
     @Option var lockDelayMs = 0
     @Flag var polling = false
+    @Option var primitive = "mutex"
 
     func run() async throws {
         let addresses: [RedisEndpoint]
@@ -110,6 +111,8 @@ struct Client: AsyncParsableCommand {
         )
         options.lockDelay = .milliseconds(lockDelayMs)
         options.polls = polling
+        guard let contended = Primitive(primitive) else { throw ValidationError("bad --primitive \(primitive)") }
+        options.primitive = contended
         try await ChaosClient(options: options).run()
     }
 }

@@ -71,6 +71,14 @@ struct LockCycles: AsyncParsableCommand {
     @Option(help: "hand out fencing tokens (one Lua script per acquisition) or not (plain SET NX PX)") var fencing: Toggle = .on
     @Option(help: "also write every cycle's latency in microseconds, one per line, to this file") var samplesFile: String?
     @Option(help: "speak TLS to every master, trusting this CA certificate (PEM)") var tlsCa: String?
+    @Option(
+        help:
+            "mutex: a lock per cycle on distinct keys; semaphore: every task takes a permit of one semaphore of --permits (waiting for one); read: every task takes a reader's share of one read-write lock"
+    )
+    var primitive: Primitive = .mutex
+    @Option(help: "the semaphore's permits") var permits = 8
+
+    enum Primitive: String, ExpressibleByArgument { case mutex, semaphore, read }
 
     func run() async throws {
         let addresses = try parseMasters(masters)
@@ -81,8 +89,16 @@ struct LockCycles: AsyncParsableCommand {
         let prefix = "bench:lock:\(UUID().uuidString.prefix(8)):"
         let tasks = mode == .latency ? 1 : max(concurrency, 1)
         let preferred = executor == .loop ? redlock.taskExecutor : nil
+        let semaphore = try redlock.semaphore("\(prefix)semaphore", permits: permits)
+        let shared = try ReadWriteLock("\(prefix)shared", on: redlock)
+        let primitive = primitive
         let cycle: nonisolated(nonsending) @Sendable (Int) async throws -> Void = { index in
-            let lock = try await redlock.acquire("\(prefix)\(index)", ttl: .seconds(10))
+            let lock =
+                switch primitive {
+                case .mutex: try await redlock.acquire("\(prefix)\(index)", ttl: .seconds(10))
+                case .semaphore: try await semaphore.acquire(ttl: .seconds(10), wait: .seconds(30))
+                case .read: try await shared.acquireRead(ttl: .seconds(10))
+                }
             try await redlock.release(lock)
         }
         _ = try await runWorkers(tasks: tasks, total: min(cycles / 10, 2_000), executor: preferred) { try await cycle(-1 - $0) }
@@ -94,6 +110,7 @@ struct LockCycles: AsyncParsableCommand {
             rateKey: "cycles_per_s",
             extra: [
                 "concurrency": tasks, "masters": addresses.count, "executor": executor.rawValue, "fencing": fencing.rawValue, "tls": tlsCa != nil,
+                "primitive": primitive.rawValue, "permits": primitive == .semaphore ? permits : 0,
             ]
         )
     }

@@ -21,6 +21,50 @@ struct CheckerTests {
         )
     }
 
+    func laned(_ client: Int, _ lane: String, enter: Int64, exit: Int64, token: Int64 = 0, accepted: Bool = true) -> AttemptRecord {
+        var record = section(client, enter: enter, exit: exit, token: token, accepted: accepted)
+        record.lane = lane
+        return record
+    }
+
+    @Test func semaphoreSlotsOverlapFreelyButOneSlotNeverHasTwoHolders() {
+        let slots = [
+            laned(0, "s0", enter: 100, exit: 400, token: 7), laned(1, "s1", enter: 200, exit: 500, token: 3),
+            laned(2, "s0", enter: 400, exit: 600, token: 8),
+        ]
+        let clean = Checker.check(records: slots, counters: ["s0": 2, "s1": 1], acceptedTokens: ["s0": [7, 8], "s1": [3]], phases: phases)
+        #expect(clean.violations == 0)
+        #expect(clean.mostAtOnce == 2)
+        #expect(clean.staleTokensAccepted == 0, "each slot has its own token order")
+        #expect(clean.lostUpdates == 0)
+        let crowded = slots + [laned(3, "s1", enter: 300, exit: 350, token: 4)]
+        let report = Checker.check(records: crowded, counters: ["s0": 2, "s1": 2], acceptedTokens: ["s0": [7, 8], "s1": [3, 4]], phases: phases)
+        #expect(report.violations == 1)
+        #expect(report.mostAtOnce == 3)
+    }
+
+    @Test func readersShareButAWriterConflictsWithEveryone() {
+        let readers = [
+            laned(0, AttemptRecord.readerLane, enter: 100, exit: 400, accepted: false),
+            laned(1, AttemptRecord.readerLane, enter: 200, exit: 500, accepted: false),
+        ]
+        let shared = Checker.check(records: readers, counters: [:], acceptedTokens: [:], phases: phases)
+        #expect(shared.violations == 0)
+        #expect(shared.writesRejected == 0, "readers write nothing, so nothing of theirs is refused")
+        let writer = laned(2, AttemptRecord.writerLane, enter: 450, exit: 600, token: 5)
+        let report = Checker.check(records: readers + [writer], counters: ["": 1], acceptedTokens: ["": [5]], phases: phases)
+        #expect(report.violations == 1)
+        let twoWriters = [writer, laned(3, AttemptRecord.writerLane, enter: 550, exit: 700, token: 6)]
+        #expect(Checker.check(records: twoWriters, counters: ["": 2], acceptedTokens: ["": [5, 6]], phases: phases).violations == 1)
+    }
+
+    @Test func termsMustRiseInTheOrderLeadersEntered() {
+        let rising = [section(0, enter: 100, exit: 200, token: 4), section(1, enter: 300, exit: 400, token: 9)]
+        #expect(Checker.check(records: rising, counter: 2, acceptedTokens: [4, 9], phases: phases).termRegressions == 0)
+        let falling = [section(0, enter: 100, exit: 200, token: 9), section(1, enter: 300, exit: 400, token: 4)]
+        #expect(Checker.check(records: falling, counter: 2, acceptedTokens: [9], phases: phases).termRegressions == 1)
+    }
+
     @Test func backToBackSectionsAreClean() {
         let records = [
             section(0, enter: 100, exit: 200, token: 1), section(1, enter: 200, exit: 300, token: 2), section(0, enter: 1_500, exit: 1_600, token: 3),
