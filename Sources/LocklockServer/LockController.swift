@@ -93,12 +93,19 @@ struct LockController: Sendable {
         let scope = name.secretScope.resource(tenant: caller.tenant?.name)
         let owner = secret.map { StoredLockValue.owner(resource: scope, secret: $0, key: configuration.secretKey) }
         switch operation {
-        case .acquire:
-            return try await acquire(name, resource, caller: caller, body: body, storedData: storedData, owner: owner, context: context)
-                .response(from: request, context: context)
-        case .acquirePermit:
-            return try await acquirePermit(name, resource, caller: caller, body: body, storedData: storedData, owner: owner, context: context)
-                .response(from: request, context: context)
+        case .acquire, .acquirePermit:
+            let post = Post(
+                name: name,
+                resource: resource,
+                caller: caller,
+                body: body,
+                owner: owner,
+                // Without expires_in: the contract's 30 days, or the caller's maximum if lower.
+                ttl: .milliseconds(Int64((body.expiresIn ?? min(2_592_000, maximumExpiresIn(for: caller.tenant))) * 1000)),
+                value: StoredLockValue.make(owner: owner, data: storedData, tenant: caller.tenant?.name),
+                context: context
+            )
+            return try await (operation == .acquire ? acquire(post) : acquirePermit(post)).response(from: request, context: context)
         case .release:
             return try await release(name, resource, caller: caller, owner: owner, ifMatch: try Self.ifMatch(request))
                 .response(from: request, context: context)
@@ -115,19 +122,39 @@ struct LockController: Sendable {
 
     // MARK: Operations
 
-    func acquire(
-        _ name: LockName,
-        _ resource: String,
-        caller: Caller,
-        body: LockRequestBody,
-        storedData: [UInt8]?,
-        owner: [UInt8]?,
-        context: LocklockRequestContext
-    ) async throws -> LockResponse {
-        // Without expires_in: the contract's 30 days, or the caller's maximum if lower.
-        let ttl = Duration.milliseconds(Int64((body.expiresIn ?? min(2_592_000, maximumExpiresIn(for: caller.tenant))) * 1000))
-        let value = StoredLockValue.make(owner: owner, data: storedData, tenant: caller.tenant?.name)
-        let wait = body.wait ?? 0
+    /// A POST that acquires, authenticated and validated.
+    struct Post {
+        var name: LockName
+        var resource: String
+        var caller: Caller
+        var body: LockRequestBody
+        var owner: [UInt8]?
+        var ttl: Duration
+        /// The value stored on the masters (owner, data, tenant).
+        var value: [UInt8]
+        var context: LocklockRequestContext
+        /// How long it may wait, in seconds.
+        var wait: Double { body.wait ?? 0 }
+    }
+
+    /// Runs `operation` as one of the caller's waiters (a POST that waits, a watch) until it
+    /// ends or the client leaves; 429 with `retryAfter` when the caller has too many.
+    func asWaiter<T: Sendable>(
+        _ caller: Caller,
+        _ context: LocklockRequestContext,
+        retryAfter: Int,
+        _ operation: @escaping @Sendable () async throws(RedlockError) -> T
+    ) async throws -> Result<T, RedlockError> {
+        let identity = identity(of: caller.tenant, context: context)
+        guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else { throw Problem.tooManyWaiters(retryAfter: retryAfter) }
+        defer { waiters.leave(identity) }
+        return await untilClientLeaves(context, operation)
+    }
+
+    func acquire(_ post: Post) async throws -> LockResponse {
+        let (name, resource, caller, body, owner, ttl, value, wait) = (
+            post.name, post.resource, post.caller, post.body, post.owner, post.ttl, post.value, post.wait
+        )
         var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
             try await caller.redlock.acquire(
                 resource,
@@ -142,12 +169,7 @@ struct LockController: Sendable {
         if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
             let state = try await inspect(resource, caller: caller)
             if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
-            let identity = identity(of: caller.tenant, context: context)
-            guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else {
-                throw Problem.tooManyWaiters(retryAfter: Self.seconds(state.timeToLive))
-            }
-            defer { waiters.leave(identity) }
-            outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> Lock in
+            outcome = try await asWaiter(caller, post.context, retryAfter: Self.seconds(state.timeToLive)) { () async throws(RedlockError) -> Lock in
                 try await caller.redlock.acquire(
                     resource,
                     ttl: ttl,
@@ -164,7 +186,7 @@ struct LockController: Sendable {
         switch outcome {
         case .success(let acquired):
             lock = acquired
-            guard context.clientIsConnected else {
+            guard post.context.clientIsConnected else {
                 // Nobody is there to use or release it: give it back rather than leave it held.
                 _ = try? await caller.redlock.release([resource], matching: .exact(value))
                 throw Problem.clientGone
@@ -182,36 +204,21 @@ struct LockController: Sendable {
     /// Takes one permit of the semaphore `name` (at most `permits` holders at once): 201 with
     /// the permit's path and index, or 409 when every permit is held (after `wait`). A POST
     /// always takes a new permit: one whose 201 was lost is freed by its TTL.
-    func acquirePermit(
-        _ name: LockName,
-        _ resource: String,
-        caller: Caller,
-        body: LockRequestBody,
-        storedData: [UInt8]?,
-        owner: [UInt8]?,
-        context: LocklockRequestContext
-    ) async throws -> LockResponse {
-        guard case .key(let key) = name, let permits = body.permits else { throw Problem.unprocessable("permits is required") }
-        let semaphore = try Self.throwingProblem { () throws(RedlockError) in try caller.redlock.semaphore(resource, permits: permits) }
-        let ttl = Duration.milliseconds(Int64((body.expiresIn ?? min(2_592_000, maximumExpiresIn(for: caller.tenant))) * 1000))
-        let value = StoredLockValue.make(owner: owner, data: storedData, tenant: caller.tenant?.name)
-        let wait = body.wait ?? 0
+    func acquirePermit(_ post: Post) async throws -> LockResponse {
+        let (caller, body, ttl, value, wait) = (post.caller, post.body, post.ttl, post.value, post.wait)
+        guard case .key(let key) = post.name, let permits = body.permits else { throw Problem.unprocessable("permits is required") }
+        let semaphore = try Self.throwingProblem { () throws(RedlockError) in try caller.redlock.semaphore(post.resource, permits: permits) }
         var outcome = await Self.attempt { () async throws(RedlockError) -> Lock in
             try await semaphore.acquire(ttl: ttl, value: value, lockDelay: body.lockDelayDuration)
         }
         if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
-            let identity = identity(of: caller.tenant, context: context)
-            guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else {
-                throw Problem.tooManyWaiters(retryAfter: Self.seconds(error.retryAfter))
-            }
-            defer { waiters.leave(identity) }
-            outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> Lock in
+            outcome = try await asWaiter(caller, post.context, retryAfter: Self.seconds(error.retryAfter)) { () async throws(RedlockError) -> Lock in
                 try await semaphore.acquire(ttl: ttl, value: value, wait: .milliseconds(Int64(wait * 1000)), lockDelay: body.lockDelayDuration)
             }
         }
         switch outcome {
         case .success(let permit):
-            guard context.clientIsConnected, let index = semaphore.slotIndex(of: permit) else {
+            guard post.context.clientIsConnected, let index = semaphore.slotIndex(of: permit) else {
                 _ = try? await caller.redlock.release(permit)
                 throw Problem.clientGone
             }
@@ -219,7 +226,7 @@ struct LockController: Sendable {
                 .created,
                 name: .permit(key, index: index),
                 remaining: permit.validity,
-                hasSecret: owner != nil,
+                hasSecret: post.owner != nil,
                 token: permit.fencingToken,
                 data: body.data
             )
@@ -376,11 +383,8 @@ struct LockController: Sendable {
     /// 404 when free. Counts as a waiter against the client's cap.
     func watch(_ name: LockName, _ resource: String, caller: Caller, query: WatchQuery, context: LocklockRequestContext) async throws -> LockResponse
     {
-        let identity = identity(of: caller.tenant, context: context)
-        guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else { throw Problem.tooManyWaiters(retryAfter: 1) }
-        defer { waiters.leave(identity) }
         let redlock = caller.redlock
-        let outcome = await untilClientLeaves(context) { () async throws(RedlockError) -> LockState in
+        let outcome = try await asWaiter(caller, context, retryAfter: 1) { () async throws(RedlockError) -> LockState in
             try await redlock.watch(resource, seenToken: query.index, timeout: .milliseconds(Int64(query.wait * 1000)))
         }
         switch outcome {

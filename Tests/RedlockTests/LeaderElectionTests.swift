@@ -11,11 +11,7 @@ import Testing
 /// a dead leader replaced at its TTL, and a lost leadership that cancels the leader's work.
 @Suite("Leader election", .serialized, .realRedisServers)
 struct LeaderElectionTests {
-    static var configuration: RedlockConfiguration {
-        var configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
-        configuration.wakeUps.longestSleep = .seconds(60)
-        return configuration
-    }
+    static var configuration: RedlockConfiguration { wakeUpsOnlyConfiguration }
 
     /// Reads `events` until `count` have arrived (at most `timeout`).
     static func collect(_ events: AsyncStream<LeaderElection.Event>, count: Int, timeout: Duration = .seconds(10)) async -> [LeaderElection.Event] {

@@ -9,11 +9,7 @@ import Testing
 /// readers expire one by one, so a dead one blocks writers only until its TTL.
 @Suite("Read-write lock", .serialized, .realRedisServers)
 struct ReadWriteLockTests {
-    static var configuration: RedlockConfiguration {
-        var configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
-        configuration.wakeUps.longestSleep = .seconds(60)
-        return configuration
-    }
+    static var configuration: RedlockConfiguration { wakeUpsOnlyConfiguration }
 
     @Test func readersShareAndAWriterExcludesEveryone() async throws {
         try await withRedlock(configuration: Self.configuration) { redlock, _ in

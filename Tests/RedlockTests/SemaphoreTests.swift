@@ -9,11 +9,7 @@ import Testing
 /// handed to a waiter, a dead holder's permit frees at its TTL, a minority down changes nothing.
 @Suite("Semaphore", .serialized, .realRedisServers)
 struct SemaphoreTests {
-    static var configuration: RedlockConfiguration {
-        var configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
-        configuration.wakeUps.longestSleep = .seconds(60)
-        return configuration
-    }
+    static var configuration: RedlockConfiguration { wakeUpsOnlyConfiguration }
 
     @Test func nPermitsAndNoMore() async throws {
         try await withRedlock(configuration: Self.configuration) { redlock, _ in

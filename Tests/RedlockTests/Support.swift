@@ -56,3 +56,11 @@ final class Recorder<Element: Sendable>: Sendable {
 }
 
 let fastRetry = RedlockConfiguration.Retry(count: 0, delay: .milliseconds(10), jitter: .milliseconds(10), maximumWait: .seconds(120))
+
+/// A client that tries once unless told to wait, and whose waiters sleep up to 60 s between
+/// attempts: a test that is handed a lock in seconds shows the release's wake-up did it.
+var wakeUpsOnlyConfiguration: RedlockConfiguration {
+    var configuration = RedlockConfiguration(instanceTimeout: .milliseconds(250), retry: .never)
+    configuration.wakeUps.longestSleep = .seconds(60)
+    return configuration
+}
