@@ -43,6 +43,20 @@ struct DocsMatchOpenAPITests {
                     "\(method.uppercased()): documented \(documented[method]?.sorted() ?? []), specified \(specified.sorted())"
                 )
             }
+            // The semaphore's POST row, and its permit row ("as for a lock") against the lock's.
+            let semaphoreRow = text.split(separator: "\n").first { $0.hasPrefix("| POST `/v1/api/semaphore/key/{name}`") }
+            let cells = semaphoreRow.map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            let documentedPost = cells.count >= 4 ? Set((cells[2] + " " + cells[3]).matches(of: /\b([1-5][0-9][0-9])\b/).map { String($0.1) }) : []
+            let specifiedPost = Set(((paths["/v1/api/semaphore/key/{name}"]?["post"] as? [String: Any])?["responses"] as? [String: Any] ?? [:]).keys)
+            #expect(
+                !documentedPost.isEmpty && documentedPost == specifiedPost,
+                "semaphore POST: documented \(documentedPost.sorted()), specified \(specifiedPost.sorted())"
+            )
+            for method in ["delete", "patch", "get"] {
+                let permit = (paths["/v1/api/semaphore/key/{name}/{permit}"]?[method] as? [String: Any])?["responses"] as? [String: Any]
+                let lock = (paths["/v1/api/lock/key/{name}"]?[method] as? [String: Any])?["responses"] as? [String: Any]
+                #expect(permit.map { Set($0.keys) } == lock.map { Set($0.keys) }, "a permit's \(method.uppercased()) answers as a lock's does")
+            }
             for path in paths.keys where !path.hasPrefix("/v1/api/lock/") {
                 #expect(text.contains("`\(path)`") || text.contains("`GET \(path)`"), "Docs/http-api.md mentions \(path)")
             }
