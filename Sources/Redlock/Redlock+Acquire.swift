@@ -113,6 +113,11 @@ extension Redlock {
             switch outcome {
             case .success(var lock):
                 waiting.leave(holding: keyLifetime)
+                if let access, lock.votes.contains(where: { $0 != .granted }) {
+                    // A master outside the quorum may have refused this writer and marked it
+                    // as waiting: that marker would turn readers away there until it lapsed.
+                    forgetWriter(access)
+                }
                 lock.attempts = attempt
                 lock.lockDelay = lockDelay
                 lock.isShared = access?.mode == .read

@@ -6,8 +6,11 @@
 /// counter on a master that restarted empty, or one a failed attempt incremented, votes
 /// wrong), nothing here is counted: each slot is decided on its own.
 ///
+/// On Linux, Glibc declares a `Semaphore` too; where both modules are visible, make one with
+/// ``Redlock/semaphore(_:permits:)`` and let the type be inferred.
+///
 /// ```swift
-/// let builds = try Semaphore("builds", permits: 4, on: redlock)
+/// let builds = try redlock.semaphore("builds", permits: 4)
 /// try await builds.withPermit(ttl: .seconds(30), wait: .seconds(60)) { permit in
 ///     try await build(fencingToken: permit.fencingToken)
 /// }

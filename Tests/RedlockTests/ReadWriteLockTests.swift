@@ -77,6 +77,24 @@ struct ReadWriteLockTests {
         }
     }
 
+    @Test func aWriterGrantedByAQuorumLeavesNoMarkerToTurnReadersAwayWhereItWasRefused() async throws {
+        try await withRedlock(configuration: Self.configuration) { redlock, group in
+            let lock = try ReadWriteLock("stray-marker", on: redlock)
+            // A reader's entry on master 0 only: that master refuses the writer (and marks it
+            // as waiting), the other four grant it.
+            try await withDirect(group) { masters in
+                _ = try await masters[0].send("ZADD", "redlock:readers:stray-marker", "99999999999999", "someone")
+            }
+            let writer = try await lock.acquireWrite(ttl: .seconds(30), wait: .seconds(5))
+            try await redlock.release(writer)
+            // Two other masters go: a reader now needs master 0, which must not turn it away.
+            await group[1].kill9()
+            await group[2].kill9()
+            let reader = try await lock.acquireRead(ttl: .seconds(5), wait: .milliseconds(500))
+            try await redlock.release(reader)
+        }
+    }
+
     @Test func readersExpireOneByOne() async throws {
         try await withRedlock(configuration: Self.configuration) { redlock, _ in
             let lock = try ReadWriteLock("entries", on: redlock)
