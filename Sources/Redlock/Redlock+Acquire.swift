@@ -114,8 +114,9 @@ extension Redlock {
             case .success(var lock):
                 waiting.leave(holding: keyLifetime)
                 if let access, lock.votes.contains(where: { $0 != .granted }) {
-                    // A master outside the quorum may have refused this writer and marked it
-                    // as waiting: that marker would turn readers away there until it lapsed.
+                    // A master outside the quorum may have refused this writer, now or in an
+                    // earlier attempt, and marked it as waiting: that marker would turn
+                    // readers away there until it lapsed.
                     forgetWriter(access)
                 }
                 lock.attempts = attempt
@@ -425,9 +426,6 @@ struct Waiting {
     /// Whether a waiter's attempt of this acquisition has failed: it may be in the masters'
     /// queues, and its success must take it out.
     private var refusedAsWaiter = false
-    /// Whether an attempt was refused: a writer of a read-write lock may have left its
-    /// waiting marker.
-    private var refused = false
     /// A read lock's waiter: it shares, so it listens for releases rather than queueing
     /// behind this client's other readers.
     private var shares: Bool { keys.access?.mode == .read }
@@ -468,7 +466,6 @@ struct Waiting {
     /// Waits before the next attempt, after `error`; `retryDelay` is the policy's delay (already
     /// capped at the deadline).
     mutating func pause(after error: RedlockError, retryDelay: Duration) async throws(RedlockError) {
-        refused = true
         let policy = redlock.configuration.wakeUps
         guard policy.isEnabled else {
             do {
@@ -519,7 +516,9 @@ struct Waiting {
     /// Leaves the queue; `holding` when this acquisition took the lock for that long. A waiter
     /// that gives up also leaves the masters' queue, so that no release names it.
     mutating func leave(holding: Duration?) {
-        if refused, let access = keys.access { redlock.forgetWriter(access) }
+        // A writer of a read-write lock that gives up may have left its waiting marker where it
+        // was refused (one that acquired took it down where it was granted; see the caller).
+        if holding == nil, let access = keys.access { redlock.forgetWriter(access) }
         guard let membership else { return }
         redlock.wakeUps.leave(membership, holding: holding)
         if holding == nil { redlock.forget(membership, keys: keys) }
