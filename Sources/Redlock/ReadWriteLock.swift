@@ -105,20 +105,16 @@ public struct ReadWriteLock: Sendable {
         // which renews it; one that died stops blocking readers after this long.
         let intent = willWait ? max(ttl, redlock.configuration.wakeUps.longestSleep) + .seconds(1) : .zero
         let access = ReadWriteAccess(redlock: redlock, name: name, mode: mode, writerIntent: intent)
-        return try await redlock.traced("acquire", [name]) { () async throws(RedlockError) -> Lock in
-            try await redlock.tracked { () async throws(RedlockError) -> Lock in
-                try await redlock.acquireUntracked(
-                    [name],
-                    ttl: ttl,
-                    value: nil,
-                    wait: wait,
-                    retry: retry,
-                    fencing: fencing,
-                    lockDelay: lockDelay,
-                    access: access
-                )
-            }
-        }
+        return try await redlock.acquire(
+            [name],
+            ttl: ttl,
+            value: nil,
+            wait: wait,
+            retry: retry,
+            fencing: fencing,
+            lockDelay: lockDelay,
+            access: access
+        )
     }
 }
 
@@ -132,7 +128,7 @@ struct ReadWriteAccess: Sendable {
     let readersKey: [UInt8]
     /// Present while a writer waits; new readers are refused.
     let writerWaitingKey: [UInt8]
-    /// The writer's id in that marker (random per acquisition).
+    /// The writer's id in that marker (random per acquisition; empty for a reader).
     let writerID: [UInt8]
     /// How long a refused writer's marker lives; zero for a writer that will not wait.
     let writerIntent: Duration
@@ -141,7 +137,7 @@ struct ReadWriteAccess: Sendable {
         self.mode = mode
         self.readersKey = redlock.key(redlock.readersPrefix, name)
         self.writerWaitingKey = redlock.key(redlock.writerWaitingPrefix, name)
-        self.writerID = Redlock.randomValue()
+        self.writerID = mode == .write ? Redlock.randomValue() : []
         self.writerIntent = mode == .write ? writerIntent : .zero
     }
 

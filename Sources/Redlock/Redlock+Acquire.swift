@@ -47,9 +47,33 @@ extension Redlock {
         fencing: Bool? = nil,
         lockDelay: Duration = .zero
     ) async throws(RedlockError) -> Lock {
+        try await acquire(resources, ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing, lockDelay: lockDelay, access: nil)
+    }
+
+    /// ``acquire(_:ttl:value:wait:retry:fencing:lockDelay:)-([String],_,_,_,_,_,_)``, traced
+    /// and tracked; `access` makes it a read-write lock's (see ``ReadWriteLock``).
+    func acquire(
+        _ resources: [String],
+        ttl: Duration,
+        value: [UInt8]?,
+        wait: Duration?,
+        retry: RedlockConfiguration.Retry?,
+        fencing: Bool?,
+        lockDelay: Duration,
+        access: ReadWriteAccess?
+    ) async throws(RedlockError) -> Lock {
         try await traced("acquire", resources) { () async throws(RedlockError) -> Lock in
             try await tracked { () async throws(RedlockError) -> Lock in
-                try await acquireUntracked(resources, ttl: ttl, value: value, wait: wait, retry: retry, fencing: fencing, lockDelay: lockDelay)
+                try await acquireUntracked(
+                    resources,
+                    ttl: ttl,
+                    value: value,
+                    wait: wait,
+                    retry: retry,
+                    fencing: fencing,
+                    lockDelay: lockDelay,
+                    access: access
+                )
             }
         }
     }

@@ -74,7 +74,8 @@ extension Redlock {
         let command: FanOutCommand
         do throws(RedlockError) {
             if lock.isShared {
-                command = try .script(Scripts.extendRead, keys: [key(readersPrefix, lock.resource)], arguments: [match.bytes, ttlArgument])
+                let readers = ReadWriteAccess(redlock: self, name: lock.resource, mode: .read).readersKey
+                command = try .script(Scripts.extendRead, keys: [readers], arguments: [match.bytes, ttlArgument])
             } else if let fencingToken {
                 let fenced = keys + [fenceKey(lock.resources[0])]
                 command = try .script(

@@ -280,6 +280,12 @@ enum Scripts {
         redis.call('zremrangebyscore', READERS, '-inf', now)
         """
 
+    /// Keeps the readers' set alive exactly as long as its last entry (after `readersNow`).
+    private static let readersLiveUntilTheLast = """
+        local last = redis.call('zrange', READERS, -1, -1, 'WITHSCORES')[2]
+        redis.call('pexpire', READERS, math.max(tonumber(last) - now, 1))
+        """
+
     /// Makes the wait marker (KEYS[WAIT]) live at least ARGV[LIFETIME] ms, so that the release
     /// that frees the lock is announced.
     private static func markWaiting(_ marker: String, _ lifetime: String) -> String {
@@ -303,16 +309,15 @@ enum Scripts {
         end
         \(readersNow)
         redis.call('zadd', READERS, now + tonumber(ARGV[2]), ARGV[1])
-        local last = redis.call('zrange', READERS, -1, -1, 'WITHSCORES')[2]
-        redis.call('pexpire', READERS, math.max(tonumber(last) - now, 1))
+        \(readersLiveUntilTheLast)
         return redis.status_reply('OK')
         """
     )
 
     /// A writer's acquisition. KEYS: writer key, [fencing counter,] readers' set,
-    /// writer-waiting marker, wait marker, watch marker; ARGV: value, ttl ms, wait marker ms,
-    /// writer id, writer-waiting marker ms (0 when the writer will not wait), counter
-    /// retention ms, seed. Refused while the writer key exists or a reader's entry lives: it
+    /// writer-waiting marker, wait marker, watch marker; ARGV: value, ttl ms, counter
+    /// retention ms, seed, wait marker ms, writer id, writer-waiting marker ms (0 when the
+    /// writer will not wait). Refused while the writer key exists or a reader's entry lives: it
     /// returns the PTTL of the holder (the last reader's), keeps the wait marker, and marks
     /// the writer as waiting unless another writer already is. Otherwise sets the writer key,
     /// drops its own waiting marker and continues as ``acquireFenced``.
@@ -347,8 +352,6 @@ enum Scripts {
     static let releaseRead = RedisScript(
         """
         local READERS = KEYS[2]
-        local expiry = redis.call('zscore', READERS, ARGV[1])
-        if not expiry then return 0 end
         \(readersNow)
         if redis.call('zrem', READERS, ARGV[1]) == 0 then return 0 end
         if ARGV[2] == '1' and redis.call('exists', KEYS[3], KEYS[4]) > 0 then redis.call('publish', KEYS[1], 'r') end
@@ -365,8 +368,7 @@ enum Scripts {
         \(readersNow)
         if not redis.call('zscore', READERS, ARGV[1]) then return 0 end
         redis.call('zadd', READERS, 'XX', now + tonumber(ARGV[2]), ARGV[1])
-        local last = redis.call('zrange', READERS, -1, -1, 'WITHSCORES')[2]
-        redis.call('pexpire', READERS, math.max(tonumber(last) - now, 1))
+        \(readersLiveUntilTheLast)
         return 1
         """
     )
