@@ -103,20 +103,8 @@ package enum Checker {
             }
         }
         let accepted = sections.filter(\.writeAccepted)
-        var stale = 0
-        for tokens in acceptedTokens.values {
-            var highest = Int64.min
-            for token in tokens {
-                if token <= highest { stale += 1 }
-                highest = max(highest, token)
-            }
-        }
-        var regressions = 0
-        var highestTerm = Int64.min
-        for section in sections where section.lane.isEmpty && section.token > 0 {
-            if section.token <= highestTerm { regressions += 1 }
-            highestTerm = max(highestTerm, section.token)
-        }
+        let stale = acceptedTokens.values.reduce(0) { $0 + notRising($1) }
+        let regressions = notRising(sections.filter { $0.lane.isEmpty && $0.token > 0 }.map(\.token))
 
         func rate(_ from: Int64, _ to: Int64) -> Double {
             let count = sections.filter { $0.enter >= from && $0.enter < to }.count
@@ -157,6 +145,17 @@ package enum Checker {
         report.mostAtOnce = mostAtOnce(windows)
         report.termRegressions = regressions
         return report
+    }
+
+    /// How many of `tokens` are not higher than every one before them.
+    static func notRising(_ tokens: [Int64]) -> Int {
+        var count = 0
+        var highest = Int64.min
+        for token in tokens {
+            if token <= highest { count += 1 }
+            highest = max(highest, token)
+        }
+        return count
     }
 
     /// The most of `windows` that cover one moment.
