@@ -87,52 +87,18 @@ package struct ChaosClient: Sendable {
         await redlock.connect()
         try await witness.connect()
         let pid = String(getpid())
-        let resource = "chaos:resource"
+        let contend = try holding("chaos:resource", on: redlock, witness: witness)
         var round = options.id
         while try await witness.send("EXISTS", "chaos:stop").integer != 1 {
             let started = monotonicNanoseconds()
             round += 1
             // The section records itself: withLock may still throw lockLost after it ran.
-            let section: @Sendable (LockHandle, String) async throws -> Void = { handle, lane in
+            let section: Section = { handle, lane in
                 let record = try await criticalSection(handle: handle, witness: witness, started: started, pid: pid, lane: lane)
                 _ = try await witness.send("RPUSH", WitnessKeys.events, record.line)
             }
             do {
-                switch options.primitive {
-                case .mutex:
-                    try await redlock.withLock(
-                        resource,
-                        ttl: options.ttl,
-                        wait: .seconds(1),
-                        retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3)),
-                        lockDelay: options.lockDelay
-                    ) { handle in
-                        if options.tokenFromStatus, let reported = try? await redlock.inspect(resource),
-                            reported.fencingToken != handle.fencingToken
-                        {
-                            _ = try await witness.send(
-                                "RPUSH",
-                                WitnessKeys.tokenMismatches,
-                                "\(reported.fencingToken.map(String.init) ?? "none") != \(handle.fencingToken ?? 0)"
-                            )
-                        }
-                        try await section(handle, "")
-                    }
-                case .semaphore(let permits):
-                    let semaphore = try redlock.semaphore(resource, permits: permits)
-                    try await semaphore.withPermit(ttl: options.ttl, wait: .seconds(1)) { handle in
-                        try await section(handle, "s\(semaphore.slotIndex(of: handle.lock) ?? -1)")
-                    }
-                case .readWrite:
-                    let lock = try ReadWriteLock(resource, on: redlock)
-                    if round % 3 == 0 {
-                        try await lock.withWriteLock(ttl: options.ttl, wait: .seconds(1)) { try await section($0, AttemptRecord.writerLane) }
-                    } else {
-                        try await lock.withReadLock(ttl: options.ttl, wait: .seconds(1)) { try await section($0, AttemptRecord.readerLane) }
-                    }
-                case .election:
-                    try await LeaderElection(resource, on: redlock, ttl: options.ttl).lead(wait: .seconds(1)) { try await section($0, "") }
-                }
+                try await contend(round, section)
             } catch let error as RedlockError where error.code == .lockLost {
                 // The section ran and recorded itself.
             } catch let error as RedlockError {
@@ -143,6 +109,61 @@ package struct ChaosClient: Sendable {
         }
         await redlock.shutdown()
         await witness.close()
+    }
+
+    /// A critical section run with the handle of what it holds and its lane.
+    typealias Section = @Sendable (LockHandle, String) async throws -> Void
+
+    /// How one round holds the contended primitive and runs its section (made once: the
+    /// semaphore, the read-write lock or the election is the same every round).
+    private func holding(
+        _ resource: String,
+        on redlock: Redlock,
+        witness: RedisConnection
+    ) throws -> @Sendable (_ round: Int, _ section: @escaping Section) async throws -> Void {
+        let options = options
+        switch options.primitive {
+        case .mutex:
+            return { _, section in
+                try await redlock.withLock(
+                    resource,
+                    ttl: options.ttl,
+                    wait: .seconds(1),
+                    retry: .init(count: .max, delay: .milliseconds(3), jitter: .milliseconds(3)),
+                    lockDelay: options.lockDelay
+                ) { handle in
+                    if options.tokenFromStatus, let reported = try? await redlock.inspect(resource),
+                        reported.fencingToken != handle.fencingToken
+                    {
+                        _ = try await witness.send(
+                            "RPUSH",
+                            WitnessKeys.tokenMismatches,
+                            "\(reported.fencingToken.map(String.init) ?? "none") != \(handle.fencingToken ?? 0)"
+                        )
+                    }
+                    try await section(handle, "")
+                }
+            }
+        case .semaphore(let permits):
+            let semaphore = try redlock.semaphore(resource, permits: permits)
+            return { _, section in
+                try await semaphore.withPermit(ttl: options.ttl, wait: .seconds(1)) { handle in
+                    try await section(handle, "s\(semaphore.slotIndex(of: handle.lock) ?? -1)")
+                }
+            }
+        case .readWrite:
+            let lock = try ReadWriteLock(resource, on: redlock)
+            return { round, section in
+                if round % 3 == 0 {
+                    try await lock.withWriteLock(ttl: options.ttl, wait: .seconds(1)) { try await section($0, AttemptRecord.writerLane) }
+                } else {
+                    try await lock.withReadLock(ttl: options.ttl, wait: .seconds(1)) { try await section($0, AttemptRecord.readerLane) }
+                }
+            }
+        case .election:
+            let election = try LeaderElection(resource, on: redlock, ttl: options.ttl)
+            return { _, section in try await election.lead(wait: .seconds(1)) { try await section($0, "") } }
+        }
     }
 
     /// A read-sleep-write of the lane's counter (a reader's section only reads it).
