@@ -95,6 +95,24 @@ struct ReadWriteLockTests {
         }
     }
 
+    @Test func aWriterThatGivesUpAfterItsFirstRefusalStopsTurningReadersAway() async throws {
+        try await withRedlock(configuration: Self.configuration) { redlock, _ in
+            let lock = try ReadWriteLock("brief-writer", on: redlock)
+            let reader = try await lock.acquireRead(ttl: .seconds(60))
+            // A wait this short ends at the first refusal: the writer never sleeps, but it did
+            // mark itself as waiting (for 61 s) where it was refused.
+            await #expect(throws: RedlockError.self) { try await lock.acquireWrite(ttl: .seconds(60), wait: .milliseconds(1)) }
+            var admitted: Lock?
+            for _ in 0..<50 where admitted == nil {
+                admitted = try? await lock.acquireRead(ttl: .seconds(10))
+                if admitted == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let second = try #require(admitted, "a new reader is admitted within 1 s")
+            try await redlock.release(second)
+            try await redlock.release(reader)
+        }
+    }
+
     @Test func readersExpireOneByOne() async throws {
         try await withRedlock(configuration: Self.configuration) { redlock, _ in
             let lock = try ReadWriteLock("entries", on: redlock)
