@@ -549,9 +549,12 @@ struct Release: AsyncParsableCommand {
 }
 
 /// Runs `body` with `redlock` and shuts the client down before returning or throwing (a
-/// `defer { Task { ... } }` could lose its task when the process exits).
+/// `defer { Task { ... } }` could lose its task when the process exits). The masters are
+/// dialled first: a one-shot command pays for its connections anyway, and a TLS handshake
+/// would otherwise count against the operation's instance timeout.
 func withShutdown<T>(_ redlock: Redlock, _ body: (Redlock) async throws -> T) async throws -> T {
     let result: Result<T, any Error>
+    _ = await redlock.connect()
     do {
         result = .success(try await body(redlock))
     } catch {
