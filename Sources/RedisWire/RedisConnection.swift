@@ -45,6 +45,8 @@ public final class RedisConnection: @unchecked Sendable {
         let deadline: NIODeadline
         let sink: ReplySink
         let script: RedisScriptCall?
+        let replies: Int
+        let onlyLast: Bool
     }
 
     @exclusivity(unchecked) private var state: State = .idle
@@ -157,7 +159,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends a pre-encoded command and waits for its reply.
     public nonisolated(nonsending) func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
-        try await sendAndWait(command.encoded, deadline: deadline, script: nil)
+        try await sendAndWait(command.encoded, deadline: deadline, script: nil, replies: command.replies, onlyLast: command.deliversOnlyLast)
     }
 
     /// Queues `encoded` on the event loop (directly when already there) and waits for its
@@ -166,13 +168,24 @@ public final class RedisConnection: @unchecked Sendable {
     private nonisolated(nonsending) func sendAndWait(
         _ encoded: ByteBuffer,
         deadline: NIODeadline,
-        script: RedisScriptCall?
+        script: RedisScriptCall?,
+        replies: Int = 1,
+        onlyLast: Bool = false
     ) async throws(RedisWireError) -> RESPValue {
         let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
             if eventLoop.inEventLoop {
-                send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script)
+                send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script, replies: replies, onlyLast: onlyLast)
             } else {
-                eventLoop.execute { self.send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script) }
+                eventLoop.execute {
+                    self.send(
+                        encoded: encoded,
+                        deadline: deadline,
+                        sink: .continuation(continuation),
+                        script: script,
+                        replies: replies,
+                        onlyLast: onlyLast
+                    )
+                }
             }
         }
         return try result.get()
@@ -270,14 +283,28 @@ public final class RedisConnection: @unchecked Sendable {
     /// This is the cheapest way to send: no promise, no future, no encoding.
     package func send(_ command: RedisCommand, deadline: NIODeadline, completion: @escaping @Sendable (Result<RESPValue, RedisWireError>) -> Void) {
         eventLoop.preconditionInEventLoop()
-        send(encoded: command.encoded, deadline: deadline, sink: .closure(completion), script: nil)
+        send(
+            encoded: command.encoded,
+            deadline: deadline,
+            sink: .closure(completion),
+            script: nil,
+            replies: command.replies,
+            onlyLast: command.deliversOnlyLast
+        )
     }
 
     /// Sends a pre-encoded command whose reply goes to `receiver` with `tag`; must be called on
     /// ``eventLoop``, and the receiver is called there. Costs no allocation per command.
     package func send(_ command: RedisCommand, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
         eventLoop.preconditionInEventLoop()
-        send(encoded: command.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: nil)
+        send(
+            encoded: command.encoded,
+            deadline: deadline,
+            sink: .receiver(receiver, tag: tag),
+            script: nil,
+            replies: command.replies,
+            onlyLast: command.deliversOnlyLast
+        )
     }
 
     /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`, with its reply
@@ -287,7 +314,8 @@ public final class RedisConnection: @unchecked Sendable {
         send(encoded: call.evalsha.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: call)
     }
 
-    private func send(encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?) {
+    private func send(encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?, replies: Int = 1, onlyLast: Bool = false)
+    {
         if let until = quarantinedUntil, case .connected = state {
             guard NIODeadline.now() >= until else {
                 sink.deliver(.failure(Self.quarantineError(until)))
@@ -301,15 +329,15 @@ public final class RedisConnection: @unchecked Sendable {
             // than hand the command to a connection that can only fail it.
             state = .idle
             dial()
-            send(encoded: encoded, deadline: deadline, sink: sink, script: script)
+            send(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast)
         case .connected(_, let handler):
-            handler.send(encoded, deadline: deadline, sink: sink, script: script)
+            handler.send(encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast)
         case .idle:
             dial()
-            send(encoded: encoded, deadline: deadline, sink: sink, script: script)
+            send(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast)
         case .connecting(var waiters):
             state = .idle  // avoid a copy-on-write of the array while we append
-            waiters.append(Waiter(encoded: encoded, deadline: deadline, sink: sink, script: script))
+            waiters.append(Waiter(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast))
             state = .connecting(waiters: waiters)
             scheduleWaiterExpiry(at: deadline)
         case .down(_, let error):
@@ -511,7 +539,14 @@ public final class RedisConnection: @unchecked Sendable {
             } else if waiter.deadline <= now {
                 waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
             } else {
-                handler.send(waiter.encoded, deadline: waiter.deadline, sink: waiter.sink, script: waiter.script)
+                handler.send(
+                    waiter.encoded,
+                    deadline: waiter.deadline,
+                    sink: waiter.sink,
+                    script: waiter.script,
+                    replies: waiter.replies,
+                    onlyLast: waiter.onlyLast
+                )
             }
         }
         for promise in connectedWaiters { promise.succeed() }
