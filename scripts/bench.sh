@@ -35,9 +35,9 @@ flush
 # same network work with Locklock's Lua scripts) and redlock-bench, interleaved over rounds
 # with ratios taken within each round.
 python3 scripts/bench/latency-rounds.py "$bin" "$masters" 5 3000
-for fencing in on off; do
-  "$bin/redlock-bench" lock --masters "$masters" --mode throughput --concurrency 64 --cycles 100000 --fencing "$fencing" | tail -1
-done
+# What fencing costs: fenced against unfenced, throughput at 64 tasks and p50 on the loop, in
+# interleaved rounds with the ratio taken within each round.
+python3 scripts/bench/fencing-ratio.py "$bin" "$masters" 7
 # Beyond the mutex, beside the fenced mutex's cycles in the same run: 64 tasks taking and
 # returning permits of one semaphore of 8, and readers' shares of one read-write lock.
 for round in 1 2; do

@@ -15,8 +15,8 @@ import Logging
 ///   Idempotency-Key middleware does).
 ///
 /// The guard takes its locks without fencing tokens: the operation never sees one, and a
-/// fenced lock would leave a counter key per idempotency key on every master for
-/// ``RedlockConfiguration/fencingCounterRetention``, besides costing a Lua script per call.
+/// fenced lock would leave a fence per idempotency key on every master for
+/// ``RedlockConfiguration/fencingCounterRetention``, besides costing a transaction per call.
 ///
 /// At most once holds only while the masters keep their data: run them with
 /// `appendfsync always` and `maxmemory-policy noeviction` (Docs/operations.md).

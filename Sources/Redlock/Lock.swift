@@ -73,11 +73,9 @@ public struct LockState: Sendable, CustomStringConvertible {
     public let timeToLive: Duration?
     /// The holder's raw value. It proves ownership: never log or return it to other clients.
     package let holderValue: [UInt8]?
-    /// The fencing token issued to the holder's acquisition: the counter a quorum of the
-    /// holder's masters agree on. Nil when the lock is free, or when no quorum of the masters
-    /// that answered agrees (a master of the quorum that decided is unreachable), rather than
-    /// a guess. For an unfenced lock it is the resource's counter from the last fenced
-    /// acquisition, if any.
+    /// The fencing token issued to the holder's acquisition, which its value carries on the
+    /// masters. Nil when the lock is free. For an unfenced lock it is the resource's fence (the
+    /// highest token handed out for it) where a quorum of the holder's masters agree on one.
     public let fencingToken: Int64?
 
     init(isHeld: Bool, remaining: Duration?, holder: [UInt8]?, fencingToken: Int64? = nil, timeToLive: Duration? = nil) {

@@ -74,13 +74,21 @@ package struct QuorumTally: Sendable, Equatable {
 
 extension QuorumTally {
     /// The vote a reply to an acquisition command casts: nil or a bare integer (the other
-    /// owner's PTTL, from the scripts) refuses; any other value grants.
+    /// owner's PTTL, from the scripts) refuses; a fenced transaction's reply votes as its
+    /// ``FencedTransaction/Outcome`` says (a refused candidate, like an error, fails); any other
+    /// value grants.
     static func acquisitionVote(_ reply: Result<RESPValue, RedisWireError>?) -> (vote: RedlockError.Vote, holderTTL: Int64?) {
         switch reply {
         case nil: (.pending, nil)
         case .failure?: (.failed, nil)
         case .success(.null)?: (.heldByAnother, nil)
         case .success(.integer(let ttl))?: (.heldByAnother, ttl)
+        case .success(.array(let replies))?:
+            switch FencedTransaction.outcome(replies) {
+            case .granted?: (.granted, nil)
+            case .held(let ttl)?: (.heldByAnother, ttl)
+            case .candidateRefused?, nil: (.failed, nil)
+            }
         case .success?: (.granted, nil)
         }
     }

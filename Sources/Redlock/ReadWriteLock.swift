@@ -21,7 +21,7 @@ import RedisWire
 ///
 /// Holds are ``Lock``s: extend and release them with ``Redlock/extend(_:ttl:)`` and
 /// ``Redlock/release(_:)``. A reader's lock has ``Lock/isShared`` set and no fencing token; a
-/// writer's is fenced like a mutex's, with the counter of `name`.
+/// writer's is fenced like a mutex's, with the fence of `name`.
 public struct ReadWriteLock: Sendable {
     /// The lock's name. Its writer holds the resource `name`, so a mutex on the same name
     /// excludes (and is excluded by) the writer, not the readers.
@@ -147,8 +147,7 @@ struct ReadWriteAccess: Sendable {
         keys: AcquisitionKeys,
         value: [UInt8],
         ttl: [UInt8],
-        retention: [UInt8],
-        seed: [UInt8],
+        candidate: [UInt8],
         waitMarker: Duration
     ) throws(RedlockError) -> FanOutCommand {
         let marker = Array(String(waitMarker.millisecondsRoundedUp).utf8)
@@ -162,8 +161,8 @@ struct ReadWriteAccess: Sendable {
         case .write:
             return try .script(
                 Scripts.acquireWrite,
-                keys: keys.lockKeys + keys.fenceKeys + [readersKey, writerWaitingKey, keys.waitKeys[0], keys.watchKeys[0]],
-                arguments: [value, ttl, retention, seed, marker, writerID, Array(String(writerIntent.millisecondsRoundedUp).utf8)]
+                keys: keys.lockKeys + [readersKey, writerWaitingKey, keys.waitKeys[0], keys.watchKeys[0]] + (keys.fences.map { [$0] } ?? []),
+                arguments: [value, ttl, candidate, marker, writerID, Array(String(writerIntent.millisecondsRoundedUp).utf8)]
             )
         }
     }

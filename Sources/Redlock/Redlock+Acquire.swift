@@ -176,11 +176,13 @@ extension Redlock {
         }
     }
 
-    /// One attempt, entirely on the event loop: SET-with-fence on every master, raise lagging
-    /// fencing counters, compute the validity, and on failure release everywhere. Calls
-    /// `completion` once, on the loop. The keys live `keyLifetime` (the TTL plus any lock
-    /// delay); the validity is computed from `ttl`. A `waiter` attempt also leaves a wait
-    /// marker where the lock is held (see ``WakeUpHub``).
+    /// One attempt, entirely on the event loop: SET (fenced: with a candidate token for every
+    /// master's fence) on every master, compute the validity, and on failure release
+    /// everywhere. Calls `completion` once, on the loop. The keys live `keyLifetime` (the TTL
+    /// plus any lock delay); the validity is computed from `ttl`. A `waiter` attempt also
+    /// leaves a wait marker where the lock is held (see ``WakeUpHub``). When only fences that
+    /// were already past the candidate stood between the attempt and a quorum, it is made
+    /// again at once above the highest fence reported (`fenceRetries` counts those).
     func attempt(
         resources: [String],
         keys: AcquisitionKeys,
@@ -188,36 +190,32 @@ extension Redlock {
         ttl: Duration,
         keyLifetime: Duration,
         waiter: WaiterArguments?,
+        fenceRetries: Int = 0,
         completion: @escaping @Sendable (Result<Lock, RedlockError>) -> Void
     ) {
         let start = ContinuousClock.now
         let quorum = group.quorum
         let count = group.count
         let lockKeys = keys.lockKeys
-        let fenceKeys = keys.fenceKeys
         let ttlArgument = Array(String(keyLifetime.millisecondsRoundedUp).utf8)
         let deadline = instanceDeadline()
+        let candidate = keys.fences == nil ? nil : nextFencingCandidate()
+        // A reader's value is an entry of the readers' set, not a key's value: no trailer.
+        let stored = keys.access?.mode == .read ? value : StoredValue.encode(value, token: candidate)
+        let candidateArgument = Array(String(candidate ?? 0).utf8)
         let command: FanOutCommand
         do throws(RedlockError) {
-            let seed = Array(String(Self.fencingSeed()).utf8)
             if let access = keys.access {
                 let waitMarker = waiter.map { wakeUps.markerLifetime($0.membership) ?? .seconds(1) } ?? .zero
-                command = try access.acquireCommand(
-                    keys: keys,
-                    value: value,
-                    ttl: ttlArgument,
-                    retention: retentionArgument,
-                    seed: seed,
-                    waitMarker: waitMarker
-                )
+                command = try access.acquireCommand(keys: keys, value: stored, ttl: ttlArgument, candidate: candidateArgument, waitMarker: waitMarker)
             } else if let waiter {
                 let markerLifetime = wakeUps.markerLifetime(waiter.membership) ?? .seconds(1)
                 let othersLifetime = wakeUps.markerLifetime(waiter.membership, others: true) ?? .zero
                 command = try .script(
                     Scripts.acquireWaiting,
-                    keys: lockKeys + fenceKeys + keys.waitKeys + keys.watchKeys + [keys.priorityKey, keys.queueKey],
+                    keys: lockKeys + keys.waitKeys + keys.watchKeys + [keys.priorityKey, keys.queueKey] + (keys.fences.map { [$0] } ?? []),
                     arguments: [
-                        value, ttlArgument, retentionArgument, seed, Array(String(lockKeys.count).utf8),
+                        stored, ttlArgument, candidateArgument, Array(String(lockKeys.count).utf8),
                         Array(String(markerLifetime.millisecondsRoundedUp).utf8), waiter.membership.token,
                         Array((waiter.claimsPriority ? "1" : "0").utf8),
                         Array(String(configuration.wakeUps.priorityClaimSlack.millisecondsRoundedUp).utf8),
@@ -225,21 +223,34 @@ extension Redlock {
                         waiter.membership.arrival, Array((waiter.mayBeQueued ? "1" : "0").utf8),
                     ]
                 )
-            } else if !fenceKeys.isEmpty {
-                command = try .script(
-                    Scripts.acquireFenced,
-                    keys: lockKeys + fenceKeys + keys.watchKeys,
-                    arguments: [value, ttlArgument, retentionArgument, seed]
-                )
+            } else if let fences = keys.fences, let candidate {
+                if lockKeys.count == 1 && fenceRetries == 0 {
+                    command = try FencedTransaction.command(
+                        lockKey: lockKeys[0],
+                        stored: stored,
+                        ttl: ttlArgument,
+                        fences: fences,
+                        candidate: candidate,
+                        watchKey: keys.watchKeys[0]
+                    )
+                } else {
+                    // The script reports the fence that refuses a candidate, which the transaction cannot.
+                    command = try .script(
+                        Scripts.acquireFenced,
+                        keys: lockKeys + keys.watchKeys + [fences],
+                        arguments: [stored, ttlArgument, candidateArgument]
+                    )
+                }
             } else if lockKeys.count == 1 {
-                command = try .plain([Self.set, lockKeys[0], value, Self.nx, Self.px, ttlArgument])
+                command = try .plain([Self.set, lockKeys[0], stored, Self.nx, Self.px, ttlArgument])
             } else {
-                command = try .script(Scripts.acquireMany, keys: lockKeys, arguments: [value, ttlArgument])
+                command = try .script(Scripts.acquireMany, keys: lockKeys, arguments: [stored, ttlArgument])
             }
         } catch {
             completion(.failure(error))
             return
         }
+        if candidate != nil { pruneFencesIfDue() }
         // Decided as soon as a quorum granted or too few masters are left that could: a split
         // vote (a rival holds some masters) is otherwise settled only by the last masters, and
         // when those are paused or partitioned every contender would wait for the instance
@@ -252,18 +263,43 @@ extension Redlock {
             until: QuorumTally.isDecided(acquisitionReplies:)
         ) { replies in
             let tally = QuorumTally(acquisitionReplies: replies)
-            var granted: [(index: Int, tokens: [Int64])] = []
+            var refusedCandidates = 0
+            var watched: [Int] = []
             for (index, reply) in replies.enumerated() {
                 switch reply {
+                case .failure(let error)? where error.serverErrorPrefix == "LOWFENCE":
+                    refusedCandidates += 1
+                    if let fence = error.message.split(separator: " ").last.flatMap({ Int64($0) }) { self.raiseFencingFloor(to: fence) }
                 case .failure(let error)?:
                     self.metrics.masterError(index, code: error.code.description)
-                case .success(let value)? where tally.votes[index] == .granted:
-                    granted.append((index, value.array?.map { $0.integer ?? 0 } ?? []))
+                case .success(.array(let parts))?:
+                    switch FencedTransaction.outcome(parts) {
+                    case .candidateRefused?: refusedCandidates += 1
+                    case .granted(watched: true)?: watched.append(index)
+                    default: break
+                    }
                 default:
                     break
                 }
             }
             guard tally.outcome == .acquired else {
+                if refusedCandidates > 0, tally.number(of: .granted) + refusedCandidates >= quorum, fenceRetries < 3 {
+                    // Only fences already past the candidate (another client's clock is ahead,
+                    // or it burned numbers) kept the quorum: try again above them.
+                    self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) {
+                        self.attempt(
+                            resources: resources,
+                            keys: keys,
+                            value: value,
+                            ttl: ttl,
+                            keyLifetime: keyLifetime,
+                            waiter: waiter,
+                            fenceRetries: fenceRetries + 1,
+                            completion: completion
+                        )
+                    }
+                    return
+                }
                 let error =
                     tally.outcome == .held
                     ? RedlockError(.lockHeld, "resource is held by another owner", retryAfter: tally.retryAfter, votes: tally.votes)
@@ -275,52 +311,30 @@ extension Redlock {
                 self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
                 return
             }
-            var tokens = [Int64](repeating: 0, count: fenceKeys.count)
-            for entry in granted {
-                for (slot, token) in entry.tokens.enumerated() where slot < tokens.count { tokens[slot] = max(tokens[slot], token) }
-            }
-            let finalTokens = tokens
-            let conclude: @Sendable (Int) -> Void = { confirmed in
-                let elapsed = ContinuousClock.now - start
-                let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
-                if confirmed < quorum {
-                    let error = RedlockError(.quorumUnreachable, "fencing counters could not be raised on a quorum", votes: tally.votes)
-                    self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
-                    return
-                }
-                guard validity > .zero else {
-                    let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL", votes: tally.votes)
-                    self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
-                    return
-                }
-                let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
-                var lock = Lock(resources: resources, fencingTokens: finalTokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
-                lock.votes = tally.votes
-                if let waiter {
-                    // Where it did not win, the waiter's entry (and claim) would otherwise linger.
-                    self.forget(waiter.membership, keys: keys, on: tally.votes.indices.filter { tally.votes[$0] != .granted })
-                }
-                completion(.success(lock))
-            }
-            let lagging = fenceKeys.isEmpty ? [] : granted.filter { $0.tokens != finalTokens }.map(\.index)
-            if lagging.isEmpty {
-                conclude(granted.count)
+            let elapsed = ContinuousClock.now - start
+            let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
+            guard validity > .zero else {
+                let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL", votes: tally.votes)
+                self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
                 return
             }
-            // Masters of the quorum whose counters are behind the token we hand out must catch
-            // up, or a later quorum that overlaps only them could hand out a lower one.
-            let raiseArguments = tokens.map { Array(String($0).utf8) } + [self.retentionArgument]
-            guard let raise = try? FanOutCommand.script(Scripts.raiseCounters, keys: fenceKeys, arguments: raiseArguments) else {
-                completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
-                return
+            if !watched.isEmpty, let announce = try? FanOutCommand.plain([Self.publish, lockKeys[0], Self.acquiredMessage]) {
+                self.group.fanOut(announce, to: watched, deadline: self.instanceDeadline()) { _ in }
             }
-            let grantedCount = granted.count
-            self.group.fanOut(raise, to: lagging, deadline: self.instanceDeadline()) { raiseReplies in
-                conclude(grantedCount - lagging.count + lagging.filter { if case .success? = raiseReplies[$0] { true } else { false } }.count)
+            let validUntil = start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor)
+            let tokens = candidate.map { Array(repeating: $0, count: lockKeys.count) } ?? []
+            var lock = Lock(resources: resources, fencingTokens: tokens, ttl: ttl, validity: validity, validUntil: validUntil, value: value)
+            lock.votes = tally.votes
+            if let waiter {
+                // Where it did not win, the waiter's entry (and claim) would otherwise linger.
+                self.forget(waiter.membership, keys: keys, on: tally.votes.indices.filter { tally.votes[$0] != .granted })
             }
+            completion(.success(lock))
         }
     }
 
+    private static let publish = Array("PUBLISH".utf8)
+    private static let acquiredMessage = Array("a".utf8)
     /// Forgets a waiter on `masters` (all when nil): its priority claim and its queue entry.
     /// Best effort: an entry left behind lapses at the waiter's deadline, a claim at its slack.
     func forget(_ membership: WakeUpHub.Membership, keys: AcquisitionKeys, on masters: [Int]? = nil) {
@@ -378,8 +392,8 @@ extension Redlock {
 /// Every key one acquisition touches, built once for all its attempts.
 struct AcquisitionKeys: Sendable {
     let lockKeys: [[UInt8]]
-    /// The fencing counters; empty for an unfenced lock.
-    let fenceKeys: [[UInt8]]
+    /// The fences (see ``Redlock/fencesKey``); nil for an unfenced lock.
+    let fences: [UInt8]?
     /// Markers that make a release publish: somebody waits, somebody watches.
     let waitKeys: [[UInt8]]
     let watchKeys: [[UInt8]]
@@ -392,20 +406,19 @@ struct AcquisitionKeys: Sendable {
     init(redlock: Redlock, resources: [String], fenced: Bool, access: ReadWriteAccess? = nil) {
         self.access = access
         lockKeys = resources.map(redlock.lockKey)
-        fenceKeys = fenced ? resources.map(redlock.fenceKey) : []
+        fences = fenced ? redlock.fencesKey : nil
         waitKeys = resources.map { redlock.key(redlock.waitPrefix, $0) }
         watchKeys = resources.map { redlock.key(redlock.watchPrefix, $0) }
         priorityKey = redlock.key(redlock.priorityPrefix, resources[0])
         queueKey = redlock.key(redlock.queuePrefix, resources[0])
     }
 
-    /// The compare-and-delete of these locks; with `fencingCounter`, only while the counter
-    /// still equals `fencingToken`. `announce`: publish the release to waiters and watchers.
+    /// The compare-and-delete of these locks; with `fencingToken`, only where the value
+    /// carries that token. `announce`: publish the release to waiters and watchers.
     func releaseCommand(
         value: [UInt8],
         mode: [UInt8],
         announce: Bool = true,
-        fencingCounter: [UInt8]? = nil,
         fencingToken: Int64? = nil
     ) throws(RedlockError) -> FanOutCommand {
         let announcement = Array((announce ? "1" : "0").utf8)
@@ -417,11 +430,8 @@ struct AcquisitionKeys: Sendable {
             )
         }
         var arguments = [value, mode, Array(String(lockKeys.count).utf8), announcement]
-        var keys = lockKeys + waitKeys + watchKeys + [queueKey, priorityKey]
-        if let fencingCounter, let fencingToken {
-            keys.append(fencingCounter)
-            arguments.append(Array(String(fencingToken).utf8))
-        }
+        let keys = lockKeys + waitKeys + watchKeys + [queueKey, priorityKey]
+        if let fencingToken { arguments.append(StoredValue.trailer(token: fencingToken)) }
         return try .script(Scripts.release, keys: keys, arguments: arguments)
     }
 }

@@ -18,8 +18,8 @@ extension Redlock {
     /// now (the keys live `lockDelay` longer); returns the new validity. A master that lost the key is re-seeded only for an
     /// exact match (a prefix does not say what to write back).
     ///
-    /// With `fencingToken`, for one resource, a master extends the key only while the
-    /// resource's fencing counter still equals the token (see ``release(_:matching:fencingToken:)``).
+    /// With `fencingToken`, for one resource, a master extends the key only while its value
+    /// carries that token (see ``release(_:matching:fencingToken:shared:)``).
     package func extend(
         _ resources: [String],
         matching match: ValueMatch,
@@ -33,7 +33,14 @@ extension Redlock {
         guard (Duration.zero...Self.longestDuration).contains(lockDelay) else {
             throw RedlockError(.invalidArgument, "lock delay must be between 0 and ten years")
         }
-        var probe = Lock(resources: resources, fencingTokens: [], ttl: ttl, validity: .zero, validUntil: .now, value: match.bytes)
+        var probe = Lock(
+            resources: resources,
+            fencingTokens: fencingToken.map { [$0] } ?? [],
+            ttl: ttl,
+            validity: .zero,
+            validUntil: .now,
+            value: match.bytes
+        )
         probe.lockDelay = lockDelay
         return try await extend(probe, match: match, fencingToken: fencingToken, ttl: ttl).validity
     }
@@ -77,11 +84,10 @@ extension Redlock {
                 let readers = ReadWriteAccess(redlock: self, name: lock.resource, mode: .read).readersKey
                 command = try .script(Scripts.extendRead, keys: [readers], arguments: [match.bytes, ttlArgument])
             } else if let fencingToken {
-                let fenced = keys + [fenceKey(lock.resources[0])]
                 command = try .script(
                     Scripts.extend,
-                    keys: fenced,
-                    arguments: [match.bytes, ttlArgument, match.mode, Array(String(fencingToken).utf8)]
+                    keys: keys,
+                    arguments: [match.bytes, ttlArgument, match.mode, StoredValue.trailer(token: fencingToken)]
                 )
             } else {
                 command = try .script(Scripts.extend, keys: keys, arguments: [match.bytes, ttlArgument, match.mode])
@@ -134,8 +140,12 @@ extension Redlock {
                 validUntil: start + ttl - Validity.drift(ttl: ttl, driftFactor: self.configuration.driftFactor),
                 ttl: ttl
             )
+            // A restarted master lost the fences too: raised back to the token with our value.
+            let reseedKeys = lock.fencingToken == nil ? keys : keys + [self.fencesKey]
+            let token = lock.fencingToken.map { [Array(String($0).utf8)] } ?? []
+            let stored = StoredValue.encode(lock.value, token: lock.fencingToken)
             guard !missing.isEmpty, case .exact = match, !lock.isShared,
-                let reseed = try? FanOutCommand.script(Scripts.reseed, keys: keys, arguments: [lock.value, ttlArgument])
+                let reseed = try? FanOutCommand.script(Scripts.reseed, keys: reseedKeys, arguments: [stored, ttlArgument] + token)
             else {
                 completion(.success(extendedLock))
                 return

@@ -13,11 +13,11 @@ extension Redlock {
     func inspectUntracked(_ resource: String) async throws(RedlockError) -> LockState {
         guard !resource.isEmpty else { throw RedlockError(.invalidArgument, "resource name must not be empty") }
         let key = lockKey(resource)
-        let counter = fenceKey(resource)
+        let fences = fencesKey
         let quorum = group.quorum
         let driftFactor = configuration.driftFactor
         let result: Result<LockState, RedlockError> = await onLoop { completion in
-            guard let inspect = try? FanOutCommand.script(Scripts.inspect, keys: [key, counter], arguments: []) else {
+            guard let inspect = try? FanOutCommand.script(Scripts.inspect, keys: [key, fences], arguments: []) else {
                 completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
                 return
             }
@@ -28,8 +28,9 @@ extension Redlock {
         return try result.get()
     }
 
-    /// Whether the inspect replies so far settle the state: a quorum agrees on a holder and on
-    /// its token, or no holder can reach a quorum whatever the others answer.
+    /// Whether the inspect replies so far settle the state: a quorum agrees on a holder (and,
+    /// for an unfenced holder, on the resource's fence), or no holder can reach a quorum
+    /// whatever the others answer.
     static func inspectionIsDecided(_ replies: Replies, quorum: Int) -> Bool {
         var holders: [[UInt8]: (count: Int, tokens: [Int64: Int])] = [:]
         var pending = 0
@@ -44,30 +45,30 @@ extension Redlock {
             guard let entry = InspectReply(value), let holder = entry.holder else { continue }
             var tally = holders[holder] ?? (0, [:])
             tally.count += 1
-            if let token = entry.token { tally.tokens[token, default: 0] += 1 }
+            if let fence = entry.fence { tally.tokens[fence, default: 0] += 1 }
             holders[holder] = tally
         }
-        if holders.values.contains(where: { $0.count >= quorum && $0.tokens.values.contains { $0 >= quorum } }) { return true }
+        let settled = holders.contains { holder, tally in
+            tally.count >= quorum && (StoredValue.decode(holder).token != nil || tally.tokens.values.contains { $0 >= quorum })
+        }
+        if settled { return true }
         let largest = holders.values.map(\.count).max() ?? 0
         return largest + pending < quorum && (answered >= quorum || pending == 0)
     }
 
     /// What a quorum of inspect replies says about the lock.
     ///
-    /// The fencing token reported is the counter value that a quorum of the holder's masters
-    /// agree on. Every master of the quorum that decided the acquisition holds exactly the
-    /// issued token (lagging ones were raised to it before the grant), and a counter moves
-    /// only when an acquisition succeeds on its master, which cannot happen there while our
-    /// value is held. A master that granted after the decision keeps its own counter, which may
-    /// be higher; it is outvoted. When no quorum of holders agrees (a master of the deciding
-    /// quorum is unreachable now), the token is not reported rather than guessed.
+    /// The fencing token reported is the one the holder's value carries (see `StoredValue`):
+    /// the token its acquisition was issued, whatever the fence did since. For an unfenced
+    /// holder it is the resource's fence that a quorum of the holder's masters agree on, if
+    /// they do.
     static func lockState(_ replies: Replies, quorum: Int, driftFactor: Double) -> Result<LockState, RedlockError> {
         var answered = 0
-        var holders: [[UInt8]: [(ttl: Int64, token: Int64?)]] = [:]
+        var holders: [[UInt8]: [(ttl: Int64, fence: Int64?)]] = [:]
         for reply in replies {
             guard case .success(let value)? = reply, let entry = InspectReply(value) else { continue }
             answered += 1
-            if let holder = entry.holder { holders[holder, default: []].append((entry.ttl, entry.token)) }
+            if let holder = entry.holder { holders[holder, default: []].append((entry.ttl, entry.fence)) }
         }
         guard answered >= quorum else {
             return .failure(RedlockError(.quorumUnreachable, "only \(answered) of \(replies.count) masters answered"))
@@ -79,21 +80,23 @@ extension Redlock {
         let sorted = entries.map(\.ttl).sorted(by: >)
         let ttl = Duration.milliseconds(sorted[quorum - 1])
         let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
-        var votesPerToken: [Int64: Int] = [:]
-        for case let token? in entries.map(\.token) { votesPerToken[token, default: 0] += 1 }
-        let token = votesPerToken.first { $0.value >= quorum }?.key
-        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: holder, fencingToken: token, timeToLive: ttl))
+        let (value, issued) = StoredValue.decode(holder)
+        var votesPerFence: [Int64: Int] = [:]
+        for case let fence? in entries.map(\.fence) { votesPerFence[fence, default: 0] += 1 }
+        let token = issued ?? votesPerFence.first { $0.value >= quorum }?.key
+        return .success(LockState(isHeld: true, remaining: max(remaining, .zero), holder: value, fencingToken: token, timeToLive: ttl))
     }
 }
 
-/// One master's answer to the inspect script: `{value, pttl, counter}`.
+/// One master's answer to the inspect script: `{stored value, pttl, fence}`.
 struct InspectReply {
-    /// The value held, when the key exists with time left; nil when the master holds nothing.
+    /// The stored value (with its trailer), when the key exists with time left; nil when the
+    /// master holds nothing.
     let holder: [UInt8]?
     /// Milliseconds left on the key (meaningful only with a holder).
     let ttl: Int64
-    /// The resource's fencing counter, if there is one.
-    let token: Int64?
+    /// The resource's fence, if there is one.
+    let fence: Int64?
 
     /// Nil for a reply that is not the script's triple.
     init?(_ value: RESPValue) {
@@ -101,6 +104,6 @@ struct InspectReply {
         let ttl = triple[1].integer ?? 0
         self.holder = ttl > 0 ? triple[0].bytes : nil
         self.ttl = ttl
-        self.token = triple[2].string.flatMap { Int64($0) }
+        self.fence = triple[2].string.flatMap { Int64($0) }
     }
 }

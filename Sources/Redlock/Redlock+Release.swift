@@ -26,9 +26,9 @@ extension Redlock {
     /// Releases the lock on `resources` where the stored value matches `match`.
     @discardableResult
     ///
-    /// With `fencingToken`, for one resource, a master deletes the key only while the
-    /// resource's fencing counter still equals the token: a delayed release of an earlier
-    /// acquisition cannot delete a later one that reused its value (or its value's prefix).
+    /// With `fencingToken`, for one resource, a master deletes the key only while its value
+    /// carries that token: a delayed release of an earlier acquisition cannot delete a later
+    /// one that reused its value (or its value's prefix).
     /// `shared`: the value is a reader's entry of the ``ReadWriteLock`` named `resources[0]`.
     package func release(
         _ resources: [String],
@@ -62,7 +62,7 @@ extension Redlock {
         }
         let access = shared ? ReadWriteAccess(redlock: self, name: resources[0], mode: .read) : nil
         let keys = AcquisitionKeys(redlock: self, resources: resources, fenced: false, access: access)
-        let release = try keys.releaseCommand(value: value, mode: mode, fencingCounter: fenceKey(resources[0]), fencingToken: fencingToken)
+        let release = try keys.releaseCommand(value: value, mode: mode, fencingToken: fencingToken)
         let quorum = group.quorum
         let result: Result<ReleaseOutcome, RedlockError> = await onLoop { completion in
             // Decided as soon as a quorum deleted it or too few can still have: a paused or

@@ -40,7 +40,9 @@ public final class Redlock: Service, Sendable {
     let logger: Logger
     let metrics: RedlockMetrics
     let lockPrefix: [UInt8]
-    let fencePrefix: [UInt8]
+    /// Every resource's fence on a master, in one sorted set: member the lock key, score the
+    /// highest token handed out for it (see `Docs/redlock.md`, "Fencing tokens").
+    let fencesKey: [UInt8]
     /// Markers next to a lock (see ``WakeUpHub``): somebody waits, somebody watches, a
     /// waiter's priority claim, the waiters' queue.
     let waitPrefix: [UInt8]
@@ -52,8 +54,14 @@ public final class Redlock: Service, Sendable {
     let writerWaitingPrefix: [UInt8]
     /// Wake-ups for the acquisitions that wait (see ``WakeUpHub``).
     let wakeUps: WakeUpHub
-    /// The fencing counters' retention in milliseconds, as the scripts take it.
+    /// The fences' retention in milliseconds, as the scripts take it.
     let retentionArgument: [UInt8]
+    /// The highest fencing token this client handed out or saw refused: every candidate is
+    /// above it.
+    private let fencingFloor = Atomic<Int64>(0)
+    /// When (the wall clock in microseconds) the fences are next pruned of resources that
+    /// nobody acquired for the retention.
+    let nextFencePrune = Atomic<Int64>(0)
     /// Operations running now, and whether shutdown has begun (see ``shutdown()``).
     private let inFlight = Atomic<Int>(0)
     private let closing = Atomic<Bool>(false)
@@ -136,7 +144,7 @@ public final class Redlock: Service, Sendable {
             dimensions: configuration.metricsDimensions
         )
         self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
-        self.fencePrefix = Array((configuration.keyPrefix + "fence:").utf8)
+        self.fencesKey = Array((configuration.keyPrefix + "fences").utf8)
         self.waitPrefix = Array((configuration.keyPrefix + "wait:").utf8)
         self.watchPrefix = Array((configuration.keyPrefix + "watch:").utf8)
         self.priorityPrefix = Array((configuration.keyPrefix + "first:").utf8)
@@ -239,7 +247,6 @@ public final class Redlock: Service, Sendable {
     // MARK: - Helpers
 
     func lockKey(_ resource: String) -> [UInt8] { key(lockPrefix, resource) }
-    func fenceKey(_ resource: String) -> [UInt8] { key(fencePrefix, resource) }
     /// `resource`'s key of the kind `prefix` names.
     func key(_ prefix: [UInt8], _ resource: String) -> [UInt8] { prefix + Array(resource.utf8) }
 
@@ -301,8 +308,49 @@ public final class Redlock: Service, Sendable {
     static let nx = Array("NX".utf8)
     static let px = Array("PX".utf8)
 
-    /// The wall clock in microseconds: where a new fencing counter starts.
-    static func fencingSeed() -> Int64 {
+    /// A fencing token to try: the wall clock in microseconds, or just above the highest token
+    /// this client handed out or saw a fence hold, whichever is higher; never the same twice.
+    func nextFencingCandidate() -> Int64 {
+        var floor = fencingFloor.load(ordering: .relaxed)
+        while true {
+            let candidate = max(Self.wallClockMicroseconds(), floor + 1)
+            let (exchanged, current) = fencingFloor.compareExchange(expected: floor, desired: candidate, ordering: .relaxed)
+            if exchanged { return candidate }
+            floor = current
+        }
+    }
+
+    /// Makes every later candidate higher than `fence`, a fence a master reported.
+    func raiseFencingFloor(to fence: Int64) {
+        var floor = fencingFloor.load(ordering: .relaxed)
+        while floor < fence {
+            let (exchanged, current) = fencingFloor.compareExchange(expected: floor, desired: fence, ordering: .relaxed)
+            if exchanged { return }
+            floor = current
+        }
+    }
+
+    /// Fences dropped per prune call: bounds the time one call holds a master.
+    static let pruneBatch = Array("1000".utf8)
+
+    /// Drops, now and then, the fences of resources that nobody acquired for the retention:
+    /// at most every second while this client acquires fenced locks, and again at once while a
+    /// call finds a full batch.
+    func pruneFencesIfDue() {
+        let now = Self.wallClockMicroseconds()
+        let due = nextFencePrune.load(ordering: .relaxed)
+        guard now >= due, nextFencePrune.compareExchange(expected: due, desired: now + 1_000_000, ordering: .relaxed).exchanged,
+            let prune = try? FanOutCommand.script(Scripts.pruneFences, keys: [fencesKey], arguments: [retentionArgument, Self.pruneBatch])
+        else { return }
+        group.fanOut(prune, deadline: instanceDeadline()) { replies in
+            if replies.contains(where: { if case .success(.integer(1000))? = $0 { true } else { false } }) {
+                self.nextFencePrune.store(0, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// The wall clock in microseconds.
+    static func wallClockMicroseconds() -> Int64 {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
         return Int64(time.tv_sec) * 1_000_000 + Int64(time.tv_nsec) / 1_000 - 1

@@ -99,19 +99,20 @@ public struct RedlockConfiguration: @unchecked Sendable {
     /// How often ``Redlock/withLock(_:ttl:wait:retry:fencing:lockDelay:_:)-(String,_,_,_,_,_,_)`` extends its lock; nil means ttl / 3.
     public var autoExtendInterval: Duration?
     /// Prefix of every key this client writes (`<prefix>lock:<resource>`,
-    /// `<prefix>fence:<resource>`).
+    /// `<prefix>fences`, and the markers and queues of waiters).
     public var keyPrefix: String
     /// Whether acquisitions hand out fencing tokens (default true). A fenced acquisition is
-    /// one Lua script per master; an unfenced one a plain `SET NX PX`, about half the server
-    /// work. Per call, `acquire(..., fencing:)` overrides it.
+    /// one transaction per master that also raises the resource's fence; an unfenced one a
+    /// plain `SET NX PX`. Per call, `acquire(..., fencing:)` overrides it.
     public var fencing: Bool
     /// Where lock operations' spans go; nil (the default) uses the process's
     /// `InstrumentationSystem.tracer`, a no-op until the application bootstraps one.
     public var tracer: (any Tracer)?
-    /// How long a resource's fencing counter lives after it was created. An expired counter
-    /// restarts from the acquiring client's wall clock in microseconds, which is higher than
-    /// any token it handed out unless that client's clock is behind the one that created it
-    /// by more than this retention. Bounds the memory fencing costs per resource.
+    /// How long a resource's fence (the highest token handed out for it, kept on each master)
+    /// stays after its last fenced acquisition. A resource whose fence was dropped starts
+    /// again from the acquiring client's wall clock in microseconds, which is higher than any
+    /// token it handed out unless that client's clock is behind the masters' by more than
+    /// this retention. Bounds the memory fencing costs per resource.
     public var fencingCounterRetention: Duration
     /// Where metrics go; the process-wide `MetricsSystem` factory when nil. Metrics:
     /// `redlock_acquire_attempts_total`, `redlock_outcomes_total{operation,outcome}`,

@@ -6,64 +6,61 @@ enum Scripts {
     /// Every script, loaded on each connection as it connects.
     static var all: [RedisScript] {
         [
-            acquireFenced, acquireWaiting, markWatched, acquireMany, raiseCounters, release, extend, reseed, inspect, relabel,
+            acquireFenced, acquireWaiting, markWatched, acquireMany, release, extend, reseed, inspect, relabel, pruneFences,
             acquireRead, acquireWrite, releaseRead, extendRead, forgetWriter,
         ]
     }
 
-    /// KEYS[1..n] lock keys, KEYS[n+1..2n] fencing counters, KEYS[2n+1..3n] watch markers;
-    /// ARGV: value, ttl ms, counter retention ms, seed. All-or-nothing: if any lock key exists,
-    /// returns that key's PTTL (an integer, so the caller learns when to retry); otherwise sets
-    /// every key, publishes `a` on each lock key's channel that has watchers, and returns the
-    /// incremented counters. A missing counter starts at the seed (the client's wall clock in
-    /// microseconds, the same for every master of one attempt, so fresh counters agree across
-    /// masters) and expires after the retention; a later seed is again higher than any token
-    /// the expired counter handed out.
+    /// KEYS[1..n] lock keys, KEYS[n+1..2n] watch markers, then the fences; ARGV: value, ttl
+    /// ms, candidate token. All-or-nothing: if any lock key exists, returns that key's PTTL (an
+    /// integer, so the caller learns when to retry); if the candidate is not above every
+    /// resource's fence, refuses with `LOWFENCE <fence>`; otherwise sets every key, publishes
+    /// `a` on each lock key's channel that has watchers, and raises each fence to the
+    /// candidate. (A single resource's first attempt is ``FencedTransaction`` instead;
+    /// this script serves several resources, and a retry after a fence refused the candidate.)
     static let acquireFenced = RedisScript(
         """
-        local n = #KEYS / 3
-        if n == 1 then
-          if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('pttl', KEYS[1]) end
-        else
-          for i = 1, n do
-            if redis.call('exists', KEYS[i]) == 1 then return redis.call('pttl', KEYS[i]) end
-          end
-          for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        local n = (#KEYS - 1) / 2
+        for i = 1, n do
+          if redis.call('exists', KEYS[i]) == 1 then return redis.call('pttl', KEYS[i]) end
         end
-        \(announceAndIssueTokens(watchMarkersAt: "2 * n", fenced: "true"))
+        \(refuseLowCandidate(fences: "KEYS[#KEYS]", candidate: "ARGV[3]"))
+        for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        \(announceAndFence(watchMarkersAt: "n", fences: "KEYS[#KEYS]", candidate: "ARGV[3]"))
         """
     )
 
+    /// Refuses with `LOWFENCE <fence>` unless the candidate token (Lua expression `candidate`)
+    /// is above the fence of every resource (the lock keys KEYS[1..n] are the fences' members).
+    private static func refuseLowCandidate(fences: String, candidate: String) -> String {
+        """
+        for i = 1, n do
+          local fence = redis.call('zscore', \(fences), KEYS[i])
+          if fence and tonumber(fence) >= tonumber(\(candidate)) then return redis.error_reply('LOWFENCE ' .. fence) end
+        end
+        """
+    }
+
     /// The tail of every acquisition script once the lock keys are set: publish `a` where
-    /// somebody watches, then issue one fencing token per resource (KEYS[n+i] are the
-    /// counters) when `fenced`, else reply OK.
-    private static func announceAndIssueTokens(watchMarkersAt offset: String, fenced: String) -> String {
+    /// somebody watches, raise each resource's fence to the candidate when `fences` is not
+    /// nil, and reply OK.
+    private static func announceAndFence(watchMarkersAt offset: String, fences: String?, candidate: String) -> String {
         """
         for i = 1, n do
           if redis.call('exists', KEYS[\(offset) + i]) == 1 then redis.call('publish', KEYS[i], 'a') end
         end
-        if not (\(fenced)) then return redis.status_reply('OK') end
-        local tokens = {}
-        for i = 1, n do
-          local counter = KEYS[n + i]
-          local token = redis.call('incr', counter)
-          if token == 1 then
-            token = redis.call('incrby', counter, ARGV[4])
-            redis.call('pexpire', counter, ARGV[3])
-          end
-          tokens[i] = token
-        end
-        return tokens
+        \(fences.map { "for i = 1, n do redis.call('zadd', \($0), \(candidate), KEYS[i]) end" } ?? "")
+        return redis.status_reply('OK')
         """
     }
 
     /// An acquisition attempt by a caller that waits (see `WakeUpHub`). KEYS: lock keys (n),
-    /// fencing counters (n, only when fenced), wait markers (n), watch markers (n), the first
-    /// resource's priority claim and its waiter queue; ARGV: value, ttl ms, counter retention
-    /// ms, seed, n, wait marker ms, waiter id, "1" to claim priority, claim slack ms, the wait
-    /// marker ms still needed once this waiter has the lock (0 when nobody else here waits),
-    /// the waiter's queue entry (`id:deadline-ms`), its arrival (the queue's order), and "1"
-    /// once an earlier attempt of this waiter was refused (it may be queued).
+    /// wait markers (n), watch markers (n), the first resource's priority claim and its waiter
+    /// queue, then (only when fenced) the fences; ARGV: value, ttl ms, candidate token, n, wait
+    /// marker ms, waiter id, "1" to claim priority, claim slack ms, the wait marker ms still
+    /// needed once this waiter has the lock (0 when nobody else here waits), the waiter's queue
+    /// entry (`id:deadline-ms`), its arrival (the queue's order), and "1" once an earlier
+    /// attempt of this waiter was refused (it may be queued).
     ///
     /// While another waiter's priority claim stands, or any lock key exists, it refuses with a
     /// PTTL (the holder's; or, when the lock is free, the claim's, at most the slack: the
@@ -72,40 +69,47 @@ enum Scripts {
     /// arrival). A waiter that claims priority and finds no other claim records its id until
     /// the holder's key expires plus the slack. Otherwise it sets the keys, drops its claim and
     /// its queue entry, keeps the markers alive for the waiters behind it, and continues as
-    /// ``acquireFenced`` (or replies OK when unfenced).
+    /// ``acquireFenced`` (a fenced attempt whose candidate is too low is refused before any of
+    /// that).
     static let acquireWaiting = RedisScript(
         """
-        local n = tonumber(ARGV[5])
-        local f = (#KEYS - 2 == 4 * n) and n or 0
-        local first, queue = KEYS[#KEYS - 1], KEYS[#KEYS]
+        local n = tonumber(ARGV[4])
+        local fenced = #KEYS == 3 * n + 3
+        local first, queue = KEYS[3 * n + 1], KEYS[3 * n + 2]
         local claimant = redis.call('get', first)
-        local blocked = claimant and claimant ~= ARGV[7]
+        local blocked = claimant and claimant ~= ARGV[6]
         local held = nil
         for i = 1, n do
           if redis.call('exists', KEYS[i]) == 1 then held = i break end
         end
         local function keepMarkers(lifetime)
           for i = 1, n do
-            local marker = KEYS[n + f + i]
+            local marker = KEYS[n + i]
             if redis.call('pttl', marker) < lifetime then redis.call('set', marker, '1', 'PX', lifetime) end
           end
           if redis.call('exists', queue) == 1 and redis.call('pttl', queue) < lifetime then redis.call('pexpire', queue, lifetime) end
         end
         if held or blocked then
-          redis.call('zadd', queue, 'NX', ARGV[12], ARGV[11])
-          keepMarkers(tonumber(ARGV[6]))
-          local left = held and redis.call('pttl', KEYS[held]) or math.min(redis.call('pttl', first), tonumber(ARGV[9]))
-          if ARGV[8] == '1' and not blocked then
-            redis.call('set', first, ARGV[7], 'PX', math.max(left, 0) + tonumber(ARGV[9]))
+          redis.call('zadd', queue, 'NX', ARGV[11], ARGV[10])
+          keepMarkers(tonumber(ARGV[5]))
+          local left = held and redis.call('pttl', KEYS[held]) or math.min(redis.call('pttl', first), tonumber(ARGV[8]))
+          if ARGV[7] == '1' and not blocked then
+            redis.call('set', first, ARGV[6], 'PX', math.max(left, 0) + tonumber(ARGV[8]))
           end
           return left
         end
+        if fenced then
+          \(refuseLowCandidate(fences: "KEYS[#KEYS]", candidate: "ARGV[3]"))
+        end
         for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         if claimant then redis.call('del', first) end
-        if ARGV[13] == '1' then redis.call('zrem', queue, ARGV[11]) end
-        local others = tonumber(ARGV[10])
+        if ARGV[12] == '1' then redis.call('zrem', queue, ARGV[10]) end
+        local others = tonumber(ARGV[9])
         if others > 0 then keepMarkers(others) end
-        \(announceAndIssueTokens(watchMarkersAt: "2 * n + f", fenced: "f > 0"))
+        if not fenced then
+          \(announceAndFence(watchMarkersAt: "2 * n", fences: nil, candidate: "ARGV[3]"))
+        end
+        \(announceAndFence(watchMarkersAt: "2 * n", fences: "KEYS[#KEYS]", candidate: "ARGV[3]"))
         """
     )
 
@@ -144,40 +148,24 @@ enum Scripts {
         """
     )
 
-    /// KEYS fencing counters; ARGV[1..n] tokens, ARGV[n+1] retention ms. Raises each counter to
-    /// at least its token so that every master of the winning quorum has seen it (needed only
-    /// when the quorum's counters disagreed).
-    static let raiseCounters = RedisScript(
-        """
-        local n = #KEYS
-        for i = 1, n do
-          local current = tonumber(redis.call('get', KEYS[i]) or '0')
-          if current < tonumber(ARGV[i]) then
-            redis.call('set', KEYS[i], ARGV[i], 'PX', ARGV[n + 1])
-          end
-        end
-        return 1
-        """
-    )
-
     /// KEYS: lock keys (n), their wait markers (n), their watch markers (n), the first
-    /// resource's waiter queue and priority claim; ARGV: value, "prefix" to match values that start with it, n,
-    /// "1" to announce. Compare-and-delete: deletes only keys holding our value and returns how
-    /// many it deleted. When announcing, each deleted key that has a waiter or a watcher gets
+    /// resource's waiter queue and priority claim; ARGV: value, "prefix" to match values that
+    /// start with it, n, "1" to announce. Compare-and-delete: deletes only keys holding our
+    /// value (compared without its trailer, see `StoredValue`) and returns how many it deleted. When announcing, each deleted key that has a waiter or a watcher gets
     /// `r` published on its channel, followed (for the first resource) by the id of the waiter
     /// that claimed priority, or else the entry of the queue's first waiter whose deadline has
     /// not passed: only that waiter is woken (entries past their deadline are dropped on the
-    /// way). With ARGV[5], a fencing token, the last key
-    /// is the resource's counter, and a key is deleted only while the counter still equals the
-    /// token: -2 when it does not.
+    /// way). With ARGV[5], a fencing token's trailer, a key is deleted only while its value
+    /// carries that token: -2 when it does not.
     static let release = RedisScript(
         """
         local n = tonumber(ARGV[3])
         local deleted = 0
+        \(ours)
         for i = 1, n do
           local current = redis.call('get', KEYS[i])
-          if current == ARGV[1] or (ARGV[2] == 'prefix' and current and string.sub(current, 1, #ARGV[1]) == ARGV[1]) then
-            if ARGV[5] and redis.call('get', KEYS[#KEYS]) ~= ARGV[5] then return -2 end
+          if ours(current, ARGV[1], ARGV[2]) then
+            if ARGV[5] and string.sub(current, -\(StoredValue.trailerLength)) ~= ARGV[5] then return -2 end
             redis.call('del', KEYS[i])
             deleted = deleted + 1
             if ARGV[4] == '1' and redis.call('exists', KEYS[n + i], KEYS[2 * n + i]) > 0 then
@@ -211,59 +199,91 @@ enum Scripts {
 
     /// KEYS lock keys; ARGV value, ttl ms, ARGV[3] "prefix" to match by prefix.
     /// Compare-and-pexpire, all-or-nothing: 1 extended, -1 every key is missing (the master
-    /// lost it: candidate for re-seeding), 0 otherwise. With ARGV[4], a fencing token, the
-    /// last key is the resource's counter, and a held lock is extended only while the counter
-    /// still equals the token: -2 when it does not.
+    /// lost it: candidate for re-seeding), 0 otherwise. With ARGV[4], a fencing token's
+    /// trailer, a held lock is extended only while its value carries that token: -2 when it
+    /// does not.
     static let extend = RedisScript(
         """
         local n = #KEYS
-        if ARGV[4] then n = n - 1 end
         local missing = 0
+        \(ours)
         for i = 1, n do
           local current = redis.call('get', KEYS[i])
           if current == false then
             missing = missing + 1
-          elseif current ~= ARGV[1] and not (ARGV[3] == 'prefix' and string.sub(current, 1, #ARGV[1]) == ARGV[1]) then
+          elseif not ours(current, ARGV[1], ARGV[3]) then
             return 0
+          elseif ARGV[4] and string.sub(current, -\(StoredValue.trailerLength)) ~= ARGV[4] then
+            return -2
           end
         end
         if missing == n then return -1 end
         if missing > 0 then return 0 end
-        if ARGV[4] and redis.call('get', KEYS[#KEYS]) ~= ARGV[4] then return -2 end
         for i = 1, n do redis.call('pexpire', KEYS[i], ARGV[2]) end
         return 1
         """
     )
 
-    /// KEYS lock keys; ARGV value, ttl ms. Writes our value back on a master that lost every
-    /// key (restarted), only if none of them exists now.
+    /// Whether a stored value (`current`, false when the key is missing) is ours: without its
+    /// trailer it equals `value`, or with `mode` "prefix" starts with it.
+    private static let ours = """
+        local function ours(current, value, mode)
+          if not current or #current < \(StoredValue.trailerLength) then return false end
+          local body = string.sub(current, 1, -\(StoredValue.trailerLength + 1))
+          return body == value or (mode == 'prefix' and string.sub(body, 1, #value) == value)
+        end
+        """
+
+    /// KEYS lock keys, then (when fenced) the fences; ARGV stored value, ttl ms, and when
+    /// fenced the lock's token. Writes our value back on a master that lost every key
+    /// (restarted), only if none of them exists now, and raises the fences it lost to the token.
     static let reseed = RedisScript(
         """
-        for i = 1, #KEYS do
+        local n = ARGV[3] and #KEYS - 1 or #KEYS
+        for i = 1, n do
           if redis.call('exists', KEYS[i]) == 1 then return 0 end
         end
-        for i = 1, #KEYS do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+        if ARGV[3] then
+          for i = 1, n do redis.call('zadd', KEYS[#KEYS], 'GT', ARGV[3], KEYS[i]) end
+        end
         return 1
         """
     )
 
-    /// KEYS[1] lock key, KEYS[2] fencing counter: the value, remaining time to live in ms,
-    /// and the counter (the token of the latest acquisition).
+    /// KEYS[1] lock key, KEYS[2] the fences: the stored value, remaining time to live in ms,
+    /// and the resource's fence (the highest token handed out for it, or burned).
     static let inspect = RedisScript(
         """
-        return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1]), redis.call('get', KEYS[2])}
+        return {redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1]), redis.call('zscore', KEYS[2], KEYS[1])}
         """
     )
 
-    /// KEYS lock key; ARGV old value, new value. Compare-and-set that keeps the key's TTL: 1 if
-    /// the key held the old value and now holds the new one, 0 otherwise.
+    /// KEYS lock key; ARGV old value, new value. Compare-and-set that keeps the key's TTL and
+    /// its token: 1 if the key held the old value and now holds the new one, 0 otherwise.
     static let relabel = RedisScript(
         """
-        if redis.call('get', KEYS[1]) == ARGV[1] then
-          redis.call('set', KEYS[1], ARGV[2], 'KEEPTTL')
+        \(ours)
+        local current = redis.call('get', KEYS[1])
+        if ours(current, ARGV[1], 'exact') then
+          redis.call('set', KEYS[1], ARGV[2] .. string.sub(current, -\(StoredValue.trailerLength)), 'KEEPTTL')
           return 1
         end
         return 0
+        """
+    )
+
+    /// KEYS the fences; ARGV retention ms, most entries to drop. Drops the fences of resources
+    /// that nobody acquired for the retention (by the master's clock; a fence's score is a
+    /// token, which is microseconds of a client's wall clock or a little above it) and returns
+    /// how many it dropped.
+    static let pruneFences = RedisScript(
+        """
+        local clock = redis.call('time')
+        local cutoff = (tonumber(clock[1]) - tonumber(ARGV[1]) / 1000) * 1000000
+        local stale = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. string.format('%.0f', cutoff), 'LIMIT', 0, tonumber(ARGV[2]))
+        if #stale > 0 then redis.call('zrem', KEYS[1], unpack(stale)) end
+        return #stale
         """
     )
 
@@ -314,18 +334,18 @@ enum Scripts {
         """
     )
 
-    /// A writer's acquisition. KEYS: writer key, [fencing counter,] readers' set,
-    /// writer-waiting marker, wait marker, watch marker; ARGV: value, ttl ms, counter
-    /// retention ms, seed, wait marker ms, writer id, writer-waiting marker ms (0 when the
-    /// writer will not wait). Refused while the writer key exists or a reader's entry lives: it
+    /// A writer's acquisition. KEYS: writer key, readers' set, writer-waiting marker, wait
+    /// marker, watch marker, then (only when fenced) the fences; ARGV: value, ttl ms,
+    /// candidate token, wait marker ms, writer id, writer-waiting marker ms (0 when the writer
+    /// will not wait). Refused while the writer key exists or a reader's entry lives: it
     /// returns the PTTL of the holder (the last reader's), keeps the wait marker, and marks
     /// the writer as waiting unless another writer already is. Otherwise sets the writer key,
     /// drops its own waiting marker and continues as ``acquireFenced``.
     static let acquireWrite = RedisScript(
         """
         local n = 1
-        local f = #KEYS == 6 and 1 or 0
-        local READERS, intent = KEYS[2 + f], KEYS[3 + f]
+        local fenced = #KEYS == 6
+        local READERS, intent = KEYS[2], KEYS[3]
         local left = nil
         if redis.call('exists', KEYS[1]) == 1 then
           left = redis.call('pttl', KEYS[1])
@@ -335,14 +355,20 @@ enum Scripts {
           if last then left = tonumber(last) - now end
         end
         if left then
-          \(markWaiting("KEYS[4 + f]", "ARGV[5]"))
+          \(markWaiting("KEYS[4]", "ARGV[4]"))
           local waiting = redis.call('get', intent)
-          if tonumber(ARGV[7]) > 0 and (not waiting or waiting == ARGV[6]) then redis.call('set', intent, ARGV[6], 'PX', ARGV[7]) end
+          if tonumber(ARGV[6]) > 0 and (not waiting or waiting == ARGV[5]) then redis.call('set', intent, ARGV[5], 'PX', ARGV[6]) end
           return left
         end
+        if fenced then
+          \(refuseLowCandidate(fences: "KEYS[6]", candidate: "ARGV[3]"))
+        end
         redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-        if redis.call('get', intent) == ARGV[6] then redis.call('del', intent) end
-        \(announceAndIssueTokens(watchMarkersAt: "#KEYS - 1", fenced: "f > 0"))
+        if redis.call('get', intent) == ARGV[5] then redis.call('del', intent) end
+        if not fenced then
+          \(announceAndFence(watchMarkersAt: "4", fences: nil, candidate: "ARGV[3]"))
+        end
+        \(announceAndFence(watchMarkersAt: "4", fences: "KEYS[6]", candidate: "ARGV[3]"))
         """
     )
 

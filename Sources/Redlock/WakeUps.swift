@@ -48,7 +48,7 @@ final class WakeUpHub: @unchecked Sendable {
         init(id: Int, deadline: NIODeadline) {
             self.id = id
             token = Redlock.randomValue()
-            let now = Redlock.fencingSeed()
+            let now = Redlock.wallClockMicroseconds()
             let deadlineMilliseconds = now / 1_000 + max((deadline - .now()).nanoseconds / 1_000_000, 0)
             queueEntry = token + Array(":\(deadlineMilliseconds)".utf8)
             arrival = Array(String(now).utf8)

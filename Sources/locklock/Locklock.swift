@@ -165,7 +165,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A named master group: NAME=h:p,h:p,... (repeatable).") var region: [String] = []
     @Option(
         help:
-            "How long a lock name's fencing counter stays on the masters, e.g. 1h (one key per distinct name; shorter tolerates less clock skew between server replicas)."
+            "How long a lock name's fence stays on the masters after its last acquisition, e.g. 1h (one entry per distinct name; shorter tolerates less clock skew between server replicas and the masters)."
     )
     var fencingRetention = DurationArgument(argument: "24h")!
     @Flag(

@@ -12,8 +12,8 @@ struct LeastPrivilegeTests {
     static let rules = [
         "resetkeys", "~redlock:*", "~locklock:*", "resetchannels", "&redlock:*", "-@all",
         "+ping", "+info", "+select", "+evalsha", "+eval", "+script|load", "+config|get",
-        "+set", "+get", "+del", "+exists", "+pttl", "+pexpire", "+incr", "+incrby", "+time",
-        "+publish", "+subscribe", "+unsubscribe", "+zadd", "+zrem", "+zrange", "+zremrangebyscore", "+zscore",
+        "+set", "+get", "+del", "+exists", "+pttl", "+pexpire", "+multi", "+exec", "+time",
+        "+publish", "+subscribe", "+unsubscribe", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+zscore",
     ]
 
     @Test func everyLockOperationWorksWithTheDocumentedACLAndNoMore() async throws {

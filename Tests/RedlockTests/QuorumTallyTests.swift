@@ -76,11 +76,33 @@ struct QuorumTallyTests {
 
     @Test func repliesMapToVotes() {
         let replies: Replies = [
-            .success(.array([.integer(7)])), .success(.simpleString("OK")), .success(.null), .success(.integer(1_500)),
-            .failure(RedisWireError(.timeout, "late")), nil,
+            .success(.simpleString("OK")), .success(.null), .success(.integer(1_500)), .failure(RedisWireError(.timeout, "late")),
+            .failure(RedisWireError(.serverError, "LOWFENCE 1796350485628590")), nil,
         ]
         let tally = QuorumTally(acquisitionReplies: replies)
-        #expect(tally.votes == [.granted, .granted, .heldByAnother, .heldByAnother, .failed, .pending])
+        #expect(tally.votes == [.granted, .heldByAnother, .heldByAnother, .failed, .failed, .pending])
         #expect(tally.holderTTLs == [1_500])
+    }
+
+    /// A fenced transaction's `EXEC` reply: the SET, the ZADD of the fence, the EXISTS of the
+    /// watch marker and the PTTL.
+    static func transaction(set: RESPValue, fenceRaised: Int64, ttl: Int64 = -2) -> Result<RESPValue, RedisWireError> {
+        .success(.array([set, .integer(fenceRaised), .integer(0), .integer(ttl)]))
+    }
+
+    @Test func aFencedTransactionGrantsOnlyWhereTheKeyWasSetAndTheFenceRaised() {
+        let replies: Replies = [
+            Self.transaction(set: .simpleString("OK"), fenceRaised: 1),
+            Self.transaction(set: .null, fenceRaised: 1, ttl: 2_500),
+            Self.transaction(set: .null, fenceRaised: 0, ttl: 900),
+            // The key was set, but the fence was past the candidate: not a vote for this token.
+            Self.transaction(set: .simpleString("OK"), fenceRaised: 0),
+            // EXEC refused (a command was refused as it queued): an error, not a grant.
+            .failure(RedisWireError(.serverError, "EXECABORT Transaction discarded because of previous errors.")),
+        ]
+        let tally = QuorumTally(acquisitionReplies: replies)
+        #expect(tally.votes == [.granted, .heldByAnother, .heldByAnother, .failed, .failed])
+        #expect(tally.holderTTLs == [2_500, 900])
+        #expect(FencedTransaction.outcome([.simpleString("OK"), .integer(1)]) == nil, "not the four replies of the transaction")
     }
 }

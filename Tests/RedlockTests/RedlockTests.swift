@@ -207,29 +207,44 @@ struct RedlockTests {
             for _ in 0..<5 {
                 await #expect(throws: RedlockError.self) { try await redlock.acquire("kept", ttl: .seconds(10)) }
             }
-            // Status and token-bound release rely on the counter still being the holder's.
+            // Status and token-bound release read the token from the holder's value, which the
+            // contenders' burned candidates do not touch.
             #expect(try await redlock.inspect("kept").fencingToken == issued)
             #expect(try await redlock.release(["kept"], matching: .exact(value), fencingToken: issued) == .released)
         }
     }
 
-    @Test func fencingTokensIncreaseEvenWhenTheQuorumsCountersDisagree() async throws {
+    @Test func fencingTokensRiseAboveFencesThatRanAheadOfThisClientsClock() async throws {
         try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             try await withDirect(group) { masters in
                 let first = try await redlock.acquire("fenced", ttl: .seconds(10))
                 try await redlock.release(first)
-                // Master 4's counter ran far ahead (as minority wins of failed attempts do).
-                _ = try await masters[4].send("INCRBY", "redlock:fence:fenced", "1000000")
-                // Pause 0 and 1 so that the quorum must be {2, 3, 4} and include master 4.
+                // Another client whose clock is hours ahead raised the fence on a majority.
+                let ahead = first.fencingToken! + 10_000_000_000
+                for index in 2..<5 { _ = try await masters[index].send("ZADD", "redlock:fences", "\(ahead)", "redlock:lock:fenced") }
+                let second = try await redlock.acquire("fenced", ttl: .seconds(10))
+                #expect(second.fencingToken! > ahead, "a majority's fences refused the clock's candidate; the token rose above them")
+                #expect(try await redlock.inspect("fenced").fencingToken == second.fencingToken)
+                try await redlock.release(second)
+                // A fence ahead on master 4 alone; with 0 and 1 paused, every quorum needs it.
+                let further = second.fencingToken! + 10_000_000_000
+                _ = try await masters[4].send("ZADD", "redlock:fences", "\(further)", "redlock:lock:fenced")
                 group[0].pause()
                 group[1].pause()
-                let second = try await redlock.acquire("fenced", ttl: .seconds(10))
-                #expect(second.fencingToken! > first.fencingToken! + 1_000_000)
-                try await redlock.release(second)
+                let third: Lock
+                do {
+                    third = try await redlock.acquire("fenced", ttl: .seconds(10))
+                } catch {
+                    group[0].resume()
+                    group[1].resume()
+                    throw error
+                }
                 group[0].resume()
                 group[1].resume()
-                // Without master 4, any quorum of {0, 1, 2, 3} holds 2 or 3, whose counters were
-                // raised to the token handed out: the next token is still higher.
+                #expect(third.fencingToken! > further)
+                try await redlock.release(third)
+                // Without master 4, any quorum of {0, 1, 2, 3} holds 2 or 3, whose fences hold
+                // the third token: the next token is still higher.
                 await group[4].kill9()
                 for _ in 0..<3 {
                     let next = try await redlock.acquire(
@@ -237,7 +252,7 @@ struct RedlockTests {
                         ttl: .seconds(10),
                         retry: .init(count: 20, delay: .milliseconds(20), jitter: .zero)
                     )
-                    #expect(next.fencingToken! > second.fencingToken!)
+                    #expect(next.fencingToken! > third.fencingToken!)
                     try await redlock.release(next)
                 }
             }

@@ -84,9 +84,9 @@ struct SafetyTests {
             try await withDirect(group) { masters in
                 let first = try await redlock.acquire("skewed", ttl: .seconds(10))
                 try await redlock.release(first)
-                _ = try await masters[4].send("INCRBY", "redlock:fence:skewed", "1000000")
+                _ = try await masters[4].send("ZADD", "redlock:fences", "\(first.fencingToken! + 1_000_000)", "redlock:lock:skewed")
                 // Master 4 is paused before the attempt, so the quorum decides without it; it
-                // grants once resumed, with its far higher counter.
+                // sets the key once resumed, its fence far higher.
                 group[4].pause()
                 let lock: Lock
                 do {
@@ -98,7 +98,7 @@ struct SafetyTests {
                 group[4].resume()
                 try await waitUntilHeld("redlock:lock:skewed", on: [masters[4]])
                 let issued = try #require(lock.fencingToken)
-                #expect(try await masters[4].send("GET", "redlock:fence:skewed").string.flatMap { Int64($0) }! > issued)
+                #expect(try await masters[4].send("ZSCORE", "redlock:fences", "redlock:lock:skewed").string.flatMap { Int64($0) }! > issued)
                 let state = try await redlock.inspect("skewed")
                 #expect(state.isHeld)
                 #expect(state.fencingToken == issued, "status reports the token issued to the holder, not a higher one")

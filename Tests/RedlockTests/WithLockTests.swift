@@ -129,9 +129,9 @@ struct WithLockTests {
         }
     }
 
-    @Test func guardsLeaveNoFencingCounterBehind() async throws {
-        // Fenced locks keep a counter per resource for a day; a guard keyed per request must
-        // not, or every request would leave a key on every master.
+    @Test func guardsLeaveNoFenceBehind() async throws {
+        // Fenced locks keep a fence per resource for a day; a guard keyed per request must
+        // not, or every request would leave an entry on every master.
         try await withRedlock(configuration: .init(retry: .never)) { redlock, group in
             let atMostOnce = IdempotencyGuard(redlock: redlock, mode: .atMostOnce(retention: .seconds(60)))
             let exclusive = IdempotencyGuard(redlock: redlock, mode: .exclusive(ttl: .seconds(5)))
@@ -139,13 +139,13 @@ struct WithLockTests {
                 if case .performed = try await atMostOnce.run(key: key, { 1 }) {} else { Issue.record("\(key) must run") }
                 if case .performed = try await exclusive.run(key: "x-" + key, { 2 }) {} else { Issue.record("x-\(key) must run") }
             }
-            // A plain fenced lock does leave one, so the check below can see counters.
+            // A plain fenced lock does leave one, so the check below can see fences.
             let fenced = try await redlock.acquire("fenced-control", ttl: .seconds(5), fencing: true)
             try await redlock.release(fenced)
             try await withDirect(group) { masters in
                 for master in masters {
-                    let counters = try await master.send("KEYS", "redlock:fence:*").array?.compactMap(\.string) ?? []
-                    #expect(counters == ["redlock:fence:fenced-control"])
+                    let fences = try await master.send("ZRANGE", "redlock:fences", "0", "-1").array?.compactMap(\.string) ?? []
+                    #expect(fences == ["redlock:lock:fenced-control"])
                     let markers = try await master.send("KEYS", "redlock:lock:idempotency:*").array?.count ?? 0
                     #expect(markers == 3, "the at-most-once markers stay for their retention")
                 }

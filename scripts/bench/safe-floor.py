@@ -7,18 +7,18 @@ cannot do the same work faster; compare its latency-mode p50 with these, measure
 same run. One JSON line per variant:
   plain:    SET key v NX PX 10000, then DEL (the bare floor; DEL is not a safe release)
   unfenced: SET key v NX PX 10000, then EVALSHA release (compare-and-delete, as Locklock does)
-  fenced:   EVALSHA acquireFenced (lock key + fresh counter), then EVALSHA release
+  fenced:   MULTI, SET key v NX PX 10000, ZADD fences GT CH token key, EXISTS, PTTL, EXEC (the
+            commands of Locklock's fenced acquisition), then EVALSHA release
 
 usage: safe-floor.py HOST:PORT,HOST:PORT,... [CYCLES]
 """
-import hashlib, json, os, pathlib, re, socket, sys, textwrap, time
+import hashlib, json, os, socket, sys, time
 
-SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "Sources/Redlock/Scripts.swift"
-
-
-def script(name):
-    match = re.search(r"static let %s = RedisScript\(\"\"\"\n(.*?)\"\"\"\)" % name, SCRIPTS.read_text(), re.S)
-    return textwrap.dedent(match.group(1)).encode()
+# Compare-and-delete of a value without its 17-byte token trailer, as Locklock's release.
+RELEASE = b"""local v = redis.call('get', KEYS[1])
+if v and string.sub(v, 1, -18) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0"""
+TRAILER = b"\x1f" + b"0" * 16
 
 
 def cmd(*args):
@@ -36,29 +36,34 @@ def main():
         s = socket.create_connection((host, int(port)))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         socks.append(s)
-    release, acquire = script("release"), script("acquireFenced")
     for s in socks:
-        for source in (release, acquire):
-            s.sendall(cmd(b"SCRIPT", b"LOAD", source))
-            s.recv(128)
-    release_sha, acquire_sha = (hashlib.sha1(x).hexdigest().encode() for x in (release, acquire))
-    seed = b"%d" % (time.time_ns() // 1000)
+        s.sendall(cmd(b"SCRIPT", b"LOAD", RELEASE))
+        assert s.recv(128).startswith(b"$40"), "the release script did not load"
+    release_sha = hashlib.sha1(RELEASE).hexdigest().encode()
     for variant in ("plain", "unfenced", "fenced"):
         lat = []
         for i in range(cycles):
             tag = b"%s:%d:%s" % (variant.encode(), i, os.urandom(8).hex().encode())
-            key, counter, value = b"floor:lock:" + tag, b"floor:fence:" + tag, os.urandom(16).hex().encode()
+            key, value = b"floor:lock:" + tag, os.urandom(16).hex().encode()
+            # Lines of the first reply: one, or the transaction's ten (OK, four QUEUED, *4, four).
+            lines = 1
             if variant == "fenced":
-                first = cmd(b"EVALSHA", acquire_sha, b"2", key, counter, value, b"10000", b"60000", seed)
+                token = b"%d" % (time.time_ns() // 1000)
+                first = (cmd(b"MULTI") + cmd(b"SET", key, value + TRAILER, b"NX", b"PX", b"10000")
+                         + cmd(b"ZADD", b"floor:fences", b"GT", b"CH", token, key) + cmd(b"EXISTS", b"floor:watch:" + tag)
+                         + cmd(b"PTTL", key) + cmd(b"EXEC"))
+                lines = 10
             else:
-                first = cmd(b"SET", key, value, b"NX", b"PX", b"10000")
-            second = cmd(b"DEL", key) if variant == "plain" else cmd(b"EVALSHA", release_sha, b"1", key, value, b"exact")
+                first = cmd(b"SET", key, value + TRAILER, b"NX", b"PX", b"10000")
+            second = cmd(b"DEL", key) if variant == "plain" else cmd(b"EVALSHA", release_sha, b"1", key, value)
             start = time.perf_counter()
-            for message in (first, second):
+            for message, expected in ((first, lines), (second, 1)):
                 for s in socks:
                     s.sendall(message)
                 for s in socks:
-                    s.recv(64)
+                    reply = s.recv(256)
+                    while reply.count(b"\r\n") < expected:
+                        reply += s.recv(256)
             lat.append(time.perf_counter() - start)
         lat.sort()
         print(json.dumps({"mode": "safe-floor", "variant": variant, "masters": len(socks), "cycles": cycles,
