@@ -14,18 +14,12 @@ usage: safe-floor.py HOST:PORT,HOST:PORT,... [CYCLES]
 """
 import hashlib, json, os, socket, sys, time
 
+from resp import TRAILER, cmd
+
 # Compare-and-delete of a value without its 17-byte token trailer, as Locklock's release.
 RELEASE = b"""local v = redis.call('get', KEYS[1])
 if v and string.sub(v, 1, -18) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0"""
-TRAILER = b"\x1f" + b"0" * 16
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 def main():

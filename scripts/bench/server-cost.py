@@ -11,6 +11,8 @@ usage: server-cost.py [ROUNDS]
 """
 import json, os, socket, statistics, subprocess, sys, time
 
+from resp import TRAILER, cmd
+
 VARIANTS = {
     "unfenced: SET NX PX": lambda k, v, t, f: [cmd(b"SET", k, v, b"NX", b"PX", b"10000")],
     "fenced transaction: MULTI, SET NX PX, ZADD GT CH, EXISTS, PTTL, EXEC": lambda k, v, t, f: [
@@ -37,14 +39,6 @@ SCRIPTS = {
                 b"return redis.call('del', KEYS[1]) end return 0",
 }
 SHA = {}
-TRAILER = b"\x1f" + b"0" * 16
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 def main():
