@@ -21,7 +21,8 @@ public struct Lock: Sendable, CustomStringConvertible {
     public internal(set) var lockDelay: Duration = .zero
     /// Whether this is a reader's hold on a ``ReadWriteLock``, shared with other readers.
     public internal(set) var isShared = false
-    /// The random (or caller-supplied) value stored on the masters.
+    /// The random (or caller-supplied) value stored on the masters (before the trailer that
+    /// carries the token, see `StoredValue`).
     let value: [UInt8]
     /// Each master's vote in the acquisition that granted it (for tracing); empty otherwise.
     var votes: [RedlockError.Vote] = []
