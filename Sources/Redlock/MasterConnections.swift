@@ -41,7 +41,8 @@ struct MasterConnections: Sendable {
         if let indices {
             for index in indices { send(command, to: index, deadline: deadline, collector) }
         } else if shuffled {
-            for index in connections.indices.shuffled() { send(command, to: index, deadline: deadline, collector) }
+            var order = SendOrder(seed: NIODeadline.now().uptimeNanoseconds)
+            for index in connections.indices.shuffled(using: &order) { send(command, to: index, deadline: deadline, collector) }
         } else {
             for index in connections.indices { send(command, to: index, deadline: deadline, collector) }
         }
@@ -53,6 +54,23 @@ struct MasterConnections: Sendable {
         case .plain(let plain): connections[index].send(plain, deadline: deadline, receiver: collector, tag: index)
         case .script(let call): connections[index].evaluate(call, deadline: deadline, receiver: collector, tag: index)
         }
+    }
+}
+
+/// The random order of a shuffled fan-out (SplitMix64 seeded from the monotonic clock). The
+/// order only keeps any master from being always first, so it needs no CSPRNG: the system
+/// generator cost a `getrandom` call per acquisition.
+struct SendOrder: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
     }
 }
 
