@@ -29,12 +29,9 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         let deadline: NIODeadline
         /// Set for an EVALSHA: re-sent as EVAL when the server answers NOSCRIPT.
         let script: RedisScriptCall?
-        /// Replies still to come for a pipeline, beyond the next one; 0 for one command.
-        var morePipelined = 0
-        /// A pipeline's replies so far, delivered as one array with its last.
-        var gathered: [RESPValue] = []
-        /// A transaction's: only the last reply is delivered, the others are dropped.
-        var deliversOnlyLast = false
+        /// Replies to drop before the one the caller gets: a transaction's `MULTI` and
+        /// `QUEUED` replies; 0 for one command.
+        var dropFirst = 0
     }
 
     @exclusivity(unchecked) private var pending = CircularBuffer<Pending>(initialCapacity: 32)
@@ -120,7 +117,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Queues one encoded command whose reply goes to `sink`; `script` makes a NOSCRIPT reply
     /// re-send the command as EVAL instead of completing.
-    func send(_ encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?, replies: Int = 1, onlyLast: Bool = false) {
+    func send(_ encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?, replies: Int = 1) {
         guard !refuses(sink, context: context), let context else { return }
         if unflushed == 0 && outbound == nil {
             single = encoded
@@ -129,7 +126,7 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             var encoded = encoded
             outbound!.writeBuffer(&encoded)
         }
-        queued(Pending(sink: sink, deadline: deadline, script: script, morePipelined: replies - 1, deliversOnlyLast: onlyLast), context: context)
+        queued(Pending(sink: sink, deadline: deadline, script: script, dropFirst: replies - 1), context: context)
     }
 
     /// Encodes `arguments` straight into this tick's batch and queues the command; an argument
@@ -219,17 +216,12 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
                     throw RedisWireError(.protocolError, "reply received with no command in flight")
                 }
                 repliesRead &+= 1
-                if pending[pending.startIndex].morePipelined > 0 {
-                    pending[pending.startIndex].morePipelined -= 1
-                    if !pending[pending.startIndex].deliversOnlyLast { pending[pending.startIndex].gathered.append(Self.element(reply)) }
+                if pending[pending.startIndex].dropFirst > 0 {
+                    pending[pending.startIndex].dropFirst -= 1
                     continue
                 }
                 let head = pending.removeFirst()
                 if case .abandoned = head.sink { continue }
-                if !head.gathered.isEmpty {
-                    head.sink.deliver(.success(.array(head.gathered + [Self.element(reply)])))
-                    continue
-                }
                 if let script = head.script, case .failure(let error) = reply, error.serverErrorPrefix == "NOSCRIPT" {
                     sendAsEval(script, deadline: head.deadline, sink: head.sink)
                 } else {
@@ -238,14 +230,6 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         } catch {
             drop(error, context: context)
-        }
-    }
-
-    /// One reply as an element of a pipeline's array: an error reply becomes an error value.
-    private static func element(_ reply: Result<RESPValue, RedisWireError>) -> RESPValue {
-        switch reply {
-        case .success(let value): value
-        case .failure(let error): .error(error.message)
         }
     }
 

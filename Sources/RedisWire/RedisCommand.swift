@@ -5,10 +5,9 @@ import NIOCore
 public struct RedisCommand: Sendable {
     /// The RESP bytes.
     public let encoded: ByteBuffer
-    /// How many replies the bytes ask for: 1, or the number of commands of a pipeline.
+    /// How many replies the bytes ask for: 1, or a transaction's commands plus `MULTI` and
+    /// `EXEC`. The caller gets only the last.
     public let replies: Int
-    /// Whether the caller gets only the last of the ``replies`` (a transaction's `EXEC`).
-    public let deliversOnlyLast: Bool
 
     /// Encodes `arguments` (each one binary-safe bulk string).
     public init(_ arguments: [[UInt8]]) throws(RedisWireError) {
@@ -16,20 +15,6 @@ public struct RedisCommand: Sendable {
         try HiredisEncoder.encode(arguments, into: &buffer)
         self.encoded = buffer
         self.replies = 1
-        self.deliversOnlyLast = false
-    }
-
-    /// Encodes several commands to be written together: the caller gets one reply, the
-    /// array of theirs in order, where an error reply is an ``RESPValue/error(_:)`` element.
-    /// The server runs them back to back, but another client's commands may run between them:
-    /// wrap them in `MULTI`/`EXEC` for atomicity.
-    public init(pipeline commands: [[[UInt8]]]) throws(RedisWireError) {
-        precondition(!commands.isEmpty, "a pipeline needs at least one command")
-        var buffer = ByteBufferAllocator().buffer(capacity: 64 * commands.count)
-        for arguments in commands { try HiredisEncoder.encode(arguments, into: &buffer) }
-        self.encoded = buffer
-        self.replies = commands.count
-        self.deliversOnlyLast = false
     }
 
     /// Encodes `MULTI`, the commands, `EXEC`: the server runs them as one, with no other
@@ -42,7 +27,6 @@ public struct RedisCommand: Sendable {
         buffer.writeBytes(Self.exec)
         self.encoded = buffer
         self.replies = commands.count + 2
-        self.deliversOnlyLast = true
     }
 
     private static let multi = Array("*1\r\n$5\r\nMULTI\r\n".utf8)

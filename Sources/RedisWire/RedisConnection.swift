@@ -46,7 +46,6 @@ public final class RedisConnection: @unchecked Sendable {
         let sink: ReplySink
         let script: RedisScriptCall?
         let replies: Int
-        let onlyLast: Bool
     }
 
     @exclusivity(unchecked) private var state: State = .idle
@@ -159,7 +158,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends a pre-encoded command and waits for its reply.
     public nonisolated(nonsending) func send(_ command: RedisCommand, deadline: NIODeadline) async throws(RedisWireError) -> RESPValue {
-        try await sendAndWait(command.encoded, deadline: deadline, script: nil, replies: command.replies, onlyLast: command.deliversOnlyLast)
+        try await sendAndWait(command.encoded, deadline: deadline, script: nil, replies: command.replies)
     }
 
     /// Queues `encoded` on the event loop (directly when already there) and waits for its
@@ -169,12 +168,11 @@ public final class RedisConnection: @unchecked Sendable {
         _ encoded: ByteBuffer,
         deadline: NIODeadline,
         script: RedisScriptCall?,
-        replies: Int = 1,
-        onlyLast: Bool = false
+        replies: Int = 1
     ) async throws(RedisWireError) -> RESPValue {
         let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
             if eventLoop.inEventLoop {
-                send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script, replies: replies, onlyLast: onlyLast)
+                send(encoded: encoded, deadline: deadline, sink: .continuation(continuation), script: script, replies: replies)
             } else {
                 eventLoop.execute {
                     self.send(
@@ -182,8 +180,7 @@ public final class RedisConnection: @unchecked Sendable {
                         deadline: deadline,
                         sink: .continuation(continuation),
                         script: script,
-                        replies: replies,
-                        onlyLast: onlyLast
+                        replies: replies
                     )
                 }
             }
@@ -288,8 +285,7 @@ public final class RedisConnection: @unchecked Sendable {
             deadline: deadline,
             sink: .closure(completion),
             script: nil,
-            replies: command.replies,
-            onlyLast: command.deliversOnlyLast
+            replies: command.replies
         )
     }
 
@@ -302,8 +298,7 @@ public final class RedisConnection: @unchecked Sendable {
             deadline: deadline,
             sink: .receiver(receiver, tag: tag),
             script: nil,
-            replies: command.replies,
-            onlyLast: command.deliversOnlyLast
+            replies: command.replies
         )
     }
 
@@ -314,8 +309,7 @@ public final class RedisConnection: @unchecked Sendable {
         send(encoded: call.evalsha.encoded, deadline: deadline, sink: .receiver(receiver, tag: tag), script: call)
     }
 
-    private func send(encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?, replies: Int = 1, onlyLast: Bool = false)
-    {
+    private func send(encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?, replies: Int = 1) {
         if let until = quarantinedUntil, case .connected = state {
             guard NIODeadline.now() >= until else {
                 sink.deliver(.failure(Self.quarantineError(until)))
@@ -329,15 +323,15 @@ public final class RedisConnection: @unchecked Sendable {
             // than hand the command to a connection that can only fail it.
             state = .idle
             dial()
-            send(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast)
+            send(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies)
         case .connected(_, let handler):
-            handler.send(encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast)
+            handler.send(encoded, deadline: deadline, sink: sink, script: script, replies: replies)
         case .idle:
             dial()
-            send(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast)
+            send(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies)
         case .connecting(var waiters):
             state = .idle  // avoid a copy-on-write of the array while we append
-            waiters.append(Waiter(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies, onlyLast: onlyLast))
+            waiters.append(Waiter(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies))
             state = .connecting(waiters: waiters)
             scheduleWaiterExpiry(at: deadline)
         case .down(_, let error):
@@ -544,8 +538,7 @@ public final class RedisConnection: @unchecked Sendable {
                     deadline: waiter.deadline,
                     sink: waiter.sink,
                     script: waiter.script,
-                    replies: waiter.replies,
-                    onlyLast: waiter.onlyLast
+                    replies: waiter.replies
                 )
             }
         }

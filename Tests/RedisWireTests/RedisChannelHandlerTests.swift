@@ -61,35 +61,35 @@ import Testing
         #expect(replies.strings == ["A", "B", "C"])
     }
 
-    @Test func aPipelineGetsItsRepliesAsOneArrayAndATransactionOnlyExecsReply() async throws {
+    @Test func aTransactionGetsOnlyExecsReplyAndTheRepliesAfterItStayInStep() async throws {
         let (channel, handler) = try await makeChannel()
-        let pipelined = Replies()
         let transacted = Replies()
+        let refused = Replies()
         let after = Replies()
-        let pipeline = try RedisCommand(pipeline: [["GET", "a"], ["INCR", "b"]].map { $0.map { Array($0.utf8) } })
         let transaction = try RedisCommand(transaction: [["SET", "c", "1"], ["INCR", "c"]].map { $0.map { Array($0.utf8) } })
+        let refusedTransaction = try RedisCommand(transaction: [["NOSUCH"]].map { $0.map { Array($0.utf8) } })
         try await channel.testingEventLoop.executeInContext {
-            handler.send(pipeline.encoded, deadline: .now() + .seconds(60), sink: pipelined.sink(), script: nil, replies: pipeline.replies)
-            handler.send(
-                transaction.encoded,
-                deadline: .now() + .seconds(60),
-                sink: transacted.sink(),
-                script: nil,
-                replies: transaction.replies,
-                onlyLast: transaction.deliversOnlyLast
-            )
+            for (command, replies) in [(transaction, transacted), (refusedTransaction, refused)] {
+                handler.send(command.encoded, deadline: .now() + .seconds(60), sink: replies.sink(), script: nil, replies: command.replies)
+            }
         }
         try await send(["GET", "d"], on: channel, handler, to: after)
         await channel.testingEventLoop.run()
         let writes = try await written(channel).joined()
-        #expect(writes.hasPrefix("*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$4\r\nINCR\r\n$1\r\nb\r\n*1\r\n$5\r\nMULTI\r\n"), "\(writes)")
-        #expect(writes.contains("*1\r\n$4\r\nEXEC\r\n*2\r\n$3\r\nGET\r\n$1\r\nd\r\n"))
-        // The pipeline's two replies, one an error; MULTI's OK, two QUEUED, EXEC's array; GET d.
-        try await channel.writeInbound(ByteBuffer(string: "$1\r\nA\r\n-ERR not an integer\r\n+OK\r\n+QUEUED\r\n"))
-        #expect(pipelined.all.count == 1 && transacted.all.isEmpty, "a transaction answers only with its EXEC")
-        try await channel.writeInbound(ByteBuffer(string: "+QUEUED\r\n*2\r\n+OK\r\n:2\r\n$1\r\nD\r\n"))
-        #expect(try pipelined.all.first?.get() == .array([.bulkString(Array("A".utf8)), .error("ERR not an integer")]))
+        #expect(writes.hasPrefix("*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n"), "\(writes)")
+        #expect(writes.hasSuffix("*1\r\n$4\r\nEXEC\r\n*2\r\n$3\r\nGET\r\n$1\r\nd\r\n"))
+        // MULTI's OK, two QUEUED, EXEC's array; then MULTI's OK, a refused command, EXECABORT; GET d.
+        try await channel.writeInbound(ByteBuffer(string: "+OK\r\n+QUEUED\r\n"))
+        #expect(transacted.all.isEmpty, "a transaction answers only with its EXEC")
+        try await channel.writeInbound(ByteBuffer(string: "+QUEUED\r\n*2\r\n+OK\r\n:2\r\n+OK\r\n-ERR unknown command\r\n"))
         #expect(try transacted.all.first?.get() == .array([.simpleString("OK"), .integer(2)]))
+        #expect(refused.all.isEmpty, "a queued command's error is not the caller's reply")
+        try await channel.writeInbound(ByteBuffer(string: "-EXECABORT Transaction discarded\r\n$1\r\nD\r\n"))
+        if case .failure(let error) = refused.all.first {
+            #expect(error.serverErrorPrefix == "EXECABORT")
+        } else {
+            Issue.record("expected EXECABORT, got \(refused.all)")
+        }
         #expect(after.strings == ["D"], "the replies after them stay in step")
     }
 
