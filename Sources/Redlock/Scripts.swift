@@ -42,14 +42,16 @@ enum Scripts {
     }
 
     /// The tail of every acquisition script once the lock keys are set: publish `a` where
-    /// somebody watches, raise each resource's fence to the candidate when `fences` is not
-    /// nil, and reply OK.
-    private static func announceAndFence(watchMarkersAt offset: String, fences: String?, candidate: String) -> String {
+    /// somebody watches, raise each resource's fence to the candidate when the Lua expression
+    /// `fenced` holds, and reply OK.
+    private static func announceAndFence(watchMarkersAt offset: String, fences: String, candidate: String, fenced: String = "true") -> String {
         """
         for i = 1, n do
           if redis.call('exists', KEYS[\(offset) + i]) == 1 then redis.call('publish', KEYS[i], 'a') end
         end
-        \(fences.map { "for i = 1, n do redis.call('zadd', \($0), \(candidate), KEYS[i]) end" } ?? "")
+        if \(fenced) then
+          for i = 1, n do redis.call('zadd', \(fences), \(candidate), KEYS[i]) end
+        end
         return redis.status_reply('OK')
         """
     }
@@ -106,10 +108,7 @@ enum Scripts {
         if ARGV[12] == '1' then redis.call('zrem', queue, ARGV[10]) end
         local others = tonumber(ARGV[9])
         if others > 0 then keepMarkers(others) end
-        if not fenced then
-          \(announceAndFence(watchMarkersAt: "2 * n", fences: nil, candidate: "ARGV[3]"))
-        end
-        \(announceAndFence(watchMarkersAt: "2 * n", fences: "KEYS[#KEYS]", candidate: "ARGV[3]"))
+        \(announceAndFence(watchMarkersAt: "2 * n", fences: "KEYS[#KEYS]", candidate: "ARGV[3]", fenced: "fenced"))
         """
     )
 
@@ -365,10 +364,7 @@ enum Scripts {
         end
         redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
         if redis.call('get', intent) == ARGV[5] then redis.call('del', intent) end
-        if not fenced then
-          \(announceAndFence(watchMarkersAt: "4", fences: nil, candidate: "ARGV[3]"))
-        end
-        \(announceAndFence(watchMarkersAt: "4", fences: "KEYS[6]", candidate: "ARGV[3]"))
+        \(announceAndFence(watchMarkersAt: "4", fences: "KEYS[6]", candidate: "ARGV[3]", fenced: "fenced"))
         """
     )
 
