@@ -9,6 +9,7 @@ import NIOSSL
 import Prometheus
 import Redlock
 import ServiceLifecycle
+import Tracing
 
 /// Builds the router of the Locklock REST API.
 public func buildRouter(
@@ -18,9 +19,13 @@ public func buildRouter(
 ) -> Router<LocklockRequestContext> {
     let router = Router(context: LocklockRequestContext.self)
     // Extracts the caller's trace context (W3C traceparent with an OpenTelemetry tracer), so
-    // the lock operations' spans join the caller's trace.
-    router.middlewares.add(TracingMiddleware())
-    router.middlewares.add(MetricsMiddleware())
+    // the lock operations' spans join the caller's trace. Only when a tracer was bootstrapped
+    // before the router is built: the middleware builds span attributes for the no-op tracer
+    // too, and sends every response as two writes.
+    if !(InstrumentationSystem.tracer is NoOpTracer) {
+        router.middlewares.add(TracingMiddleware())
+    }
+    router.middlewares.add(RequestMetricsMiddleware())
     router.middlewares.add(ProblemMiddleware())
     LockController(groups: groups, configuration: configuration, limiter: RateLimiter()).register(on: router)
     router.get("/livez") { _, _ in

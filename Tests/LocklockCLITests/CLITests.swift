@@ -412,6 +412,8 @@ struct CLITests {
                     #expect(metrics.status == 200)
                     let series = #"redlock_outcomes_total{group="primary",operation="acquire",outcome="acquired"} 1"#
                     #expect(metrics.text.contains(series), "\(metrics.text.split(separator: "\n").filter { $0.contains("redlock_outcomes") })")
+                    let requests = #"hb_requests{http_route="/v1/api/lock/uuid/{name}",http_request_method="POST",http_response_status_code="201"} 1"#
+                    #expect(metrics.text.contains(requests), "\(metrics.text.split(separator: "\n").filter { $0.contains("hb_requests") })")
                 }
             }
         }
