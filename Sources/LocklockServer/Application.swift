@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Prometheus
 import Redlock
@@ -64,22 +65,28 @@ public func buildApplication(
         idleTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
         connections: ConnectionCount(maximum: configuration.maximumConnections)
     )
-    var server = HTTPServerBuilder.http1(
-        configuration: .init(additionalChannelHandlers: [ConnectionGuard(limits: limits)], idleTimeout: limits.idleTimeout)
-    )
+    let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionGuard(limits: limits)], idleTimeout: limits.idleTimeout)
+    let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    let executors = LoopExecutors(eventLoopGroup)
+    var tls: TLSConfiguration?
     if let certificatePath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath {
         let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-        let tls = TLSConfiguration.makeServerConfiguration(
+        tls = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain,
             privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
         )
-        server = try .tls(server, tlsConfiguration: tls)
+    }
+    let server = HTTPServerBuilder { [tls] responder -> any ServerChildChannel in
+        let plain = HTTP1Channel(responder: responder, configuration: http1)
+        guard let tls else { return LoopPinnedChannel(base: plain, executors: executors) }
+        return LoopPinnedChannel(base: try TLSChannel(plain, tlsConfiguration: tls), executors: executors)
     }
     return Application(
         router: router,
         server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "locklock"),
         services: groups.all,
+        eventLoopGroupProvider: .shared(eventLoopGroup),
         logger: logger
     )
 }
