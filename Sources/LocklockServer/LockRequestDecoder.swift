@@ -21,6 +21,7 @@ public struct LockRequestDecoder: RequestDecoder {
             throw Problem.tooLarge
         }
         let bytes = buffer.readableBytesView
+        if T.self == LockRequestBody.self, let body = SimpleBodyParser.parse(Array(bytes)) as? T { return body }
         let blank = bytes.allSatisfy { [0x20, 0x0A, 0x0D, 0x09].contains($0) }
         try Self.checkDepth(bytes)
         do {

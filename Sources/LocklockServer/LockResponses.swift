@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 
 /// A 200 or 201 that describes a held lock.
 struct LockResponse: ResponseGenerator, Encodable, Sendable {
@@ -34,11 +35,23 @@ struct LockResponse: ResponseGenerator, Encodable, Sendable {
     /// The JSON body with `Cache-Control: no-store`, and the fencing token as the entity tag
     /// (for `If-Match`).
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = try context.responseEncoder.encode(self, from: request, context: context)
-        response.status = status
+        var response = Response.json(status, try body())
         response.headers[.cacheControl] = "no-store"
         if let fencingToken { response.headers[.eTag] = "\"\(fencingToken)\"" }
         return response
+    }
+
+    /// The body, as the context's `JSONEncoder` would write it (keys sorted), written directly.
+    func body() throws -> ByteBuffer {
+        var writer = JSONObjectWriter()
+        if let data { writer.field("data", json: try data.encoded()) }
+        writer.field("expires_at", expiresAt)
+        writer.field("expires_in", expiresIn)
+        if let fencingToken { writer.field("fencing_token", fencingToken) }
+        writer.field("has_secret", hasSecret)
+        writer.field("lock", lock)
+        if let permit { writer.field("permit", Int64(permit)) }
+        return writer.finish()
     }
 }
 
@@ -51,8 +64,27 @@ struct ReleaseResponse: ResponseGenerator, Encodable, Sendable {
 
     /// The JSON body with `Cache-Control: no-store`.
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var response = try context.responseEncoder.encode(self, from: request, context: context)
+        var response = Response.json(.ok, body())
         response.headers[.cacheControl] = "no-store"
         return response
+    }
+
+    /// The body, as the context's `JSONEncoder` would write it, written directly.
+    func body() -> ByteBuffer {
+        var writer = JSONObjectWriter(capacity: 96)
+        writer.field("lock", lock)
+        writer.field("released", released)
+        return writer.finish()
+    }
+}
+
+extension Response {
+    /// A JSON response with the headers Hummingbird's `JSONEncoder` gives one.
+    static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)],
+            body: .init(byteBuffer: body)
+        )
     }
 }
