@@ -478,7 +478,6 @@ struct LockController: Sendable {
 
     /// Takes a token from the tenant's bucket, or from the client address's without one.
     func throttle(_ tenant: Tenant?, context: LocklockRequestContext) async throws -> [HTTPField] {
-        let key = identity(of: tenant, context: context)
         let rate: Int
         if let tenant {
             rate = tenant.plan == .pro ? configuration.proRate : configuration.developerRate
@@ -486,6 +485,7 @@ struct LockController: Sendable {
             rate = configuration.anonymousRate
         }
         guard rate > 0 else { return [] }
+        let key = identity(of: tenant, context: context)
         var shared: RateLimiter.Decision?
         if configuration.throttle == .shared {
             shared = await SharedRateLimiter(redlock: groups.primary, keyPrefix: "locklock:throttle:").check(key, rate: rate)
