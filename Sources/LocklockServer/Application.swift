@@ -49,7 +49,8 @@ public func buildRouter(
 
 /// Builds the whole application: the router, the server on `configuration.host:port` (HTTPS
 /// when a certificate and key are configured), and the Redlock clients as services (dialled
-/// at start, closed on graceful shutdown).
+/// at start, closed on graceful shutdown). The server runs on NIO's shared event loops, and
+/// each connection's requests run on that connection's loop, not on the task pool.
 ///
 /// - Throws: when the TLS certificate or key cannot be read.
 public func buildApplication(
