@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark of `locklock serve` over 5 local masters: wrk (POST then DELETE on fresh
 # UUIDs) at 64 connections beside the same server's `GET /livez` (no Redis) in the same run,
-# one connection's p50 of each, the p99 at 8 connections, the server's resident memory, and
-# the hand-over of a lock from a DELETE to a waiting POST (scripts/bench/http-handover.py).
+# one connection's p50 of each (with wrk, and per connection from Python), the p99 at 8
+# connections, the server's resident memory, and the hand-over of a lock from a DELETE to a
+# waiting POST (scripts/bench/http-handover.py).
 # Builds release first.
 # usage: scripts/bench-server.sh [SECONDS]
 set -euo pipefail
@@ -29,6 +30,9 @@ wrk -t1 -c1 -d5s --latency "$url/livez" > "$dir/livez1.txt"
 wrk -t1 -c1 -d5s --latency -s scripts/bench/post-delete.lua "$url" > "$dir/lock1.txt"
 wrk -t1 -c8 -d10s --latency -s scripts/bench/post-delete.lua "$url" > "$dir/lock8.txt"
 python3 scripts/bench/http-handover.py "$port" 200
+# One connection at a time: connections alternate between the server's event loops, and
+# only those on the masters' loop make no thread hop (scripts/bench/http-per-connection.py).
+python3 scripts/bench/http-per-connection.py "$port" 4 500
 printf '{"mode":"http","connections":64,"requests_per_s":%s,"livez_requests_per_s":%s,"ratio_to_livez":%.3f,"p99_us":%s,"non_2xx":%s,"server_rss_mib":%.1f,"masters":5}\n' \
   "$(rate "$dir/wrk.txt")" "$(rate "$dir/livez.txt")" "$(echo "$(rate "$dir/wrk.txt") / $(rate "$dir/livez.txt")" | bc -l)" \
   "$(percentile_us 99% "$dir/wrk.txt")" "${non2xx:-0}" "$(echo "$rss_kib / 1024" | bc -l)"
