@@ -174,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "RedlockTests",
             dependencies: [
-                "Redlock", "RedisWire", "LocalRedis", "RealServerGate",
+                "Redlock", "RedisWire", "LocalRedis", "RealServerGate", "ChaosKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

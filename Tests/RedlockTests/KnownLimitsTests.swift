@@ -1,3 +1,4 @@
+import ChaosKit
 import Foundation
 import LocalRedis
 import RealServerGate
@@ -134,6 +135,41 @@ struct KnownLimitsTests {
                 await first.shutdown()
                 await second.shutdown()
             }
+        }
+    }
+
+    @Test func aReleaseFromAnotherClientCanOvertakeAnAcquisitionStillOnItsWayToASlowMaster() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            // The acquirer reaches the third master through a proxy that holds each chunk back
+            // 300 ms; the releaser (another process, or another server replica) reaches it directly.
+            let proxy = try await FaultProxy.start(upstreamPort: group[2].port)
+            let acquirer = Redlock(
+                masters: [group[0].address, group[1].address, .hostname("127.0.0.1", port: proxy.port)],
+                configuration: .init(retry: .never)
+            )
+            await acquirer.connect()
+            let releaser = await client(group)
+            try await withDirect(group) { masters in
+                proxy.set(.latency(.milliseconds(300)))
+                let value = Redlock.randomValue()
+                // Granted by the first two masters at once: the third's command is still on its way.
+                _ = try await acquirer.acquire("overtaken", ttl: .seconds(30), value: value)
+                #expect(try await releaser.release(["overtaken"], value: value) == .released)
+                #expect(try await masters[2].send("EXISTS", "redlock:lock:overtaken") == .integer(0), "the release found nothing there")
+                try await Task.sleep(for: .milliseconds(700))
+                // Reproduced: the acquisition lands after the release and stays until its TTL.
+                #expect(try await masters[2].send("EXISTS", "redlock:lock:overtaken") == .integer(1))
+                #expect(try await masters[2].send("PTTL", "redlock:lock:overtaken").integer ?? 0 > 20_000)
+                // The lock is free on a quorum: the next holder gets it without that master.
+                _ = try await releaser.acquire("overtaken", ttl: .seconds(5))
+                let holders = [
+                    try await masters[0].send("GET", "redlock:lock:overtaken"), try await masters[2].send("GET", "redlock:lock:overtaken"),
+                ]
+                #expect(holders[0] != holders[1], "the third master still holds the released acquisition's value")
+            }
+            await acquirer.shutdown()
+            await releaser.shutdown()
+            await proxy.stop()
         }
     }
 }
