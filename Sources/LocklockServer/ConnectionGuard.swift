@@ -12,7 +12,7 @@ import Synchronization
 /// - a client that closes its side of the connection has gone: the connection is closed, so
 ///   a request that waits for a lock on its behalf sees it and stops.
 ///
-/// No timer runs while the server works on a request (a POST may wait for a lock).
+/// No deadline applies while the server works on a request (a POST may wait for a lock).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -30,7 +30,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private let limits: Limits
     private var started = false
     private var counted = false
-    private var timer: Scheduled<Void>?
+    /// When the connection is closed unless the deadline moves first; nil while a request is
+    /// being served.
+    private var deadline: NIODeadline?
+    /// One timer at or before `deadline`, re-armed when it fires early, so that a request on
+    /// a busy connection moves a field instead of cancelling and scheduling timers.
+    private var timer: (task: Scheduled<Void>, fires: NIODeadline)?
 
     init(limits: Limits) { self.limits = limits }
 
@@ -87,7 +92,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Stops the timer and stops counting this connection, once whichever comes first calls it.
     private func finish() {
-        disarm()
+        deadline = nil
+        timer?.task.cancel()
+        timer = nil
         if counted {
             counted = false
             limits.connections.close()
@@ -95,14 +102,30 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        timer?.cancel()
-        let channel = context.channel
-        timer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        let deadline = NIODeadline.now() + timeout
+        self.deadline = deadline
+        if let timer, timer.fires <= deadline { return }
+        schedule(at: deadline, context: context)
+    }
+
+    private func schedule(at time: NIODeadline, context: ChannelHandlerContext) {
+        timer?.task.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(deadline: time) {
+            let (handler, context) = bound.value
+            handler.timer = nil
+            guard let deadline = handler.deadline else { return }
+            if deadline <= .now() {
+                context.channel.close(promise: nil)
+            } else {
+                handler.schedule(at: deadline, context: context)
+            }
+        }
+        timer = (task, time)
     }
 
     private func disarm() {
-        timer?.cancel()
-        timer = nil
+        deadline = nil
     }
 }
 

@@ -34,6 +34,20 @@ struct ConnectionLimitsTests {
         }
     }
 
+    @Test func aBusyConnectionOutlivesTheDeadlinesItKeepsMeeting() async throws {
+        try await withLiveServer(setting: .set(\.headerTimeout, .seconds(1))) { server throws in
+            let busy = try RawConnection(port: server.port)
+            // 2.4 s of requests, 400 ms apart: well past the first head's 1 s deadline, whose
+            // timer fires while the deadline has moved on.
+            for request in 0..<6 {
+                try busy.send("GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                let answer = busy.waitForClose(within: .milliseconds(400))
+                #expect(!answer.closed, "closed before request \(request)")
+                #expect(answer.received.hasPrefix("HTTP/1.1 200"), "\(answer.received.prefix(40))")
+            }
+        }
+    }
+
     @Test func connectionsPastTheCapAreClosedAtOnce() async throws {
         try await withLiveServer(setting: .set(\.maximumConnections, 3)) { server throws in
             let held = try (0..<3).map { _ in try RawConnection(port: server.port) }
