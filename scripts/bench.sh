@@ -50,4 +50,4 @@ done
 for clients in 1 16; do
   "$bin/redlock-bench" handover --masters "$masters" --waiters 16 --clients "$clients" --handovers 2000 | tail -1
 done
-scripts/bench-server.sh 20 | tail -8
+scripts/bench-server.sh 20 2

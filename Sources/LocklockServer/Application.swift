@@ -49,14 +49,17 @@ public func buildRouter(
 
 /// Builds the whole application: the router, the server on `configuration.host:port` (HTTPS
 /// when a certificate and key are configured), and the Redlock clients as services (dialled
-/// at start, closed on graceful shutdown). The server runs on NIO's shared event loops, and
-/// each connection's requests run on that connection's loop, not on the task pool.
+/// at start, closed on graceful shutdown). The server runs on `eventLoopGroup` (NIO's shared
+/// loops unless given), and each connection's requests run on that connection's loop, not on
+/// the task pool. Give the Redlock clients the same group: a request on the loop of its
+/// group's connections makes no thread hop, and with a group of one loop none does.
 ///
 /// - Throws: when the TLS certificate or key cannot be read.
 public func buildApplication(
     groups: MasterGroups,
     configuration: LocklockServerConfiguration,
     prometheus: PrometheusCollectorRegistry? = nil,
+    eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     logger: Logger = Logger(label: "locklock")
 ) throws -> some ApplicationProtocol {
     let router = buildRouter(groups: groups, configuration: configuration, prometheus: prometheus)
@@ -67,7 +70,6 @@ public func buildApplication(
         connections: ConnectionCount(maximum: configuration.maximumConnections)
     )
     let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionGuard(limits: limits)], idleTimeout: limits.idleTimeout)
-    let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
     let executors = LoopExecutors(eventLoopGroup)
     var tls: TLSConfiguration?
     if let certificatePath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath {
@@ -127,14 +129,21 @@ func addMetricsRoute<Context: RequestContext>(to router: Router<Context>, promet
 
 /// `/metrics` alone on an address of its own (an internal interface), for when the API's
 /// address is public: set ``LocklockServerConfiguration/servesMetrics`` to false and run this
-/// beside ``buildApplication(groups:configuration:prometheus:logger:)``.
+/// beside ``buildApplication(groups:configuration:prometheus:eventLoopGroup:logger:)``, on the
+/// same `eventLoopGroup`.
 public func buildMetricsApplication(
     prometheus: PrometheusCollectorRegistry,
     host: String,
     port: Int,
+    eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     logger: Logger = Logger(label: "locklock")
 ) -> some ApplicationProtocol {
     let router = Router()
     addMetricsRoute(to: router, prometheus: prometheus)
-    return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "locklock"), logger: logger)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(host, port: port), serverName: "locklock"),
+        eventLoopGroupProvider: .shared(eventLoopGroup),
+        logger: logger
+    )
 }

@@ -5,6 +5,8 @@ import LocalRedis
 import LocklockServer
 import Logging
 import Metrics
+import NIOCore
+import NIOPosix
 import Prometheus
 import RedisWire
 import Redlock
@@ -181,6 +183,11 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A request's head must arrive in full within this.") var headerTimeout = DurationArgument(argument: "10s")!
     @Option(help: "A request's body must arrive in full within this of its head.") var bodyTimeout = DurationArgument(argument: "30s")!
     @Option(help: "Connections open at once; new ones past it are closed at once.") var maxConnections = 10_000
+    @Option(
+        help:
+            "Threads that serve HTTP and talk to the masters (default: one per core). With 1, every request runs on the masters' thread: no thread hop, less CPU and latency per request, at most one core."
+    )
+    var eventLoops: Int?
 
     /// Where `/metrics` is served when not on the API's address.
     var metricsAddress: (host: String, port: Int)? { metricsPort.map { (metricsHost, $0) } }
@@ -217,6 +224,9 @@ struct ServeOptions: ParsableArguments {
             ("--max-connections", maxConnections),
         ] where limit < 1 {
             throw ValidationError("\(name) must be 1 or more, not \(limit)")
+        }
+        if let eventLoops, !(1...1024).contains(eventLoops) {
+            throw ValidationError("--event-loops must be between 1 and 1024, not \(eventLoops)")
         }
         let directory = try tenants.map { try TenantDirectory(contentsOf: URL(fileURLWithPath: $0)) } ?? TenantDirectory([])
         var configuration = LocklockServerConfiguration(
@@ -259,7 +269,31 @@ struct ServeOptions: ParsableArguments {
         return key
     }
 
-    func groups(primary: [RedisEndpoint], connection: RedisConnectionConfiguration, logger: Logger) throws -> MasterGroups {
+    /// Runs `body` with the event loops that serve HTTP and hold the masters' connections:
+    /// NIO's shared group (one loop per core), or a group of `--event-loops` made for it and
+    /// shut down after it.
+    func withEventLoops<T>(_ body: (any EventLoopGroup) async throws -> T) async throws -> T {
+        guard let eventLoops else { return try await body(MultiThreadedEventLoopGroup.singleton) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops)
+        let result: T
+        do {
+            result = try await body(group)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+        return result
+    }
+
+    /// The Redlock clients of the primary masters and of every `--region`, each on one loop
+    /// of `eventLoopGroup`.
+    func groups(
+        primary: [RedisEndpoint],
+        connection: RedisConnectionConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        logger: Logger
+    ) throws -> MasterGroups {
         var regions: [String: Redlock] = [:]
         for entry in region {
             let parts = entry.split(separator: "=", maxSplits: 1)
@@ -267,6 +301,7 @@ struct ServeOptions: ParsableArguments {
             regions[String(parts[0])] = Redlock(
                 endpoints: try MasterOptions.parse(String(parts[1])),
                 configuration: redlockConfiguration(group: String(parts[0]), connection: connection),
+                eventLoopGroup: eventLoopGroup,
                 logger: logger
             )
         }
@@ -276,18 +311,24 @@ struct ServeOptions: ParsableArguments {
             throw ValidationError("tenants name regions with no --region: \(unknown.joined(separator: ", "))")
         }
         return MasterGroups(
-            primary: Redlock(endpoints: primary, configuration: redlockConfiguration(group: "primary", connection: connection), logger: logger),
+            primary: Redlock(
+                endpoints: primary,
+                configuration: redlockConfiguration(group: "primary", connection: connection),
+                eventLoopGroup: eventLoopGroup,
+                logger: logger
+            ),
             regions: regions
         )
     }
 }
 
-/// Serves the API. The metrics system is bootstrapped before `makeGroups` creates the Redlock
-/// clients: each client takes the factory when it is created.
+/// Serves the API on `eventLoopGroup`. The metrics system is bootstrapped before `makeGroups`
+/// creates the Redlock clients: each client takes the factory when it is created.
 func serve(
     makeGroups: () throws -> MasterGroups,
     configuration: LocklockServerConfiguration,
     metrics: (host: String, port: Int)? = nil,
+    eventLoopGroup: any EventLoopGroup,
     logger: Logger
 ) async throws {
     let registry = PrometheusCollectorRegistry()
@@ -295,7 +336,7 @@ func serve(
     let groups = try makeGroups()
     var configuration = configuration
     configuration.servesMetrics = metrics == nil
-    let app = try buildApplication(groups: groups, configuration: configuration, prometheus: registry, logger: logger)
+    let app = try buildApplication(groups: groups, configuration: configuration, prometheus: registry, eventLoopGroup: eventLoopGroup, logger: logger)
     if configuration.secretKey == nil {
         logger.warning(
             "no --secret-key-file or LOCKLOCK_SECRET_KEY: lock secrets are stored as a plain SHA-256, which a dump of the masters exposes to offline guessing"
@@ -309,7 +350,13 @@ func serve(
         try await app.runService()
         return
     }
-    let metricsApp = buildMetricsApplication(prometheus: registry, host: metrics.host, port: metrics.port, logger: logger)
+    let metricsApp = buildMetricsApplication(
+        prometheus: registry,
+        host: metrics.host,
+        port: metrics.port,
+        eventLoopGroup: eventLoopGroup,
+        logger: logger
+    )
     let services = ServiceGroup(
         configuration: .init(
             services: [.init(service: app), .init(service: metricsApp)],
@@ -329,12 +376,16 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "locklock")
         let primary = try master.endpoints()
         let connection = try master.connection()
-        try await serve(
-            makeGroups: { try options.groups(primary: primary, connection: connection, logger: logger) },
-            configuration: try options.configuration(),
-            metrics: options.metricsAddress,
-            logger: logger
-        )
+        let configuration = try options.configuration()
+        try await options.withEventLoops { eventLoopGroup in
+            try await serve(
+                makeGroups: { try options.groups(primary: primary, connection: connection, eventLoopGroup: eventLoopGroup, logger: logger) },
+                configuration: configuration,
+                metrics: options.metricsAddress,
+                eventLoopGroup: eventLoopGroup,
+                logger: logger
+            )
+        }
     }
 }
 
@@ -356,12 +407,22 @@ struct Dev: AsyncParsableCommand {
             var configuration = try options.configuration()
             // Throwaway masters, one process: a key of its own unless one was given.
             if configuration.secretKey == nil { configuration.secretKey = Redlock.randomValue() }
-            try await serve(
-                makeGroups: { try options.groups(primary: servers.addresses.map { RedisEndpoint($0) }, connection: .init(), logger: logger) },
-                configuration: configuration,
-                metrics: options.metricsAddress,
-                logger: logger
-            )
+            try await options.withEventLoops { eventLoopGroup in
+                try await serve(
+                    makeGroups: {
+                        try options.groups(
+                            primary: servers.addresses.map { RedisEndpoint($0) },
+                            connection: .init(),
+                            eventLoopGroup: eventLoopGroup,
+                            logger: logger
+                        )
+                    },
+                    configuration: configuration,
+                    metrics: options.metricsAddress,
+                    eventLoopGroup: eventLoopGroup,
+                    logger: logger
+                )
+            }
         } catch {
             await servers.shutdown()
             throw error

@@ -34,6 +34,14 @@ private func locklock(
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
+/// The names of a process's threads (Linux).
+private func threadNames(of pid: Int32) throws -> [String] {
+    let tasks = "/proc/\(pid)/task"
+    return try FileManager.default.contentsOfDirectory(atPath: tasks).map { task in
+        try String(contentsOfFile: "\(tasks)/\(task)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
 /// Starts `locklock` with its output discarded, and returns at once.
 private func spawnLocklock(_ arguments: [String], masters: String) throws -> Process {
     let process = Process()
@@ -47,14 +55,15 @@ private func spawnLocklock(_ arguments: [String], masters: String) throws -> Pro
 }
 
 /// Runs `locklock serve` with `arguments` over `masters` until `body` returns; `body` starts
-/// once `readyPath` answers 200 on `port`. Returns what the server wrote to standard error.
+/// once `readyPath` answers 200 on `port`, and gets the server's process. Returns what the
+/// server wrote to standard error.
 @discardableResult
 private func withServe(
     _ arguments: [String],
     port: Int,
     masters: String,
     readyPath: String = "/livez",
-    _ body: () async throws -> Void
+    _ body: (Process) async throws -> Void
 ) async throws -> String {
     let server = Process()
     server.executableURL = locklockExecutable()
@@ -66,7 +75,7 @@ private func withServe(
     try server.run()
     do {
         try await waitUntilServing(port: port, path: readyPath)
-        try await body()
+        try await body(server)
     } catch {
         server.terminate()
         server.waitUntilExit()
@@ -302,6 +311,7 @@ struct CLITests {
         (["--max-wait", "1e300"], "--max-wait must be between"),
         (["--anonymous-waiters", "0"], "--anonymous-waiters must be 1 or more"),
         (["--max-connections", "0"], "--max-connections must be 1 or more"),
+        (["--event-loops", "0"], "--event-loops must be between 1 and 1024"),
         (["--secret-key-file", "/dev/null"], "the secret key must be at least 32 bytes"),
         (["--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy takes an address or a CIDR network"),
     ])
@@ -351,7 +361,7 @@ struct CLITests {
         // retention is what bounds the masters' memory.
         try await withRedisServers(count: 3) { group throws in
             let port = try FreePort.pick()
-            try await withServe(["--anonymous-rate", "0", "--fencing-retention", "2s"], port: port, masters: group.commaSeparated) {
+            try await withServe(["--anonymous-rate", "0", "--fencing-retention", "2s"], port: port, masters: group.commaSeparated) { _ in
                 func post() async throws -> (name: String, token: Int) {
                     let name = UUID().uuidString.lowercased()
                     let created = try await loopbackRequest(
@@ -391,7 +401,7 @@ struct CLITests {
 
     @Test func serveWarnsAtStartAboutMastersThatMayEvictKeys() async throws {
         try await withRedisServers(count: 3, options: .init(extraArguments: ["--maxmemory-policy", "volatile-lru"])) { group throws in
-            let log = try await withServe([], port: try FreePort.pick(), masters: group.commaSeparated, readyPath: "/readyz") {
+            let log = try await withServe([], port: try FreePort.pick(), masters: group.commaSeparated, readyPath: "/readyz") { _ in
                 try await Task.sleep(for: .milliseconds(300))
             }
             #expect(log.contains("primary: 3 of 3 masters may evict keys (maxmemory-policy volatile-lru)"), "\(log)")
@@ -404,7 +414,7 @@ struct CLITests {
                 let port = try FreePort.pick()
                 let metricsPort = try FreePort.pick()
                 let arguments = ["--metrics-port", "\(metricsPort)", "--region", "eu=\(region.commaSeparated)"]
-                try await withServe(arguments, port: port, masters: primary.commaSeparated, readyPath: "/readyz") {
+                try await withServe(arguments, port: port, masters: primary.commaSeparated, readyPath: "/readyz") { _ in
                     let created = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())")
                     #expect(created.status == 201)
                     #expect(try await loopbackRequest(port: port, "GET", "/metrics").status == 404, "not on the public address")
@@ -415,6 +425,23 @@ struct CLITests {
                     let requests = #"hb_requests{http_route="/v1/api/lock/uuid/{name}",http_request_method="POST",http_response_status_code="201"} 1"#
                     #expect(metrics.text.contains(requests), "\(metrics.text.split(separator: "\n").filter { $0.contains("hb_requests") })")
                 }
+            }
+        }
+    }
+
+    @Test(arguments: [1, 3])
+    func serveRunsOnAsManyEventLoopsAsItIsGiven(loops: Int) async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let port = try FreePort.pick()
+            try await withServe(["--event-loops", "\(loops)", "--metrics-port", "\(try FreePort.pick())"], port: port, masters: group.commaSeparated)
+            {
+                server in
+                let created = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())")
+                #expect(created.status == 201)
+                let threads = try threadNames(of: server.processIdentifier)
+                #expect(threads.filter { $0.hasPrefix("NIO-ELT-") }.count == loops, "\(threads)")
+                // The masters' connections, the API and /metrics all run on those loops.
+                #expect(!threads.contains { $0.hasPrefix("NIO-SGLTN-") }, "\(threads)")
             }
         }
     }
