@@ -34,6 +34,43 @@ struct KnownLimitsTests {
         }
     }
 
+    /// A minority is enough when the holder's quorum was bare: a split vote (a rival's
+    /// partial grants, released after it lost) leaves the holder on exactly a majority, and
+    /// restarting the part of it that is a minority leaves the lock on fewer masters than a
+    /// quorum. With the delayed rejoin, the restarted masters do not vote until the locks
+    /// they forgot have expired.
+    @Test(arguments: [false, true])
+    func aMinorityRestartCanGiveTwoHoldersWhenTheHoldersQuorumWasBare(delayedRejoin: Bool) async throws {
+        try await withRedisServers(count: 5) { group throws in
+            let configuration = RedlockConfiguration(retry: .never, maximumTTL: delayedRejoin ? .seconds(30) : nil)
+            let first = Redlock(masters: group.addresses, configuration: configuration)
+            let second = Redlock(masters: group.addresses, configuration: configuration)
+            await first.connect()
+            await second.connect()
+            let rival = [3, 4].map { RedisConnection(address: group[$0].address) }
+            for connection in rival { _ = try await connection.send("SET", "redlock:lock:ledger", "rival", "PX", "30000") }
+            let held = try await first.acquire("ledger", ttl: .seconds(30))
+            for connection in rival {
+                #expect(try await connection.send("GET", "redlock:lock:ledger").string == "rival", "the holder's quorum is bare")
+                _ = try await connection.send("DEL", "redlock:lock:ledger")  // the rival lost and released
+                await connection.close()
+            }
+            for index in 0..<2 { try await group[index].restart() }  // a minority of the five
+            let retry = RedlockConfiguration.Retry(count: 20, delay: .milliseconds(50), jitter: .zero)
+            if delayedRejoin {
+                let error = await #expect(throws: RedlockError.self) { try await second.acquire("ledger", ttl: .seconds(30), retry: retry) }
+                #expect(error?.code == .quorumUnreachable || error?.code == .lockHeld, "\(String(describing: error))")
+            } else {
+                // Reproduced: two holders of one lock, each inside its validity.
+                let stolen = try await second.acquire("ledger", ttl: .seconds(30), retry: retry)
+                #expect(held.remainingValidity > .seconds(20), "the first holder still believes it holds the lock")
+                #expect(stolen.remainingValidity > .seconds(20), "and so does the second")
+            }
+            await first.shutdown()
+            await second.shutdown()
+        }
+    }
+
     @Test func appendfsyncAlwaysClosesTheRestartGap() async throws {
         try await withRedisServers(count: 5, options: .init(persistence: .appendOnlyAlways)) { group throws in
             let first = await client(group)
