@@ -241,7 +241,8 @@ final class WakeUpHub: @unchecked Sendable {
         waiter.timer?.cancel()
         guard waiter.continuation != nil else { return }
         let until = leads(waiter) ? min(waiter.deadline, waiter.fallback ?? waiter.deadline) : waiter.deadline
-        waiter.timer = eventLoop.scheduleTask(deadline: until) { self.resume(waiter, .timer) }
+        let confined = NIOLoopBound(waiter, eventLoop: eventLoop)
+        waiter.timer = eventLoop.scheduleTask(deadline: until) { self.resume(confined.value, .timer) }
     }
 
     private func resume(_ waiter: Waiter, _ wake: Wake) {
@@ -398,7 +399,8 @@ final class WakeUpHub: @unchecked Sendable {
         guard !unready.isEmpty else { return ready() }
         let latch = ReadyLatch(remaining: unready.count, action: ready)
         for channel in unready { self.channels[channel]?.readiness.append(latch) }
-        latch.timer = eventLoop.scheduleTask(in: subscribeTimeout) { latch.open() }
+        let confined = NIOLoopBound(latch, eventLoop: eventLoop)
+        latch.timer = eventLoop.scheduleTask(in: subscribeTimeout) { confined.value.open() }
     }
 
     private func subscribe(_ channel: [UInt8], on index: Int) {
