@@ -343,7 +343,7 @@ func serve(
         )
     }
     let check = Task {
-        for warning in await evictionWarnings(groups: groups) { logger.warning("\(warning)") }
+        for warning in await evictionWarnings(groups: groups) + persistenceWarnings(groups: groups) { logger.warning("\(warning)") }
     }
     defer { check.cancel() }
     guard let metrics else {

@@ -408,6 +408,21 @@ struct CLITests {
         }
     }
 
+    @Test func serveWarnsAtStartWhenTheDelayedRejoinIsOffOverMastersThatForgetOnRestart() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let warning = "primary: 3 of 3 masters do not fsync every write (appendfsync always) and the delayed rejoin is off"
+            let off = try await withServe(["--no-delayed-rejoin"], port: try FreePort.pick(), masters: group.commaSeparated, readyPath: "/readyz") {
+                _ in
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            #expect(off.contains(warning), "\(off)")
+            let on = try await withServe([], port: try FreePort.pick(), masters: group.commaSeparated, readyPath: "/readyz") { _ in
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            #expect(!on.contains("do not fsync every write"), "the default delayed rejoin protects: \(on)")
+        }
+    }
+
     @Test func metricsCanBeServedOnTheirOwnAddressAndCarryTheGroup() async throws {
         try await withRedisServers(count: 3) { primary throws in
             try await withRedisServers(count: 3) { region throws in
