@@ -322,49 +322,60 @@ struct ServeOptions: ParsableArguments {
     }
 }
 
-/// Serves the API on `eventLoopGroup`. The metrics system is bootstrapped before `makeGroups`
-/// creates the Redlock clients: each client takes the factory when it is created.
+/// Serves the API with `options`: on the event loops `--event-loops` asks for, over the
+/// Redlock clients of `primary` and of every `--region`, each on one of those loops. The
+/// metrics system is bootstrapped before the clients are created: each client takes the
+/// factory when it is created.
 func serve(
-    makeGroups: () throws -> MasterGroups,
+    _ options: ServeOptions,
+    primary: [RedisEndpoint],
+    connection: RedisConnectionConfiguration,
     configuration: LocklockServerConfiguration,
-    metrics: (host: String, port: Int)? = nil,
-    eventLoopGroup: any EventLoopGroup,
     logger: Logger
 ) async throws {
-    let registry = PrometheusCollectorRegistry()
-    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-    let groups = try makeGroups()
-    var configuration = configuration
-    configuration.servesMetrics = metrics == nil
-    let app = try buildApplication(groups: groups, configuration: configuration, prometheus: registry, eventLoopGroup: eventLoopGroup, logger: logger)
-    if configuration.secretKey == nil {
-        logger.warning(
-            "no --secret-key-file or LOCKLOCK_SECRET_KEY: lock secrets are stored as a plain SHA-256, which a dump of the masters exposes to offline guessing"
-        )
-    }
-    let check = Task {
-        for warning in await evictionWarnings(groups: groups) + persistenceWarnings(groups: groups) { logger.warning("\(warning)") }
-    }
-    defer { check.cancel() }
-    guard let metrics else {
-        try await app.runService()
-        return
-    }
-    let metricsApp = buildMetricsApplication(
-        prometheus: registry,
-        host: metrics.host,
-        port: metrics.port,
-        eventLoopGroup: eventLoopGroup,
-        logger: logger
-    )
-    let services = ServiceGroup(
-        configuration: .init(
-            services: [.init(service: app), .init(service: metricsApp)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
+    try await options.withEventLoops { eventLoopGroup in
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let groups = try options.groups(primary: primary, connection: connection, eventLoopGroup: eventLoopGroup, logger: logger)
+        let metrics = options.metricsAddress
+        var configuration = configuration
+        configuration.servesMetrics = metrics == nil
+        let app = try buildApplication(
+            groups: groups,
+            configuration: configuration,
+            prometheus: registry,
+            eventLoopGroup: eventLoopGroup,
             logger: logger
         )
-    )
-    try await services.run()
+        if configuration.secretKey == nil {
+            logger.warning(
+                "no --secret-key-file or LOCKLOCK_SECRET_KEY: lock secrets are stored as a plain SHA-256, which a dump of the masters exposes to offline guessing"
+            )
+        }
+        let check = Task {
+            for warning in await evictionWarnings(groups: groups) + persistenceWarnings(groups: groups) { logger.warning("\(warning)") }
+        }
+        defer { check.cancel() }
+        guard let metrics else {
+            try await app.runService()
+            return
+        }
+        let metricsApp = buildMetricsApplication(
+            prometheus: registry,
+            host: metrics.host,
+            port: metrics.port,
+            eventLoopGroup: eventLoopGroup,
+            logger: logger
+        )
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: app), .init(service: metricsApp)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await services.run()
+    }
 }
 
 struct Serve: AsyncParsableCommand {
@@ -376,16 +387,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "locklock")
         let primary = try master.endpoints()
         let connection = try master.connection()
-        let configuration = try options.configuration()
-        try await options.withEventLoops { eventLoopGroup in
-            try await serve(
-                makeGroups: { try options.groups(primary: primary, connection: connection, eventLoopGroup: eventLoopGroup, logger: logger) },
-                configuration: configuration,
-                metrics: options.metricsAddress,
-                eventLoopGroup: eventLoopGroup,
-                logger: logger
-            )
-        }
+        try await serve(options, primary: primary, connection: connection, configuration: try options.configuration(), logger: logger)
     }
 }
 
@@ -407,22 +409,13 @@ struct Dev: AsyncParsableCommand {
             var configuration = try options.configuration()
             // Throwaway masters, one process: a key of its own unless one was given.
             if configuration.secretKey == nil { configuration.secretKey = Redlock.randomValue() }
-            try await options.withEventLoops { eventLoopGroup in
-                try await serve(
-                    makeGroups: {
-                        try options.groups(
-                            primary: servers.addresses.map { RedisEndpoint($0) },
-                            connection: .init(),
-                            eventLoopGroup: eventLoopGroup,
-                            logger: logger
-                        )
-                    },
-                    configuration: configuration,
-                    metrics: options.metricsAddress,
-                    eventLoopGroup: eventLoopGroup,
-                    logger: logger
-                )
-            }
+            try await serve(
+                options,
+                primary: servers.addresses.map { RedisEndpoint($0) },
+                connection: .init(),
+                configuration: configuration,
+                logger: logger
+            )
         } catch {
             await servers.shutdown()
             throw error
