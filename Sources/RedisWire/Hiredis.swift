@@ -40,6 +40,20 @@ final class HiredisReader {
         return .success(Self.value(reply.pointee))
     }
 
+    /// Consumes the next complete reply without decoding it, or returns false when more bytes
+    /// are needed. hiredis builds no reply objects while the reader has no object functions, so
+    /// a reply the caller will drop (a transaction's `+OK` and `+QUEUED`) costs no allocation.
+    /// A reply begun here must be finished here: the caller skips until this returns true.
+    func skip() throws(RedisWireError) -> Bool {
+        let functions = reader.pointee.fn
+        reader.pointee.fn = nil
+        defer { reader.pointee.fn = functions }
+        var raw: UnsafeMutableRawPointer?
+        if redisReaderGetReply(reader, &raw) != REDIS_OK { throw readerError() }
+        // Without object functions the "reply" is the reply's type cast to a pointer: not to be freed.
+        return raw != nil
+    }
+
     private func readerError() -> RedisWireError {
         RedisWireError(.protocolError, "hiredis: " + String(cString: CHiredis_readerError(reader)))
     }

@@ -207,7 +207,15 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         let buffer = unwrapInboundIn(data)
         do {
             try reader.feed(buffer)
-            while let reply = try reader.next() {
+            while true {
+                if onMessage == nil, !pending.isEmpty, pending[pending.startIndex].dropFirst > 0 {
+                    // A transaction's `MULTI` and `QUEUED` replies: read past, never decoded.
+                    guard try reader.skip() else { break }
+                    repliesRead &+= 1
+                    pending[pending.startIndex].dropFirst -= 1
+                    continue
+                }
+                guard let reply = try reader.next() else { break }
                 if let onMessage, let message = Self.publishedMessage(reply) {
                     onMessage(message.channel, message.payload)
                     continue

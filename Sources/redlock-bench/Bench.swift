@@ -68,7 +68,7 @@ struct LockCycles: AsyncParsableCommand {
     @Option(help: "concurrent tasks in throughput mode") var concurrency: Int = 64
     @Option(help: "number of acquire+release cycles") var cycles: Int = 20_000
     @Option(help: "where callers run: global (task pool) or loop (the client's event loop)") var executor: Placement = .global
-    @Option(help: "hand out fencing tokens (one Lua script per acquisition) or not (plain SET NX PX)") var fencing: Toggle = .on
+    @Option(help: "hand out fencing tokens (a MULTI/EXEC transaction per acquisition) or not (plain SET NX PX)") var fencing: Toggle = .on
     @Option(help: "also write every cycle's latency in microseconds, one per line, to this file") var samplesFile: String?
     @Option(help: "speak TLS to every master, trusting this CA certificate (PEM)") var tlsCa: String?
     @Option(

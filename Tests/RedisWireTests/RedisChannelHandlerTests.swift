@@ -93,6 +93,28 @@ import Testing
         #expect(after.strings == ["D"], "the replies after them stay in step")
     }
 
+    /// The replies a transaction drops are read past without being decoded: fed one byte at a
+    /// time, with a dropped reply that is an array as well, the caller still gets exactly the
+    /// last reply and the next command stays in step.
+    @Test func droppedRepliesSplitAcrossReadsAreSkippedWhole() async throws {
+        let (channel, handler) = try await makeChannel()
+        let transacted = Replies()
+        let after = Replies()
+        let transaction = try RedisCommand(transaction: [["SET", "k", "v"], ["PTTL", "k"]].map { $0.map { Array($0.utf8) } })
+        try await channel.testingEventLoop.executeInContext {
+            handler.send(transaction.encoded, deadline: .now() + .seconds(60), sink: transacted.sink(), script: nil, replies: transaction.replies)
+            // Not what a server answers to MULTI, but a dropped reply may be any shape.
+            handler.send(ByteBuffer(string: "*1\r\n$4\r\nPING\r\n"), deadline: .now() + .seconds(60), sink: after.sink(), script: nil, replies: 2)
+        }
+        await channel.testingEventLoop.run()
+        _ = try await written(channel)
+        let bytes = "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:-1\r\n" + "*2\r\n$1\r\na\r\n*1\r\n:7\r\n$4\r\nPONG\r\n"
+        for byte in bytes.utf8 { try await channel.writeInbound(ByteBuffer(bytes: [byte])) }
+        #expect(transacted.all.count == 1)
+        #expect(try transacted.all.first?.get() == .array([.simpleString("OK"), .integer(-1)]))
+        #expect(after.strings == ["PONG"], "the nested array was dropped whole, then the reply after it delivered")
+    }
+
     @Test func aReplySplitAcrossReadsCompletesOnlyWhenWhole() async throws {
         let (channel, handler) = try await makeChannel()
         let replies = Replies()
