@@ -7,7 +7,11 @@ script, and reads the server's CPU time (user + system, /proc) before and after.
 side is excluded: this is what one master spends per cycle. Rounds are interleaved; one JSON
 line per variant with the median and range over the rounds.
 
-usage: server-cost.py [ROUNDS]
+Each variant starts from an empty keyspace, or, with PREFILL, from one holding PREFILL
+fences of other resources in both layouts (entries of the one sorted set, and keys of their
+own), as a master does after a day of that many distinct fenced resources.
+
+usage: server-cost.py [ROUNDS] [PREFILL]
 """
 import json, os, socket, statistics, subprocess, sys, time
 
@@ -18,6 +22,9 @@ VARIANTS = {
     "fenced transaction: MULTI, SET NX PX, ZADD GT CH, EXISTS, PTTL, EXEC": lambda k, v, t, f: [
         cmd(b"MULTI"), cmd(b"SET", k, v, b"NX", b"PX", b"10000"), cmd(b"ZADD", f, b"GT", b"CH", t, k),
         cmd(b"EXISTS", b"watch:" + k), cmd(b"PTTL", k), cmd(b"EXEC")],
+    "the same with a fence key per resource (ZADD on fence:<lock>, then PEXPIRE for the retention)": lambda k, v, t, f: [
+        cmd(b"MULTI"), cmd(b"SET", k, v, b"NX", b"PX", b"10000"), cmd(b"ZADD", b"fence:" + k, b"GT", b"CH", t, b"f"),
+        cmd(b"PEXPIRE", b"fence:" + k, b"86400000"), cmd(b"EXISTS", b"watch:" + k), cmd(b"PTTL", k), cmd(b"EXEC")],
     "the same without MULTI/EXEC": lambda k, v, t, f: [
         cmd(b"SET", k, v, b"NX", b"PX", b"10000"), cmd(b"ZADD", f, b"GT", b"CH", t, k), cmd(b"EXISTS", b"watch:" + k),
         cmd(b"PTTL", k)],
@@ -43,6 +50,7 @@ SHA = {}
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
+    prefill = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
@@ -84,6 +92,12 @@ def main():
             for name in names:
                 conn.sendall(cmd(b"FLUSHALL"))
                 read_reply()
+                for start in range(0, prefill, 1000):
+                    conn.sendall(b"".join(
+                        cmd(b"ZADD", b"cost:fences", b"%d" % i, b"cost:other:%d" % i) + cmd(b"ZADD", b"fence:cost:other:%d" % i, b"%d" % i, b"f")
+                        for i in range(start, min(start + 1000, prefill))))
+                    for _ in range(2 * (min(start + 1000, prefill) - start)):
+                        read_reply()
                 before = cpu()
                 for start in range(0, cycles, batch):
                     acquire, release, replies = [], [], 0
@@ -102,7 +116,7 @@ def main():
                 results[name].append((cpu() - before) / cycles * 1e6)
         for name, values in results.items():
             print(json.dumps({"bench": "server CPU per cycle (acquire + release), one master", "variant": name,
-                              "rounds": rounds, "median_us": round(statistics.median(values), 2),
+                              "rounds": rounds, "prefill": prefill, "median_us": round(statistics.median(values), 2),
                               "range_us": [round(min(values), 2), round(max(values), 2)]}))
     finally:
         server.terminate()
