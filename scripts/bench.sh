@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark of the project in one run, on the same 5 local masters, so the ratios
 # compare like with like: redis-benchmark and the fan-out floor as baselines, then
-# redlock-bench wire/lock/handover, then the HTTP server under wrk and its hand-over. Prints
-# one JSON line each.
+# redlock-bench wire/lock/handover, then the HTTP server under wrk and its hand-over, then
+# the floors under the targets. Prints one JSON line each.
 # usage: scripts/bench.sh  (after make test; needs redis-tools and wrk, which make installs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,3 +51,8 @@ for clients in 1 16; do
   "$bin/redlock-bench" handover --masters "$masters" --waiters 16 --clients "$clients" --handovers 2000 | tail -1
 done
 scripts/bench-server.sh 20 2
+# The floors under the fencing and HTTP targets: one master's CPU per cycle for each way of
+# writing the acquisition, and CPU per lock cycle and per HTTP request with the lock/livez
+# ratio the CPU allows (each script starts its own servers).
+python3 scripts/bench/server-cost.py 4
+scripts/bench/cpu-accounting.sh 2

@@ -2,7 +2,10 @@
 # Where the 2 cores go: CPU time (user + system, from /proc) per lock cycle and per HTTP
 # request, split between the 5 masters, the client or server, and wrk. On a shared host the
 # rates swing; CPU per operation swings less, and its sum bounds the rate the cores allow.
-# Prints one JSON line per measurement.
+# Prints one JSON line per measurement, then, per HTTP round, the ratio of lock requests to
+# /livez that the CPU predicts and its ceiling: the same with a server that spent on a lock
+# request only its /livez cost plus the library client's CPU per operation (half a fenced
+# cycle's, median of the lock rounds above), which no adapter can undercut.
 # usage: scripts/bench/cpu-accounting.sh [ROUNDS]   (after make test; needs wrk)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,7 +34,7 @@ for round in $(seq 1 "$rounds"); do
     client_us=$(awk '{print ($1 + $2) * 1e6 / 60000}' "$dir/time")
     echo "{\"measure\":\"lock cycle\",\"round\":$round,\"fencing\":\"$fencing\",\"cycles_per_s\":$rate,\"masters_cpu_us\":$(per_op_us $((after - before)) 60000),\"client_cpu_us\":$client_us}"
   done
-done
+done | tee "$dir/lock"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$bin/locklock" serve --masters "$masters" --port "$port" --anonymous-rate 0 > "$dir/server.log" 2>&1 &
@@ -51,4 +54,18 @@ http_round() {  # label, wrk arguments...
 for round in $(seq 1 "$rounds"); do
   http_round "http lock request" -s scripts/bench/post-delete.lua "http://127.0.0.1:$port"
   http_round "http GET /livez" "http://127.0.0.1:$port/livez"
-done
+done | tee "$dir/http"
+python3 - "$dir/lock" "$dir/http" <<'PY'
+import json, statistics, sys
+lock = [json.loads(line) for line in open(sys.argv[1])]
+http = [json.loads(line) for line in open(sys.argv[2])]
+operation = statistics.median(r["client_cpu_us"] for r in lock if r["fencing"] == "on") / 2
+for number, (request, livez) in enumerate(zip(http[0::2], http[1::2]), 1):
+    livez_cpu = livez["server_cpu_us"] + livez["masters_cpu_us"] + livez["wrk_cpu_us"]
+    request_cpu = request["server_cpu_us"] + request["masters_cpu_us"] + request["wrk_cpu_us"]
+    leanest = livez["server_cpu_us"] + operation + request["masters_cpu_us"] + request["wrk_cpu_us"]
+    print(json.dumps({"measure": "http lock requests / livez", "round": number,
+                      "measured": round(request["requests_per_s"] / livez["requests_per_s"], 3),
+                      "predicted_by_cpu": round(livez_cpu / request_cpu, 3),
+                      "ceiling": round(livez_cpu / leanest, 3), "library_operation_cpu_us": round(operation, 1)}))
+PY
