@@ -190,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "LocklockServerTests",
             dependencies: [
-                "LocklockServer", "Redlock", "RedisWire", "LocalRedis", "RedlockTestSupport", "RealServerGate",
+                "LocklockServer", "Redlock", "RedisWire", "LocalRedis", "RedlockTestSupport", "RealServerGate", "ProblemDetails",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

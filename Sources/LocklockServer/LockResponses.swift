@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ProblemDetails
 
 /// A 200 or 201 that describes a held lock.
 struct LockResponse: ResponseGenerator, Encodable, Sendable {

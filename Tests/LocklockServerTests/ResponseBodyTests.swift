@@ -1,12 +1,13 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import ProblemDetails
 import Testing
 
 @testable import LocklockServer
 
-/// The lock responses' bodies are written by hand; these check them byte for byte against
-/// the `JSONEncoder` settings the API's contract was written with.
+/// The lock responses' and problems' bodies are written by hand; these check them byte for
+/// byte against the `JSONEncoder` settings the API's contract was written with.
 @Suite("Response bodies")
 struct ResponseBodyTests {
     static let encoder: JSONEncoder = {
@@ -39,6 +40,30 @@ struct ResponseBodyTests {
             let written = Array(buffer: try response.body())
             let encoded = Array(try Self.encoder.encode(response))
             #expect(written == encoded, "\(String(decoding: written, as: UTF8.self)) != \(String(decoding: encoded, as: UTF8.self))")
+        }
+    }
+
+    /// RFC 9457's members, as the encoder writes a problem.
+    struct EncodedProblem: Encodable {
+        var type: String
+        var title: String
+        var status: Int
+        var detail: String
+    }
+
+    @Test func problemBodiesAreWhatTheEncoderWrites() throws {
+        for (index, text) in Self.names.enumerated() {
+            let status: HTTPResponse.Status = [.badRequest, .conflict, .tooManyRequests, .serviceUnavailable][index % 4]
+            let problem = ProblemDetails(
+                type: "https://locklock.dev/problems/" + text,
+                title: index % 2 == 0 ? nil : text,
+                status: status,
+                detail: text
+            )
+            let encoded = try Self.encoder.encode(EncodedProblem(type: problem.type, title: problem.title, status: status.code, detail: text))
+            let written = Array(buffer: problem.body())
+            #expect(written == Array(encoded), "\(String(decoding: written, as: UTF8.self))")
+            #expect(problem.response().headers[.contentType] == "application/problem+json")
         }
     }
 

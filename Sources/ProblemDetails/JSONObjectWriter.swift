@@ -1,50 +1,55 @@
 import NIOCore
 
-/// Writes one flat JSON object straight into a buffer, fields in the order given: the lock
-/// responses' bodies without a `JSONEncoder` (which was the largest share of a lock request's
-/// CPU in the server after the Redis I/O). The output is byte for byte what the responses'
-/// encoder (sorted keys, slashes unescaped) makes, when the fields come in sorted order.
-struct JSONObjectWriter {
-    private(set) var buffer: ByteBuffer
+/// Writes one flat JSON object straight into a buffer, fields in the order given: the REST
+/// adapter's lock responses and every problem body, without a `JSONEncoder` (which was the
+/// largest share of a request's CPU in the server after the Redis I/O). The output is byte for
+/// byte what a `JSONEncoder` with sorted keys and unescaped slashes makes, when the fields come
+/// in sorted order.
+package struct JSONObjectWriter {
+    private var buffer: ByteBuffer
     private var empty = true
 
-    init(capacity: Int = 192) {
+    /// An empty object, in a buffer of `capacity` bytes to start with.
+    package init(capacity: Int = 192) {
         buffer = ByteBuffer()
         buffer.reserveCapacity(capacity)
         buffer.writeInteger(UInt8(ascii: "{"))
     }
 
     /// The finished object.
-    consuming func finish() -> ByteBuffer {
+    package consuming func finish() -> ByteBuffer {
         buffer.writeInteger(UInt8(ascii: "}"))
         return buffer
     }
 
-    mutating func field(_ key: StaticString, _ value: String) {
+    /// A string member, escaped as JSON requires.
+    package mutating func field(_ key: StaticString, _ value: String) {
         name(key)
         writeString(value)
     }
 
-    mutating func field(_ key: StaticString, _ value: Int64) {
+    /// An integer member.
+    package mutating func field(_ key: StaticString, _ value: Int64) {
         name(key)
         buffer.writeString(String(value))
     }
 
-    mutating func field(_ key: StaticString, _ value: Bool) {
+    /// A boolean member.
+    package mutating func field(_ key: StaticString, _ value: Bool) {
         name(key)
         buffer.writeStaticString(value ? "true" : "false")
     }
 
     /// A finite number, as `JSONEncoder` writes it: the shortest form that reads back the
     /// same, without a trailing `.0`.
-    mutating func field(_ key: StaticString, _ value: Double) {
+    package mutating func field(_ key: StaticString, _ value: Double) {
         name(key)
         let text = value.description
         buffer.writeString(text.hasSuffix(".0") ? String(text.dropLast(2)) : text)
     }
 
     /// A value already encoded as JSON.
-    mutating func field(_ key: StaticString, json: [UInt8]) {
+    package mutating func field(_ key: StaticString, json: [UInt8]) {
         name(key)
         buffer.writeBytes(json)
     }
