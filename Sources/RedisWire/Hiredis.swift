@@ -14,7 +14,16 @@ final class HiredisReader {
         self.reader = reader
     }
 
+    /// How the reply under construction is being read: decoded (true) or skipped (false);
+    /// nil when no reply is partway. A reply is finished the way it was begun.
+    private var partway: Bool?
+
+    /// Whether part of a reply has been read and the rest is awaited.
+    var isPartway: Bool { partway != nil }
+
     deinit {
+        // A skipped array's "object" is its type cast to a pointer: not hiredis's to free.
+        if partway == false { reader.pointee.reply = nil }
         redisReaderFree(reader)
     }
 
@@ -29,9 +38,11 @@ final class HiredisReader {
 
     /// The next complete reply, or nil when more bytes are needed.
     func next() throws(RedisWireError) -> Result<RESPValue, RedisWireError>? {
-        var raw: UnsafeMutableRawPointer?
-        if redisReaderGetReply(reader, &raw) != REDIS_OK { throw readerError() }
-        guard let raw else { return nil }
+        if partway == false {
+            // Its objects were never built; only a caller out of step with the replies asks.
+            throw RedisWireError(.protocolError, "a reply begun as skipped cannot be decoded")
+        }
+        guard let raw = try read(decoding: true) else { return nil }
         defer { freeReplyObject(raw) }
         let reply = raw.assumingMemoryBound(to: redisReply.self)
         if reply.pointee.type == REDIS_REPLY_ERROR {
@@ -43,15 +54,30 @@ final class HiredisReader {
     /// Consumes the next complete reply without decoding it, or returns false when more bytes
     /// are needed. hiredis builds no reply objects while the reader has no object functions, so
     /// a reply the caller will drop (a transaction's `+OK` and `+QUEUED`) costs no allocation.
-    /// A reply begun here must be finished here: the caller skips until this returns true.
+    /// A reply already begun decoded is finished decoded, and freed.
     func skip() throws(RedisWireError) -> Bool {
+        let decoding = partway ?? false
+        guard let raw = try read(decoding: decoding) else { return false }
+        if decoding { freeReplyObject(raw) }
+        return true
+    }
+
+    /// One `redisReaderGetReply`, with hiredis's object functions on (`decoding`) or off, and
+    /// the way the reply was begun remembered while it is partway. Without object functions
+    /// the returned pointer is the reply's type, not an object.
+    private func read(decoding: Bool) throws(RedisWireError) -> UnsafeMutableRawPointer? {
         let functions = reader.pointee.fn
-        reader.pointee.fn = nil
+        if !decoding { reader.pointee.fn = nil }
         defer { reader.pointee.fn = functions }
         var raw: UnsafeMutableRawPointer?
-        if redisReaderGetReply(reader, &raw) != REDIS_OK { throw readerError() }
-        // Without object functions the "reply" is the reply's type cast to a pointer: not to be freed.
-        return raw != nil
+        let status = redisReaderGetReply(reader, &raw)
+        let begun = raw == nil && reader.pointee.ridx >= 0
+        // A skipped reply that ended (or failed: hiredis frees only what it built) leaves no
+        // object behind, only possibly its type in the reply slot.
+        if !decoding && !begun { reader.pointee.reply = nil }
+        partway = begun ? decoding : nil
+        if status != REDIS_OK { throw readerError() }
+        return raw
     }
 
     private func readerError() -> RedisWireError {

@@ -214,3 +214,43 @@ import Testing
         #expect(replies.all.allSatisfy { if case .failure(let error) = $0 { error.code == .connectionClosed } else { false } })
     }
 }
+
+/// The hiredis reader's two ways of taking a reply: decoded, or skipped without building
+/// reply objects. A reply is finished the way it was begun.
+@Suite struct HiredisReaderTests {
+    @Test func aReaderFreedHalfwayThroughASkippedArrayDoesNotFreeWhatItNeverBuilt() throws {
+        // Without object functions hiredis records the array's type, cast to a pointer, as
+        // the reply under construction: freeing the reader must not hand that to free().
+        let reader = HiredisReader()
+        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
+        #expect(try reader.skip() == false, "half an array is not a reply")
+        #expect(reader.isPartway)
+    }
+
+    @Test func aProtocolErrorHalfwayThroughASkippedArrayLeavesNothingToFree() throws {
+        let reader = HiredisReader()
+        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
+        #expect(try reader.skip() == false)
+        try reader.feed(ByteBuffer(string: "?\r\n"))
+        #expect(throws: RedisWireError.self) { try reader.skip() }
+        #expect(!reader.isPartway)
+    }
+
+    @Test func aReplyBegunDecodedIsFinishedDecodedWhenTheCallerThenSkips() throws {
+        let reader = HiredisReader()
+        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
+        #expect(try reader.next() == nil)
+        try reader.feed(ByteBuffer(string: ":7\r\n$4\r\nPONG\r\n"))
+        #expect(try reader.skip() == true, "the array is consumed")
+        #expect(try reader.next().map { try $0.get() } == .bulkString(Array("PONG".utf8)), "the reply after it is in step")
+        #expect(!reader.isPartway)
+    }
+
+    @Test func aReplyBegunSkippedCannotBeFinishedDecoded() throws {
+        let reader = HiredisReader()
+        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
+        #expect(try reader.skip() == false)
+        try reader.feed(ByteBuffer(string: ":7\r\n"))
+        #expect(throws: RedisWireError.self, "its objects were never built") { try reader.next() }
+    }
+}
