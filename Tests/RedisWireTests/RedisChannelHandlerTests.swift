@@ -218,28 +218,34 @@ import Testing
 /// The hiredis reader's two ways of taking a reply: decoded, or skipped without building
 /// reply objects. A reply is finished the way it was begun.
 @Suite struct HiredisReaderTests {
+    /// A reader holding the first half of a two-element array, begun by `skipping` or decoding.
+    func halfAnArray(skipping: Bool) throws -> HiredisReader {
+        let reader = HiredisReader()
+        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
+        if skipping {
+            #expect(try reader.skip() == false, "half an array is not a reply")
+        } else {
+            #expect(try reader.next() == nil, "half an array is not a reply")
+        }
+        #expect(reader.isPartway)
+        return reader
+    }
+
     @Test func aReaderFreedHalfwayThroughASkippedArrayDoesNotFreeWhatItNeverBuilt() throws {
         // Without object functions hiredis records the array's type, cast to a pointer, as
         // the reply under construction: freeing the reader must not hand that to free().
-        let reader = HiredisReader()
-        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
-        #expect(try reader.skip() == false, "half an array is not a reply")
-        #expect(reader.isPartway)
+        _ = try halfAnArray(skipping: true)
     }
 
     @Test func aProtocolErrorHalfwayThroughASkippedArrayLeavesNothingToFree() throws {
-        let reader = HiredisReader()
-        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
-        #expect(try reader.skip() == false)
+        let reader = try halfAnArray(skipping: true)
         try reader.feed(ByteBuffer(string: "?\r\n"))
         #expect(throws: RedisWireError.self) { try reader.skip() }
         #expect(!reader.isPartway)
     }
 
     @Test func aReplyBegunDecodedIsFinishedDecodedWhenTheCallerThenSkips() throws {
-        let reader = HiredisReader()
-        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
-        #expect(try reader.next() == nil)
+        let reader = try halfAnArray(skipping: false)
         try reader.feed(ByteBuffer(string: ":7\r\n$4\r\nPONG\r\n"))
         #expect(try reader.skip() == true, "the array is consumed")
         #expect(try reader.next().map { try $0.get() } == .bulkString(Array("PONG".utf8)), "the reply after it is in step")
@@ -247,9 +253,7 @@ import Testing
     }
 
     @Test func aReplyBegunSkippedCannotBeFinishedDecoded() throws {
-        let reader = HiredisReader()
-        try reader.feed(ByteBuffer(string: "*2\r\n$1\r\na\r\n"))
-        #expect(try reader.skip() == false)
+        let reader = try halfAnArray(skipping: true)
         try reader.feed(ByteBuffer(string: ":7\r\n"))
         #expect(throws: RedisWireError.self, "its objects were never built") { try reader.next() }
     }
