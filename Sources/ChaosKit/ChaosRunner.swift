@@ -59,6 +59,11 @@ package struct ScenarioResult: Sendable {
         return injectionWaitsOnChance && failures == [ChaosRunner.neverInjected, ChaosRunner.notReproduced]
     }
 
+    /// What this run means for the suite.
+    package var verdict: SuiteVerdict {
+        SuiteVerdict(scenario.expectation, failures, injectionWaitsOnChance: scenario.fault.injectionWaitsOnChance)
+    }
+
     /// The run as a picture (see `Timeline`).
     package func timelineSVG(clients: Int) -> String {
         let verdict: String
@@ -77,6 +82,7 @@ package struct ScenarioResult: Sendable {
     package var jsonLine: String {
         var object: [String: Any] = [
             "scenario": scenario.name, "fenced": scenario.fenced, "passed": failures.isEmpty,
+            "verdict": verdict.label,
             "expect": { if case .unsafe = scenario.expectation { "violation reproduced" } else { "safe" } }(),
             "violations": report.violations, "lost_updates": report.lostUpdates, "stale_tokens_accepted": report.staleTokensAccepted,
             "late_writes_accepted": report.lateWritesAccepted, "writes_rejected": report.writesRejected, "injections": injections,
@@ -94,6 +100,41 @@ package struct ScenarioResult: Sendable {
         if !failures.isEmpty { object["failures"] = failures }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// What one scenario's final run means for the suite.
+package enum SuiteVerdict: Sendable, Equatable {
+    /// The scenario showed what it must: no violation where safe, the violation where unsafe.
+    case held
+    /// A known-unsafe scenario whose violation did not happen in any run (or whose fault never
+    /// found its moment): the suite's power to reproduce a documented limit fell short, which
+    /// says nothing about safety. Reported, and does not fail the suite.
+    case notReproduced
+    /// Anything else: a safety failure, a stale token despite fencing, no section run at all.
+    case failed
+
+    /// Classifies a run's failures under its scenario's expectation.
+    package init(_ expectation: Expectation, _ failures: [String], injectionWaitsOnChance: Bool = false) {
+        if failures.isEmpty {
+            self = .held
+        } else if ScenarioResult.isWorthRetrying(expectation, failures, injectionWaitsOnChance: injectionWaitsOnChance) {
+            self = .notReproduced
+        } else {
+            self = .failed
+        }
+    }
+
+    /// Whether the suite exits non-zero because of it.
+    package var failsTheSuite: Bool { self == .failed }
+
+    /// The verdict as the JSON summary spells it.
+    package var label: String {
+        switch self {
+        case .held: "held"
+        case .notReproduced: "not reproduced"
+        case .failed: "failed"
+        }
     }
 }
 

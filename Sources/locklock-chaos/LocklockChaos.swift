@@ -14,7 +14,8 @@ struct LocklockChaos: AsyncParsableCommand {
     )
 }
 
-/// Runs the scenarios and prints one JSON line each; exits 1 if any expectation failed.
+/// Runs the scenarios and prints one JSON line each; exits 1 if any scenario failed (a known
+/// limit that was not reproduced is reported, not failed: see ``SuiteVerdict``).
 struct RunSuite: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the scenarios (the default).")
 
@@ -39,6 +40,7 @@ struct RunSuite: AsyncParsableCommand {
         )
         print("# locklock-chaos: \(scenarios.count) scenarios, form \(form.rawValue), seed \(seed), \(clients) clients, think \(thinkMs) ms")
         var failed = 0
+        var missed: [String] = []
         for scenario in scenarios {
             var result = try await runner.run(scenario)
             // An unsafe scenario needs one unlucky interleaving to show its violation: up to
@@ -59,9 +61,19 @@ struct RunSuite: AsyncParsableCommand {
                 )
                 try result.timelineSVG(clients: clients).write(to: file, atomically: true, encoding: .utf8)
             }
-            if !result.failures.isEmpty { failed += 1 }
+            switch result.verdict {
+            case .held: break
+            case .notReproduced: missed.append(scenario.name)
+            case .failed: failed += 1
+            }
         }
-        print("# \(scenarios.count - failed) of \(scenarios.count) scenarios showed what they must")
+        print("# \(scenarios.count - failed - missed.count) of \(scenarios.count) scenarios showed what they must")
+        for name in missed {
+            // A known limit that did not show is the suite's power falling short, not a safety
+            // failure: said plainly, and the exit status stays for safety alone.
+            print("# NOT REPRODUCED (known limit; the suite's power, not safety): \(name)")
+        }
+        print("# \(failed) failed")
         if failed > 0 { throw ExitCode(1) }
     }
 

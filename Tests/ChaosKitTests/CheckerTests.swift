@@ -142,6 +142,24 @@ struct CheckerTests {
         #expect(!ScenarioResult.isWorthRetrying(.safe(availabilityFloor: nil), [ChaosRunner.notReproduced]))
     }
 
+    @Test func aKnownLimitNotReproducedIsReportedButDoesNotFailTheSuite() {
+        #expect(SuiteVerdict(.unsafe, []) == .held)
+        #expect(SuiteVerdict(.safe(availabilityFloor: nil), []) == .held)
+        #expect(SuiteVerdict(.unsafe, [ChaosRunner.notReproduced]) == .notReproduced)
+        #expect(
+            SuiteVerdict(.unsafe, [ChaosRunner.neverInjected, ChaosRunner.notReproduced], injectionWaitsOnChance: true)
+                == .notReproduced
+        )
+        // Every safety failure fails the suite, whatever else the run missed.
+        #expect(SuiteVerdict(.safe(availabilityFloor: nil), [ChaosRunner.notReproduced]) == .failed)
+        #expect(SuiteVerdict(.safe(availabilityFloor: 0.9), ["1 mutual-exclusion violations"]) == .failed)
+        #expect(SuiteVerdict(.unsafe, ["2 stale tokens accepted despite fencing"]) == .failed)
+        #expect(SuiteVerdict(.unsafe, ["no critical section ran", ChaosRunner.notReproduced]) == .failed)
+        #expect(SuiteVerdict.held.failsTheSuite == false)
+        #expect(SuiteVerdict.notReproduced.failsTheSuite == false)
+        #expect(SuiteVerdict.failed.failsTheSuite)
+    }
+
     @Test func aRecordSurvivesItsWitnessLine() {
         let record = section(3, enter: 123, exit: 456, validUntil: 789, token: 42, accepted: false)
         #expect(AttemptRecord(line: record.line) == record)
