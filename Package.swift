@@ -108,10 +108,12 @@ let package = Package(
         ),
         // Local redis-server processes and child processes: `locklock dev`, `locklock run`, the tests and the chaos suite.
         .target(name: "LocalRedis", dependencies: ["RedisWire"], swiftSettings: strictSwift),
+        // Spawns the command of `locklock run` in a process group of its own that dies with `run`.
+        .target(name: "CSupervisedSpawn"),
         .executableTarget(
             name: "locklock",
             dependencies: [
-                "LocklockServer", "Redlock", "RedisWire", "LocalRedis",
+                "LocklockServer", "Redlock", "RedisWire", "LocalRedis", "CSupervisedSpawn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -470,7 +470,10 @@ struct Run: AsyncParsableCommand {
         abstract: "Run a command while holding a distributed lock (a distributed flock(1)).",
         discussion: """
             The command sees the lock's fencing token (with --leader, the term) in LOCKLOCK_FENCING_TOKEN. \
-            If the lock is lost while it runs, the command gets SIGTERM, and SIGKILL after --grace. \
+            It runs in a process group of its own, and on Linux dies with `run`. \
+            If the lock is lost while it runs, its group gets SIGTERM, and SIGKILL after --grace or when the lock's validity ends, \
+            whichever comes first. SIGTERM, SIGINT or SIGHUP sent to `run` go to the group (SIGKILL after --grace), \
+            and the lock is released once the command has exited. \
             Exits with the command's status (128 + N if signal N ended it); 75 if the lock is held, 69 if too few masters answer, \
             70 if the lock was lost, 127 if the command cannot be started.
             """
@@ -480,7 +483,7 @@ struct Run: AsyncParsableCommand {
     var permits: Int?
     @Flag(help: "Campaign to lead the role --lock (until elected, or for --wait), and run the command while leading.")
     var leader = false
-    @Option(help: "How long the command has between SIGTERM and SIGKILL once the lock is lost, e.g. 10s.")
+    @Option(help: "How long the command has between SIGTERM and SIGKILL, e.g. 10s; after a lost lock, never past its validity.")
     var grace = DurationArgument(argument: "10s")!
     @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS...") var command: [String] = []
 
@@ -501,9 +504,10 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(exitStatus(for: error))
         }
         if let token = lock.fencingToken { setenv("LOCKLOCK_FENCING_TOKEN", String(token), 1) }
-        let child: ChildProcess
+        let signals = StopSignals()
+        let command: SupervisedCommand
         do {
-            child = try ChildProcess.spawn([executable] + arguments.dropFirst())
+            command = try await SupervisedCommand.start([executable] + arguments.dropFirst(), defaults: signals.commandDefaults)
         } catch {
             _ = try? await redlock.release(lock)
             await redlock.shutdown()
@@ -511,30 +515,62 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(127)
         }
         let handle = LockHandle(lock)
-        let grace = grace.duration
-        let status: Int32 = await withTaskGroup(of: Int32?.self) { group in
-            group.addTask { await child.wait() }
-            group.addTask {
-                guard await redlock.keepAlive(handle) else { return nil }
-                FileHandle.standardError.write(Data("locklock: lock lost, sending SIGTERM to the command\n".utf8))
-                child.terminate()
-                guard (try? await Task.sleep(for: grace)) != nil else { return nil }  // it exited in time
-                FileHandle.standardError.write(Data("locklock: the command outlived its grace period, sending SIGKILL\n".utf8))
-                child.send(SIGKILL)
-                return nil
-            }
-            var commandStatus: Int32 = 1
-            for await result in group {
-                if let result {
-                    commandStatus = result
-                    group.cancelAll()
-                }
-            }
-            return handle.isLost ? ExitStatus.lost : commandStatus
-        }
+        let status = await supervise(command, holding: handle, on: redlock, signals: signals)
         _ = try? await redlock.release(handle.lock)
         await redlock.shutdown()
+        signals.restore()
         throw ExitCode(status)
+    }
+
+    /// Runs until the command exits. A lost lock, or a stop signal sent to `run`, sends
+    /// SIGTERM to the command's process group, then SIGKILL after the grace; after a lost lock
+    /// the SIGKILL comes no later than the end of the lock's validity. Returns `run`'s exit
+    /// status.
+    private func supervise(_ command: SupervisedCommand, holding handle: LockHandle, on redlock: Redlock, signals: StopSignals) async -> Int32 {
+        let grace = grace.duration
+        /// What each supervising task ends with.
+        enum Ending: Sendable {
+            case exited(Int32)
+            /// `run` asked the command to stop (the lock was lost, or a stop signal came).
+            case stopped
+            case idle
+        }
+        var status: Int32 = 1
+        var stopped = false
+        await withTaskGroup(of: Ending.self) { group in
+            group.addTask { .exited(await command.status()) }
+            group.addTask {
+                guard await redlock.keepAlive(handle) else { return .idle }
+                say("lock lost, sending SIGTERM to the command's process group")
+                command.signalGroup(SIGTERM)
+                // Whatever the grace, nothing of the command runs past the lock's validity.
+                let left = max(handle.lock.validUntil - ContinuousClock.now, .zero)
+                let reason = left < grace ? "the lock's validity ended" : "the command outlived its grace period"
+                await killAfter(min(grace, left), command, because: reason)
+                return .stopped
+            }
+            group.addTask {
+                for await signal in signals.received {
+                    say("\(StopSignals.name(signal)) received, passing it to the command's process group")
+                    command.signalGroup(signal)
+                    await killAfter(grace, command, because: "the command outlived its grace period")
+                    return .stopped
+                }
+                return .idle
+            }
+            for await ending in group {
+                switch ending {
+                case .exited(let exited):
+                    status = exited
+                    group.cancelAll()
+                case .stopped: stopped = true
+                case .idle: break
+                }
+            }
+        }
+        // Asked to stop: whatever of the command's group is left must not run on without the lock.
+        if stopped { command.signalGroup(SIGKILL) }
+        return handle.isLost ? ExitStatus.lost : status
     }
 
     /// The lock the command runs under: a plain lock, a semaphore's permit, or the role.
@@ -616,4 +652,17 @@ func withShutdown<T>(_ redlock: Redlock, _ body: (Redlock) async throws -> T) as
     }
     await redlock.shutdown()
     return try result.get()
+}
+
+/// Writes one line to standard error, as `locklock: <message>`.
+private func say(_ message: String) {
+    FileHandle.standardError.write(Data("locklock: \(message)\n".utf8))
+}
+
+/// Sends SIGKILL to the command's group once `delay` has passed, unless cancelled first (the
+/// command exited).
+private func killAfter(_ delay: Duration, _ command: SupervisedCommand, because reason: String) async {
+    guard (try? await Task.sleep(for: delay)) != nil else { return }
+    say("\(reason), sending SIGKILL")
+    command.signalGroup(SIGKILL)
 }

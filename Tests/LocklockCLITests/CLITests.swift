@@ -31,6 +31,10 @@ private func locklock(
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
     for _ in 0..<3000 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }  // bounded: 30 s
+    if process.isRunning {
+        process.interrupt()
+        process.waitUntilExit()
+    }
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
@@ -84,6 +88,48 @@ private func withServe(
     server.terminate()
     server.waitUntilExit()
     return String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+}
+
+/// Whether `pid` names a live process (a zombie waiting to be reaped counts as gone).
+private func isRunning(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return false }
+    return stat[stat.index(close, offsetBy: 2)] != "Z"
+}
+
+/// Waits up to `limit` for `pid` to be gone; true if it is.
+private func waitUntilGone(_ pid: Int32, within limit: Duration) async throws -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while isRunning(pid) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    return !isRunning(pid)
+}
+
+/// Waits up to 10 s for `file` to hold a pid, and returns it.
+private func pid(from file: String) async throws -> Int32 {
+    for _ in 0..<500 {
+        if let text = try? String(contentsOfFile: file, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            return pid
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    throw CocoaError(.fileReadNoSuchFile)
+}
+
+/// A fresh directory for a test's pid files, removed by `body`'s caller.
+private func scratchDirectory() throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("locklock-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory
+}
+
+/// Forgets every key on `servers`, as a restart without persistence does.
+private func flush(_ servers: [RedisServer]) async throws {
+    for server in servers {
+        let connection = RedisConnection(address: server.address)
+        _ = try await connection.send("FLUSHALL")
+        await connection.close()
+    }
 }
 
 @Suite("locklock CLI", .serialized, .realRedisServers)
@@ -247,6 +293,96 @@ struct CLITests {
             #expect(clock.now - deleted < .seconds(5))
             let pid = Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
             #expect(pid > 0 && kill(pid, 0) != 0, "the command is gone")
+        }
+    }
+
+    @Test func aLostLockStopsTheCommandsWholeProcessGroupNotOnlyItsShell() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let directory = try scratchDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pidFile = directory.appendingPathComponent("sleep").path
+            async let run = locklock(
+                ["run", "--lock", "shell", "--ttl", "3s", "--", "sh", "-c", "sleep 40 > /dev/null 2>&1 & echo $! > \(pidFile); wait"],
+                masters: group.commaSeparated
+            )
+            let sleeper = try await pid(from: pidFile)
+            let flushed = ContinuousClock.now
+            try await flush([group[0], group[1]])
+            let result = try await run
+            #expect(ContinuousClock.now - flushed < .seconds(10))
+            #expect(result.status == 70, "\(result.stderr)")
+            #expect(try await waitUntilGone(sleeper, within: .seconds(5)), "the shell's child outlived the lock")
+            if isRunning(sleeper) { kill(sleeper, SIGKILL) }
+        }
+    }
+
+    @Test func afterALostLockTheCommandIsKilledByTheEndOfValidityWhateverTheGrace() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let directory = try scratchDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pidFile = directory.appendingPathComponent("stubborn").path
+            async let run = locklock(
+                [
+                    "run", "--lock", "slow-exit", "--ttl", "3s", "--grace", "20s", "--",
+                    "sh", "-c", "trap '' TERM; echo $$ > \(pidFile); while true; do sleep 0.1; done",
+                ],
+                masters: group.commaSeparated
+            )
+            let stubborn = try await pid(from: pidFile)
+            let flushed = ContinuousClock.now
+            try await flush([group[0], group[1]])
+            let result = try await run
+            // The last extension before the flush left at most the TTL of validity.
+            #expect(ContinuousClock.now - flushed < .milliseconds(4500), "SIGKILL waited for the grace, past the validity")
+            #expect(result.status == 70, "\(result.stderr)")
+            #expect(result.stderr.contains("validity ended, sending SIGKILL"), "\(result.stderr)")
+            #expect(try await waitUntilGone(stubborn, within: .seconds(2)))
+        }
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT, SIGHUP])
+    func aStopSignalReachesTheCommandsGroupAndTheLockIsReleasedAfterIt(signal: Int32) async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let directory = try scratchDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pidFile = directory.appendingPathComponent("sleep").path
+            let run = try spawnLocklock(
+                ["run", "--lock", "stoppable", "--ttl", "30s", "--", "sh", "-c", "sleep 40 & echo $! > \(pidFile); wait"],
+                masters: group.commaSeparated
+            )
+            let sleeper = try await pid(from: pidFile)
+            kill(run.processIdentifier, signal)
+            for _ in 0..<500 where run.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!run.isRunning, "run exits once the command has")
+            #expect(run.terminationStatus == 128 + signal, "the command's own status: ended by the signal")
+            #expect(try await waitUntilGone(sleeper, within: .seconds(2)), "the signal reached the shell's child too")
+            let observer = Redlock(masters: group.addresses, configuration: .init(retry: .never))
+            #expect(try await observer.inspect("stoppable").isHeld == false, "released, not left to expire")
+            await observer.shutdown()
+            if run.isRunning { run.terminate() }
+        }
+    }
+
+    @Test func theCommandDiesWithRunEvenWhenRunIsKilled() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let directory = try scratchDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pidFile = directory.appendingPathComponent("shell").path
+            let run = try spawnLocklock(
+                [
+                    "run", "--lock", "orphan", "--ttl", "30s", "--", "sh", "-c",
+                    "trap '' TERM HUP; echo $$ > \(pidFile); while true; do sleep 0.1; done",
+                ],
+                masters: group.commaSeparated
+            )
+            let shell = try await pid(from: pidFile)
+            // Long enough for the supervisor thread to outlive any idle-thread reaping.
+            try await Task.sleep(for: .seconds(1))
+            #expect(isRunning(shell))
+            kill(run.processIdentifier, SIGKILL)
+            run.waitUntilExit()
+            #expect(try await waitUntilGone(shell, within: .seconds(2)), "the command outlived a killed run")
+            if isRunning(shell) { kill(shell, SIGKILL) }
         }
     }
 
