@@ -132,6 +132,17 @@ private func flush(_ servers: [RedisServer]) async throws {
     }
 }
 
+/// Whether this process may start a command in a PID namespace of its own.
+private func canMakePIDNamespaces() -> Bool {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+    process.arguments = ["--pid", "--fork", "--mount-proc", "true"]
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}
+
 @Suite("locklock CLI", .serialized, .realRedisServers)
 struct CLITests {
     @Test func runHoldsTheLockWhileTheCommandRunsAndExitsWithItsStatus() async throws {
@@ -383,6 +394,29 @@ struct CLITests {
             run.waitUntilExit()
             #expect(try await waitUntilGone(shell, within: .seconds(2)), "the command outlived a killed run")
             if isRunning(shell) { kill(shell, SIGKILL) }
+        }
+    }
+
+    @Test(.enabled(if: canMakePIDNamespaces(), "needs unshare --pid (root)"))
+    func asPID1RunReapsTheOrphansItInherits() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            // In a PID namespace of its own `run` is PID 1: the subshell's `sleep` is orphaned to
+            // it, and left unreaped it would stay a zombie that the command counts.
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+            process.arguments = [
+                "--pid", "--fork", "--mount-proc", locklockExecutable().path, "run", "--lock", "init", "--ttl", "5s", "--",
+                "sh", "-c", "(sleep 0.2 &); sleep 1; grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l",
+            ]
+            process.environment = ProcessInfo.processInfo.environment.merging(["LOCKLOCK_MASTERS": group.commaSeparated]) { $1 }
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "zombies left unreaped: \(output)")
         }
     }
 
