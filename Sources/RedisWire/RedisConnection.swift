@@ -54,11 +54,16 @@ public final class RedisConnection: @unchecked Sendable {
     private var connectedWaiters: [EventLoopPromise<Void>] = []
     private var waiterExpiry: Scheduled<Void>?
     private var waiterExpiryDeadline = NIODeadline.distantFuture
-    /// The server's `run_id` as last seen (only with a restart quarantine configured).
-    private var knownRunID: String?
-    /// Until when commands fail because the server restarted (see
-    /// ``RedisConnectionConfiguration/restartQuarantine``).
+    /// Until when commands fail because the admission gate holds the server out (see
+    /// ``RedisAdmissionGate``); `.distantFuture` while its decision is pending.
     @exclusivity(unchecked) private var quarantinedUntil: NIODeadline?
+    /// Why the server is held out, for the error commands fail with.
+    private var heldOutReason = ""
+    /// Counts successful dials, so that a gate's decision about an earlier one is ignored.
+    private var generation = 0
+    /// Commands that arrived while the gate's decision is pending: sent once it admits the
+    /// server, failed if it holds it out.
+    private var admissionWaiters: [Waiter] = []
     /// For a subscriber connection: where published messages go, and what runs after every
     /// (re)connect (subscriptions do not survive a new connection).
     private let onMessage: (@Sendable ([UInt8], [UInt8]) -> Void)?
@@ -90,7 +95,8 @@ public final class RedisConnection: @unchecked Sendable {
     ) {
         var configuration = configuration
         configuration.preloadedScripts = []
-        configuration.restartQuarantine = nil
+        configuration.admissionGate = nil
+        configuration.identifiesServer = false
         configuration.database = 0  // channels are global to the server; SELECT is pointless
         self.init(
             address: address,
@@ -250,6 +256,14 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
+    /// Whether the connection waits for its admission gate's decision about the server it
+    /// reached (see ``RedisAdmissionGate``).
+    package var isAwaitingAdmission: Bool {
+        get async {
+            (try? await eventLoop.submit { self.quarantinedUntil == .distantFuture }.get()) ?? false
+        }
+    }
+
     /// Closes the connection and stops re-dialling. Commands in flight fail with
     /// ``RedisWireError/Code/closed`` or ``RedisWireError/Code/connectionClosed``.
     public func close() async {
@@ -259,6 +273,7 @@ public final class RedisConnection: @unchecked Sendable {
             self.redial?.cancel()
             self.redial = nil
             let closed = RedisWireError(.closed, "connection was closed")
+            self.failAdmissionWaiters(closed)
             for promise in self.connectedWaiters { promise.fail(closed) }
             self.connectedWaiters = []
             switch previous {
@@ -311,8 +326,13 @@ public final class RedisConnection: @unchecked Sendable {
 
     private func send(encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?, replies: Int = 1) {
         if let until = quarantinedUntil, case .connected = state {
+            if until == .distantFuture {
+                admissionWaiters.append(Waiter(encoded: encoded, deadline: deadline, sink: sink, script: script, replies: replies))
+                scheduleWaiterExpiry(at: deadline)
+                return
+            }
             guard NIODeadline.now() >= until else {
-                sink.deliver(.failure(Self.quarantineError(until)))
+                sink.deliver(.failure(heldOutError(until)))
                 return
             }
             quarantinedUntil = nil
@@ -354,8 +374,16 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     private func expireWaiters() {
-        guard case .connecting(let waiters) = state else { return }
         let now = NIODeadline.now()
+        if !admissionWaiters.isEmpty {
+            let expired = admissionWaiters.filter { $0.deadline <= now }
+            admissionWaiters.removeAll { $0.deadline <= now }
+            if let next = admissionWaiters.map(\.deadline).min() { scheduleWaiterExpiry(at: next) }
+            for waiter in expired {
+                waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while the server was identified")))
+            }
+        }
+        guard case .connecting(let waiters) = state else { return }
         var kept: [Waiter] = []
         var expired: [Waiter] = []
         for waiter in waiters {
@@ -411,8 +439,8 @@ public final class RedisConnection: @unchecked Sendable {
         }
         connecting.flatMap { channel in
             self.handshake(handler: handler, deadline: setupDeadline)
-                .flatMap { self.identifyServer(handler: handler, deadline: setupDeadline) }
-                .map { channel }
+                .flatMap { self.identifyServer(handler: handler) }
+                .map { (channel, $0) }
                 .flatMapErrorThrowing { error in
                     channel.close(promise: nil)
                     throw error
@@ -420,7 +448,7 @@ public final class RedisConnection: @unchecked Sendable {
         }
         .whenComplete { result in
             switch result {
-            case .success(let channel): self.didConnect(channel, handler: handler)
+            case .success(let (channel, identity)): self.didConnect(channel, handler: handler, identity: identity)
             case .failure(let error):
                 let wire = Self.wireError(error)
                 guard wire.tlsFailure == .untrustedCertificate, let tls else {
@@ -486,39 +514,114 @@ public final class RedisConnection: @unchecked Sendable {
         return promise.futureResult
     }
 
-    /// With a restart quarantine configured: reads `run_id` and `uptime_in_seconds`, and when the
-    /// run id changed since the last connection, holds the server out until it has been up for
-    /// the quarantine. Best effort: a server that refuses `INFO` is not held out.
-    private func identifyServer(handler: RedisChannelHandler, deadline: NIODeadline) -> EventLoopFuture<Void> {
-        guard let quarantine = configuration.restartQuarantine else { return eventLoop.makeSucceededVoidFuture() }
-        return setUpCommand([Array("INFO".utf8), Array("server".utf8)], handler: handler, deadline: deadline).map { reply in
+    /// Reads `INFO` (with a deadline of its own: the connect's may be spent by a crowded
+    /// reconnect) and refuses a server that cannot be a master here. With an admission gate it
+    /// fails closed: a server that refuses `INFO`, does not answer it in time or names no run
+    /// id cannot be told from one that lost its data, so the dial fails.
+    private func identifyServer(handler: RedisChannelHandler) -> EventLoopFuture<ServerIdentity?> {
+        guard configuration.identifiesServer || configuration.admissionGate != nil else { return eventLoop.makeSucceededFuture(nil) }
+        let gated = configuration.admissionGate?.requiresIdentity == true
+        let deadline = NIODeadline.now() + .nanoseconds(configuration.connectTimeout.nanoseconds)
+        return setUpCommand([Array("INFO".utf8)], handler: handler, deadline: deadline).flatMapThrowing { reply -> ServerIdentity? in
             guard let identity = ServerIdentity(info: reply.string ?? "") else {
-                self.logger.warning("INFO server gave no run_id; restarts of this server cannot be detected")
-                return
+                guard gated else { return nil }
+                throw RedisWireError(
+                    .unidentified,
+                    "INFO names no run_id or version: a restart that lost this server's data could not be detected, so it does not vote"
+                )
             }
-            defer { self.knownRunID = identity.runID }
-            guard let known = self.knownRunID, known != identity.runID else { return }
-            let remaining = quarantine - .seconds(identity.uptimeSeconds)
-            guard remaining > .zero else { return }
-            let until = NIODeadline.now() + .nanoseconds(remaining.nanoseconds)
-            self.quarantinedUntil = until
-            self.logger.warning(
-                "server restarted: held out of use until every lock it may have forgotten has expired",
-                metadata: ["redis.uptime_seconds": "\(identity.uptimeSeconds)", "redis.held_out_for": "\(remaining)"]
+            if let reason = identity.unsupportedReason { throw RedisWireError(.unsupportedServer, reason) }
+            return identity
+        }.flatMapErrorThrowing { error -> ServerIdentity? in
+            let wire = Self.wireError(error)
+            guard wire.code != .unsupportedServer, wire.code != .unidentified else { throw wire }
+            guard gated else {
+                self.logger.debug("INFO unavailable; the server's version is not checked", metadata: ["error": "\(wire.message)"])
+                return nil
+            }
+            let why = wire.code == .serverError ? "INFO refused (\(wire.message))" : "INFO not answered in time (\(wire.message))"
+            throw RedisWireError(
+                .unidentified,
+                "\(why): a restart that lost this server's data could not be detected, so it does not vote; allow INFO for this user",
+                underlying: wire
             )
-        }.recover { _ in }
+        }
     }
 
-    static func quarantineError(_ until: NIODeadline) -> RedisWireError {
+    /// The error a command fails with while the server is held out.
+    private func heldOutError(_ until: NIODeadline) -> RedisWireError {
+        guard until != .distantFuture else { return RedisWireError(.heldOut, "held out of use while it is identified") }
         let milliseconds = max((until - .now()).nanoseconds / 1_000_000, 0)
-        return RedisWireError(.unavailable, "server restarted; held out of use for \(milliseconds) ms more")
+        var error = RedisWireError(.heldOut, "held out of use for \(milliseconds) ms more: \(heldOutReason)")
+        error.heldOutFor = .milliseconds(milliseconds)
+        return error
     }
 
-    private func didConnect(_ channel: any Channel, handler: RedisChannelHandler) {
+    /// Lets commands through (the gate decided the server may vote). Must be called on the loop.
+    package func admit(generation: Int) {
+        eventLoop.preconditionInEventLoop()
+        guard generation == self.generation else { return }
+        quarantinedUntil = nil
+        let waiters = admissionWaiters
+        admissionWaiters = []
+        guard case .connected(_, let handler) = state else {
+            for waiter in waiters {
+                waiter.sink.deliver(.failure(RedisWireError(.unavailable, "the connection closed while the server was identified")))
+            }
+            return
+        }
+        let now = NIODeadline.now()
+        for waiter in waiters {
+            if waiter.deadline <= now {
+                waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while the server was identified")))
+            } else {
+                handler.send(waiter.encoded, deadline: waiter.deadline, sink: waiter.sink, script: waiter.script, replies: waiter.replies)
+            }
+        }
+    }
+
+    /// Fails the commands waiting for the gate's decision.
+    private func failAdmissionWaiters(_ error: RedisWireError) {
+        let waiters = admissionWaiters
+        admissionWaiters = []
+        for waiter in waiters { waiter.sink.deliver(.failure(error)) }
+    }
+
+    /// Keeps failing commands with ``RedisWireError/Code/heldOut`` until `until`, for `reason`.
+    /// Must be called on the loop.
+    package func holdOut(until: NIODeadline, reason: String, generation: Int) {
+        eventLoop.preconditionInEventLoop()
+        guard generation == self.generation else { return }
+        quarantinedUntil = until
+        heldOutReason = reason
+        failAdmissionWaiters(heldOutError(until))
+    }
+
+    /// Sends a command to the server even while it is held out: the gate's own questions and
+    /// markers. Fails with ``RedisWireError/Code/unavailable`` when not connected.
+    package func sendWhileHeldOut(_ arguments: [[UInt8]], timeout: Duration) async throws(RedisWireError) -> RESPValue {
+        let command = try RedisCommand(arguments)
+        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
+        let result: Result<RESPValue, RedisWireError> = await withUnsafeContinuation { continuation in
+            eventLoop.execute {
+                guard case .connected(_, let handler) = self.state, !handler.isDropped else {
+                    continuation.resume(returning: .failure(RedisWireError(.unavailable, "not connected")))
+                    return
+                }
+                handler.send(command.encoded, deadline: deadline, sink: .continuation(continuation), script: nil, replies: command.replies)
+            }
+        }
+        return try result.get()
+    }
+
+    private func didConnect(_ channel: any Channel, handler: RedisChannelHandler, identity: ServerIdentity?) {
         guard case .connecting(let waiters) = state else {
             channel.close(promise: nil)  // closed while dialling
             return
         }
+        generation += 1
+        let gate = configuration.admissionGate
+        if gate != nil, identity != nil { quarantinedUntil = .distantFuture }
         if failedAttempts > 0 {
             logger.info("reconnected", metadata: ["redis.failed_attempts": "\(failedAttempts)"])
         } else {
@@ -528,8 +631,9 @@ public final class RedisConnection: @unchecked Sendable {
         state = .connected(channel, handler)
         let now = NIODeadline.now()
         for waiter in waiters {
-            if let until = quarantinedUntil, now < until {
-                waiter.sink.deliver(.failure(Self.quarantineError(until)))
+            if quarantinedUntil == .distantFuture {
+                admissionWaiters.append(waiter)
+                scheduleWaiterExpiry(at: waiter.deadline)
             } else if waiter.deadline <= now {
                 waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
             } else {
@@ -546,10 +650,12 @@ public final class RedisConnection: @unchecked Sendable {
         connectedWaiters = []
         channel.closeFuture.whenComplete { _ in self.channelClosed(channel) }
         onConnected?()
+        if let gate, let identity { gate.identified(identity, connection: self, generation: generation) }
     }
 
     private func channelClosed(_ channel: any Channel) {
         guard case .connected(let current, let handler) = state, current === channel else { return }
+        failAdmissionWaiters(RedisWireError(.unavailable, "the connection closed while the server was identified"))
         guard handler.droppedAsSilent else {
             logger.debug("connection closed, re-dialling")
             state = .idle
@@ -572,6 +678,7 @@ public final class RedisConnection: @unchecked Sendable {
         if failedAttempts == 0 {
             logger.warning("server unreachable, re-dialling in the background", metadata: ["error": "\(error.message)"])
         }
+        configuration.admissionGate?.unreachable(self, error: error)
         failedAttempts += 1
         // Down before any completion runs: a completion that sends again on this connection
         // (a fan-out releasing after a failed acquisition does) must fail fast, not be queued
@@ -605,31 +712,5 @@ public final class RedisConnection: @unchecked Sendable {
             return RedisWireError(.unavailable, "\(error)")
         }
         return RedisWireError(.connectionClosed, "\(error)")
-    }
-}
-
-/// What `INFO server` says about which process a connection reached.
-struct ServerIdentity: Equatable {
-    /// Random per server start: a different one means the server restarted.
-    let runID: String
-    /// Whole seconds since it started (rounded down).
-    let uptimeSeconds: Int64
-
-    init(runID: String, uptimeSeconds: Int64) {
-        self.runID = runID
-        self.uptimeSeconds = uptimeSeconds
-    }
-
-    /// Parses the reply of `INFO server`; nil when it names no run id or uptime.
-    init?(info: String) {
-        var runID: String?
-        var uptime: Int64?
-        for line in info.split(whereSeparator: \.isNewline) {
-            if line.hasPrefix("run_id:") { runID = String(line.dropFirst(7)) }
-            if line.hasPrefix("uptime_in_seconds:") { uptime = Int64(line.dropFirst(18)) }
-        }
-        guard let runID, !runID.isEmpty, let uptime else { return nil }
-        self.runID = runID
-        self.uptimeSeconds = uptime
     }
 }

@@ -50,13 +50,13 @@ public struct RedisConnectionConfiguration: Sendable {
     /// Scripts loaded with `SCRIPT LOAD` on every (re)connect, so their first `EVALSHA`
     /// does not pay a NOSCRIPT round trip (after a restart, for instance).
     public var preloadedScripts: [RedisScript]
-    /// After this connection sees the server restart (its `run_id`, from `INFO server` on every
-    /// (re)connect, differs from the one it saw before), every command fails with
-    /// ``RedisWireError/Code/unavailable`` until the server has been up this long. Redlock sets
-    /// it to the longest lock TTL in use: a master that restarted without persistence then
-    /// votes again only once every lock it forgot has expired. Nil (the default) sends no
-    /// `INFO` and never holds a server out.
-    public var restartQuarantine: Duration?
+    /// Whether every (re)connect reads `INFO` and refuses a server that is not a master of a
+    /// supported version (Redis 6.2 or later, Valkey 7.2 or later). A server that refuses
+    /// `INFO` is still used, unchecked, unless an admission gate is set.
+    public var identifiesServer: Bool
+    /// Decides after every (re)connect whether the server may be used (see
+    /// ``RedisAdmissionGate``); Redlock sets it to hold out masters that may have lost data.
+    package var admissionGate: (any RedisAdmissionGate)?
 
     /// Creates a configuration; every value has a production default.
     public init(
@@ -68,7 +68,7 @@ public struct RedisConnectionConfiguration: Sendable {
         authentication: Authentication? = nil,
         database: Int = 0,
         preloadedScripts: [RedisScript] = [],
-        restartQuarantine: Duration? = nil,
+        identifiesServer: Bool = true,
         tls: RedisTLSConfiguration? = nil
     ) {
         self.tls = tls
@@ -80,6 +80,6 @@ public struct RedisConnectionConfiguration: Sendable {
         self.authentication = authentication
         self.database = database
         self.preloadedScripts = preloadedScripts
-        self.restartQuarantine = restartQuarantine
+        self.identifiesServer = identifiesServer
     }
 }

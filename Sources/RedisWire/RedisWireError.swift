@@ -7,6 +7,7 @@ public struct RedisWireError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
             case timeout, connectionClosed, unavailable, serverError, protocolError, closed, invalidArgument, tlsHandshakeFailed
+            case heldOut, unidentified, unsupportedServer
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -29,6 +30,15 @@ public struct RedisWireError: Error, Sendable, CustomStringConvertible {
         /// The TLS handshake with the server failed; ``RedisWireError/tlsFailure`` says why.
         public static let tlsHandshakeFailed = Code(.tlsHandshakeFailed)
 
+        /// The server is connected but held out of use: it may have lost writes it had
+        /// acknowledged (see Redlock's hold-out of restarted masters). The command was not sent.
+        public static let heldOut = Code(.heldOut)
+        /// The server could not be identified after connecting (`INFO` refused, late or
+        /// incomplete) while identification decides whether it may be used; the dial failed.
+        public static let unidentified = Code(.unidentified)
+        /// The server is not one Locklock can use: too old a version, or a replica.
+        public static let unsupportedServer = Code(.unsupportedServer)
+
         /// A readable summary, for logs and messages.
         public var description: String { base.rawValue }
     }
@@ -39,6 +49,8 @@ public struct RedisWireError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// The lower-level error, if any.
     public var underlying: (any Error & Sendable)?
+    /// For ``Code/heldOut``: how much longer the server is held out, when known.
+    public var heldOutFor: Duration?
 
     /// Creates an error.
     public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
