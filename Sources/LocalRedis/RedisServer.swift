@@ -107,6 +107,8 @@ public final class RedisServer: @unchecked Sendable {
     // @unchecked: mutable state is guarded by `lock`.
     private let lock = NSLock()
     private var process: Process?
+    /// The extra arguments given to ``restart(extraArguments:)``, in place of the options' own.
+    private var restartArguments: [String]?
 
     /// The loopback port the server listens on.
     public let port: Int
@@ -184,7 +186,7 @@ public final class RedisServer: @unchecked Sendable {
                 "--tls-ca-cert-file", tls.caCertificateFile, "--tls-auth-clients", tls.requiresClientCertificates ? "yes" : "no",
             ]
         }
-        return arguments + options.extraArguments
+        return arguments + (lock.withLock { restartArguments } ?? options.extraArguments)
     }
 
     private func launch() async throws {
@@ -259,9 +261,12 @@ public final class RedisServer: @unchecked Sendable {
         }
     }
 
-    /// Starts the server again on the same port and directory (after ``kill9()``).
-    public func restart() async throws {
+    /// Starts the server again on the same port and directory (after ``kill9()``); with
+    /// `extraArguments`, those replace ``RedisServerOptions/extraArguments`` from now on (an
+    /// ACL user redefined without a command, say).
+    public func restart(extraArguments: [String]? = nil) async throws {
         await kill9()
+        if let extraArguments { lock.withLock { restartArguments = extraArguments } }
         // The port may linger briefly after the kill; retry the bind a few times.
         var lastError: any Error = RedisServerError("no attempt made")
         for _ in 0..<20 {

@@ -9,6 +9,8 @@ typealias Replies = [Result<RESPValue, RedisWireError>?]
 struct MasterConnections: Sendable {
     let connections: [RedisConnection]
     let eventLoop: any EventLoop
+    /// How far each master's record of its latest grant reaches (see ``GrantHorizon``).
+    let horizon: GrantHorizon
 
     var count: Int { connections.count }
     var quorum: Int { QuorumTally.quorum(of: connections.count) }
@@ -23,10 +25,13 @@ struct MasterConnections: Sendable {
     /// known to be down fails inside the send loop, and deciding then would queue a follow-up
     /// (the release of a failed acquisition) ahead of the command on the masters not yet sent
     /// to. `shuffled` sends in a random order, so that no master is systematically first.
+    /// `granting` is the lifetime of the keys the command may grant, which each master's grant
+    /// horizon must cover first.
     func fanOut(
         _ command: FanOutCommand,
         to indices: [Int]? = nil,
         shuffled: Bool = false,
+        granting: Duration? = nil,
         deadline: NIODeadline,
         lateReplyGrace: Duration? = nil,
         until decided: (@Sendable (Replies) -> Bool)? = nil,
@@ -39,17 +44,20 @@ struct MasterConnections: Sendable {
             collector.grace = (quorum, .nanoseconds(lateReplyGrace.nanoseconds), eventLoop)
         }
         if let indices {
-            for index in indices { send(command, to: index, deadline: deadline, collector) }
+            for index in indices { send(command, to: index, granting: granting, deadline: deadline, collector) }
         } else if shuffled {
             var order = SendOrder(seed: NIODeadline.now().uptimeNanoseconds)
-            for index in connections.indices.shuffled(using: &order) { send(command, to: index, deadline: deadline, collector) }
+            for index in connections.indices.shuffled(using: &order) {
+                send(command, to: index, granting: granting, deadline: deadline, collector)
+            }
         } else {
-            for index in connections.indices { send(command, to: index, deadline: deadline, collector) }
+            for index in connections.indices { send(command, to: index, granting: granting, deadline: deadline, collector) }
         }
         collector.allSent()
     }
 
-    private func send(_ command: FanOutCommand, to index: Int, deadline: NIODeadline, _ collector: FanIn) {
+    private func send(_ command: FanOutCommand, to index: Int, granting: Duration?, deadline: NIODeadline, _ collector: FanIn) {
+        if let granting { horizon.cover(granting, master: index, on: connections[index], deadline: deadline) }
         switch command {
         case .plain(let plain): connections[index].send(plain, deadline: deadline, receiver: collector, tag: index)
         case .script(let call): connections[index].evaluate(call, deadline: deadline, receiver: collector, tag: index)

@@ -92,7 +92,7 @@ extension Redlock {
         let retry = retry ?? configuration.retry
         // Readers share: a fencing token would order nothing among them.
         let fenced = access?.mode == .read ? false : fencing ?? configuration.fencing
-        try validate(resources: resources, ttl: ttl)
+        try validate(resources: resources, ttl: ttl, lockDelay: lockDelay)
         guard (Duration.zero...Self.longestDuration).contains(lockDelay) else {
             throw RedlockError(.invalidArgument, "lock delay must be between 0 and ten years")
         }
@@ -258,6 +258,7 @@ extension Redlock {
         group.fanOut(
             command,
             shuffled: true,
+            granting: keyLifetime,
             deadline: deadline,
             lateReplyGrace: configuration.lateReplyGrace,
             until: QuorumTally.isDecided(acquisitionReplies:)
@@ -305,7 +306,8 @@ extension Redlock {
                     ? RedlockError(.lockHeld, "resource is held by another owner", retryAfter: tally.retryAfter, votes: tally.votes)
                     : RedlockError(
                         .quorumUnreachable,
-                        "\(tally.number(of: .failed)) of \(count) masters failed; \(quorum) needed",
+                        "\(tally.number(of: .failed)) of \(count) masters failed; \(quorum) needed" + self.whyMastersAreOut(replies),
+                        retryAfter: Self.timeUntilHeldOutMastersRestoreAQuorum(replies, quorum: quorum),
                         votes: tally.votes
                     )
                 self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }

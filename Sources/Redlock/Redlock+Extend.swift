@@ -54,7 +54,7 @@ extension Redlock {
     }
 
     func extendUntracked(_ lock: Lock, match: ValueMatch, fencingToken: Int64? = nil, ttl: Duration) async throws(RedlockError) -> Lock {
-        try validate(resources: lock.resources, ttl: ttl)
+        try validate(resources: lock.resources, ttl: ttl, lockDelay: lock.lockDelay)
         let result = await onLoop { self.extendOnLoop(lock, match: match, fencingToken: fencingToken, ttl: ttl, completion: $0) }
         switch result {
         case .success(let lock):
@@ -105,7 +105,7 @@ extension Redlock {
             }
             return extended >= quorum || refused > replies.count - quorum
         }
-        group.fanOut(command, deadline: instanceDeadline(), until: decided) { replies in
+        group.fanOut(command, granting: ttl + lock.lockDelay, deadline: instanceDeadline(), until: decided) { replies in
             var extended = 0
             var answered = 0
             var missing: [Int] = []
@@ -150,7 +150,9 @@ extension Redlock {
                 completion(.success(extendedLock))
                 return
             }
-            self.group.fanOut(reseed, to: missing, deadline: self.instanceDeadline()) { _ in completion(.success(extendedLock)) }
+            self.group.fanOut(reseed, to: missing, granting: ttl + lock.lockDelay, deadline: self.instanceDeadline()) { _ in
+                completion(.success(extendedLock))
+            }
         }
     }
 }

@@ -52,6 +52,10 @@ public final class Redlock: Service, Sendable {
     /// A read-write lock's readers and its waiting writer (see ``ReadWriteLock``).
     let readersPrefix: [UInt8]
     let writerWaitingPrefix: [UInt8]
+    /// Which masters vote (see ``MasterAdmission``).
+    let admission: MasterAdmission
+    /// Why this client cannot lock at all (the same master named twice), once known.
+    let misconfiguration: Misconfiguration
     /// Wake-ups for the acquisitions that wait (see ``WakeUpHub``).
     let wakeUps: WakeUpHub
     /// The fences' retention in milliseconds, as the scripts take it.
@@ -99,27 +103,48 @@ public final class Redlock: Service, Sendable {
     ) {
         let masters = endpoints.map(\.address)
         precondition(!masters.isEmpty, "Redlock needs at least one master")
-        // The same master twice would vote twice: a "quorum" that is not one.
-        precondition(Set(masters).count == masters.count, "Redlock's masters must be distinct")
         let eventLoop = eventLoopGroup.next()
         var connectionConfiguration = configuration.connection
         connectionConfiguration.preloadedScripts += Scripts.all
-        if let maximumTTL = configuration.maximumTTL {
-            connectionConfiguration.restartQuarantine = maximumTTL + Validity.drift(ttl: maximumTTL, driftFactor: configuration.driftFactor)
-        }
         self.configuration = configuration
         self.masters = masters
         self.logger = logger
-        self.group = MasterConnections(
-            connections: endpoints.map {
-                RedisConnection(
-                    address: $0.address,
-                    configuration: $0.configuration(from: connectionConfiguration),
-                    eventLoop: eventLoop,
-                    logger: logger
-                )
-            },
+        let metrics = RedlockMetrics(
+            masters: masters.map(\.description),
+            factory: configuration.metricsFactory,
+            dimensions: configuration.metricsDimensions
+        )
+        self.metrics = metrics
+        // The same master twice would vote twice: a "quorum" that is not one. Refused by every
+        // operation, as is one server reached under two addresses once identified.
+        let misconfiguration = Misconfiguration(Self.duplicate(in: masters))
+        self.misconfiguration = misconfiguration
+        let horizon = GrantHorizon(
+            masters: masters.count,
+            key: Array((configuration.keyPrefix + "horizon").utf8),
+            driftFactor: configuration.driftFactor,
             eventLoop: eventLoop
+        )
+        let admission = MasterAdmission(
+            masters: masters.map(\.description),
+            keyPrefix: configuration.keyPrefix,
+            maximumHoldOut: configuration.maximumTTL.map { $0 + Validity.drift(ttl: $0, driftFactor: configuration.driftFactor) },
+            driftFactor: configuration.driftFactor,
+            instanceTimeout: configuration.instanceTimeout,
+            connectTimeout: connectionConfiguration.connectTimeout,
+            logger: logger,
+            onHoldOut: { metrics.heldOut($0) },
+            onDuplicate: { misconfiguration.record($0) }
+        )
+        self.admission = admission
+        self.group = MasterConnections(
+            connections: endpoints.enumerated().map { index, endpoint in
+                var settings = endpoint.configuration(from: connectionConfiguration)
+                settings.admissionGate = admission.gate(master: index, horizon: horizon)
+                return RedisConnection(address: endpoint.address, configuration: settings, eventLoop: eventLoop, logger: logger)
+            },
+            eventLoop: eventLoop,
+            horizon: horizon
         )
         self.taskExecutor = EventLoopTaskExecutor(eventLoop)
         self.wakeUps = WakeUpHub(
@@ -138,11 +163,6 @@ public final class Redlock: Service, Sendable {
                 onConnected: { hub.connected(master: index) }
             )
         }
-        self.metrics = RedlockMetrics(
-            masters: masters.map(\.description),
-            factory: configuration.metricsFactory,
-            dimensions: configuration.metricsDimensions
-        )
         self.lockPrefix = Array((configuration.keyPrefix + "lock:").utf8)
         self.fencesKey = Array((configuration.keyPrefix + "fences").utf8)
         self.waitPrefix = Array((configuration.keyPrefix + "wait:").utf8)
@@ -159,9 +179,54 @@ public final class Redlock: Service, Sendable {
 
     /// Dials every master and waits until each is connected or has failed once; masters that
     /// failed keep re-dialling in the background. Returns how many are connected.
+    /// Also waits (at most the connect timeout) until every connected master has been identified
+    /// and admitted or held out (see ``masterStatus()``).
     @discardableResult
     public func connect() async -> Int {
-        await askEveryMaster { (try? await $0.connect()) != nil }.count { $0 }
+        let connected = await askEveryMaster { (try? await $0.connect()) != nil }.count { $0 }
+        // Bounded: a decision reads every master once, each within the connect timeout.
+        let deadline = ContinuousClock.now + configuration.connection.connectTimeout * 3
+        while ContinuousClock.now < deadline {
+            var awaiting = false
+            for connection in group.connections where await connection.isAwaitingAdmission { awaiting = true }
+            guard awaiting else { break }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return connected
+    }
+
+    /// Each master's standing in the vote, in the masters' order: voting, held out (until when
+    /// and why), or unreachable (and why).
+    public func masterStatus() async -> [MasterStatus] {
+        let standings = await admission.standings()
+        var statuses: [MasterStatus] = []
+        for (index, connection) in group.connections.enumerated() {
+            let connected = await connection.isConnected
+            let state: MasterStatus.State
+            switch standings[index] {
+            case .voting, .identifying:
+                // Identifying and connected: a server that refused INFO, used unchecked.
+                state = connected ? .voting : .unreachable(reason: "not connected")
+            case .heldOut(let until, let reason): state = .heldOut(until: until, reason: reason)
+            case .deciding(let reason): state = .heldOut(until: nil, reason: reason)
+            case .unreachable(let reason): state = .unreachable(reason: reason)
+            }
+            statuses.append(MasterStatus(master: masters[index], state: state))
+        }
+        return statuses
+    }
+
+    /// How long until enough masters vote for a quorum: zero when they do now, nil when that
+    /// depends on masters that are unreachable or still being decided.
+    public func timeUntilQuorum() async -> Duration? {
+        MasterStatus.timeUntilQuorum(await masterStatus(), quorum: quorum)
+    }
+
+    /// Throws what keeps this client from locking at all (one master named twice, or one
+    /// server reached under two addresses), after ``connect()``.
+    public func verifyMasters() async throws(RedlockError) {
+        await connect()
+        if let error = misconfiguration.error { throw error }
     }
 
     /// How many masters are connected right now.
@@ -267,7 +332,8 @@ public final class Redlock: Service, Sendable {
         }
     }
 
-    func validate(resources: [String], ttl: Duration) throws(RedlockError) {
+    func validate(resources: [String], ttl: Duration, lockDelay: Duration = .zero) throws(RedlockError) {
+        if let misconfigured = misconfiguration.error { throw misconfigured }
         guard !resources.isEmpty else { throw RedlockError(.invalidArgument, "at least one resource is needed") }
         guard !resources.contains(where: \.isEmpty) else { throw RedlockError(.invalidArgument, "resource names must not be empty") }
         guard resources.count == 1 || Set(resources).count == resources.count else {
@@ -275,8 +341,9 @@ public final class Redlock: Service, Sendable {
         }
         guard ttl >= .milliseconds(1) else { throw RedlockError(.invalidArgument, "ttl must be at least 1 ms") }
         guard ttl <= Self.longestDuration else { throw RedlockError(.invalidArgument, "ttl must be at most ten years") }
-        if let maximumTTL = configuration.maximumTTL, ttl > maximumTTL {
-            throw RedlockError(.invalidArgument, "ttl \(ttl) is longer than the configured maximum TTL \(maximumTTL)")
+        if let maximumTTL = configuration.maximumTTL, ttl + lockDelay > maximumTTL {
+            let asked = lockDelay == .zero ? "ttl \(ttl)" : "ttl \(ttl) plus lock delay \(lockDelay)"
+            throw RedlockError(.invalidArgument, "\(asked) is longer than the configured maximum TTL \(maximumTTL)")
         }
         guard Validity.drift(ttl: ttl, driftFactor: configuration.driftFactor) < ttl else {
             throw RedlockError(.invalidArgument, "ttl \(ttl) is shorter than its drift allowance")
@@ -364,4 +431,55 @@ public final class Redlock: Service, Sendable {
         let words: [UInt64] = [generator.next(), generator.next()]
         return words.flatMap { word in withUnsafeBytes(of: word, Array.init) }.hexDigits
     }
+}
+
+extension Redlock {
+    /// The first master named twice, as the error every operation then throws.
+    static func duplicate(in masters: [RedisServerAddress]) -> RedlockError? {
+        var seen: Set<RedisServerAddress> = []
+        for master in masters where !seen.insert(master).inserted {
+            return RedlockError(.invalidArgument, "master \(master) is listed twice: one server must not vote twice")
+        }
+        return nil
+    }
+
+    /// For an unreachable quorum: when enough masters held out rejoin, with those that
+    /// answered, for a quorum; nil when that depends on masters that failed otherwise.
+    static func timeUntilHeldOutMastersRestoreAQuorum(_ replies: Replies, quorum: Int) -> Duration? {
+        var answered = 0
+        var rejoining: [Duration] = []
+        for reply in replies {
+            switch reply {
+            case .success?: answered += 1
+            case .failure(let error)?: if let left = error.heldOutFor { rejoining.append(left) }
+            case nil: break
+            }
+        }
+        let needed = quorum - answered
+        guard needed > 0, rejoining.count >= needed else { return nil }
+        return rejoining.sorted()[needed - 1]
+    }
+
+    /// For an unreachable quorum: which masters are held out, unidentified or unsupported, and
+    /// why (empty when none is).
+    func whyMastersAreOut(_ replies: Replies) -> String {
+        var reasons: [String] = []
+        for (index, reply) in replies.enumerated() {
+            guard case .failure(let error)? = reply, [.heldOut, .unidentified, .unsupportedServer].contains(error.code) else { continue }
+            reasons.append("\(masters[index]): \(error.message)")
+        }
+        return reasons.isEmpty ? "" : " (" + reasons.joined(separator: "; ") + ")"
+    }
+}
+
+/// Why a client cannot lock at all, once known: the first error recorded stays.
+final class Misconfiguration: Sendable {
+    private let recorded: Mutex<RedlockError?>
+
+    init(_ error: RedlockError?) { recorded = Mutex(error) }
+
+    /// The error every operation throws; nil while the client is usable.
+    var error: RedlockError? { recorded.withLock { $0 } }
+
+    func record(_ error: RedlockError) { recorded.withLock { $0 = $0 ?? error } }
 }

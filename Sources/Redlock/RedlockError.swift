@@ -39,6 +39,8 @@ public struct RedlockError: Error, Sendable, CustomStringConvertible {
     /// A human-readable explanation. Never contains a lock value.
     public var message: String
     /// For ``Code/lockHeld``: how long until the current holder's lock expires, when known.
+    /// For ``Code/quorumUnreachable``: how long until masters held out after a restart (see
+    /// ``Redlock/masterStatus()``) rejoin in enough number for a quorum, when that is known.
     public var retryAfter: Duration?
     /// The lower-level error, if any.
     public var underlying: (any Error & Sendable)?

@@ -47,4 +47,10 @@ struct RedlockMetrics: @unchecked Sendable {
             factory: factory
         ).increment()
     }
+
+    /// Counts one hold-out of a master that may have lost data.
+    func heldOut(_ index: Int) {
+        Counter(label: "redlock_master_hold_outs_total", dimensions: dimensions + [("master", masterLabels[index])], factory: factory)
+            .increment()
+    }
 }
