@@ -219,7 +219,7 @@ let package = Package(
         .testTarget(
             name: "LocklockCLITests",
             // locklock: the tests run the built executable.
-            dependencies: ["locklock", "Redlock", "RedisWire", "LocalRedis", "RedlockTestSupport", "RealServerGate"],
+            dependencies: ["locklock", "Redlock", "RedisWire", "LocalRedis", "RedlockTestSupport", "RealServerGate", "ChaosKit"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "ChaosKitTests", dependencies: ["ChaosKit"], swiftSettings: strictSwift),

@@ -33,9 +33,19 @@ public func buildRouter(
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
     router.get("/readyz") { _, _ -> Response in
-        // Ready when a quorum of every group answers a PING within the instance timeout.
-        for (name, redlock) in groups.named where await redlock.answeringMasters() < redlock.quorum {
-            throw Problem.unavailable("fewer than a quorum of the \(name) lock servers answer")
+        // Ready when a quorum of every group votes and answers a PING within the instance timeout.
+        for (name, redlock) in groups.named {
+            let statuses = await redlock.masterStatus()
+            if statuses.count(where: { $0.state == .voting }) < redlock.quorum {
+                let quorumBack = MasterStatus.timeUntilQuorum(statuses, quorum: redlock.quorum)
+                throw Problem.unavailable(
+                    "fewer than a quorum of the \(name) lock servers vote: " + readinessDetail(statuses),
+                    retryAfter: quorumBack.map { $0.secondsRoundedUp } ?? 1
+                )
+            }
+            if await redlock.answeringMasters() < redlock.quorum {
+                throw Problem.unavailable("fewer than a quorum of the \(name) lock servers answer")
+            }
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ready"}"#)))
     }
@@ -146,4 +156,21 @@ public func buildMetricsApplication(
         eventLoopGroupProvider: .shared(eventLoopGroup),
         logger: logger
     )
+}
+
+/// Each master that does not vote, by its place in the configured list (not its address, which
+/// stays internal), with why and, when held out, for how much longer.
+func readinessDetail(_ statuses: [MasterStatus], now: ContinuousClock.Instant = .now) -> String {
+    var parts: [String] = []
+    for (index, status) in statuses.enumerated() {
+        let label = "master \(index + 1) of \(statuses.count)"
+        switch status.state {
+        case .voting: continue
+        case .heldOut(let until?, let reason):
+            parts.append("\(label) held out for \((until - now).secondsRoundedUp) s more (\(reason))")
+        case .heldOut(nil, let reason): parts.append("\(label) held out while its evidence is read (\(reason))")
+        case .unreachable(let reason): parts.append("\(label) unreachable (\(reason))")
+        }
+    }
+    return parts.joined(separator: "; ")
 }

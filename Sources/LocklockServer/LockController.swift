@@ -542,6 +542,14 @@ struct LockController: Sendable {
         case .lockHeld: return Problem.conflict("the lock is held by another client", retryAfter: 1)
         case .invalidArgument: return Problem.unprocessable("invalid lock request")
         case .shutdown: return Problem.unavailable("this server is shutting down; retry (on another replica)")
+        case .quorumUnreachable where error.retryAfter != nil:
+            // Masters held out after a restart that may have lost data: back at a known time.
+            let seconds = seconds(error.retryAfter)
+            return Problem.unavailable(
+                "too few lock servers vote: some are held out after a restart that may have lost data, until every lock they may "
+                    + "have forgotten has expired; a quorum is back in about \(seconds) s",
+                retryAfter: seconds
+            )
         default: return Problem.unavailable("too few lock servers answered; try again")
         }
     }

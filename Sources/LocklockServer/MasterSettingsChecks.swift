@@ -46,3 +46,18 @@ public func persistenceWarnings(groups: MasterGroups) async -> [String] {
     }
     return warnings
 }
+
+/// Why `serve` must not start: with the hold-out of masters that may have lost data on, a
+/// master that refuses `INFO` can never be checked after a restart, so it would never vote.
+/// One line per such master; empty when every master that answered could be identified.
+public func identificationFailures(groups: MasterGroups) async -> [String] {
+    var failures: [String] = []
+    for (name, redlock) in groups.named where redlock.configuration.maximumTTL != nil {
+        await redlock.connect()
+        for status in await redlock.masterStatus() {
+            guard case .unreachable(let reason) = status.state, reason.hasPrefix("INFO ") else { continue }
+            failures.append("\(name): master \(status.master): \(reason)")
+        }
+    }
+    return failures
+}

@@ -42,8 +42,8 @@ public struct Problem: HTTPResponseError, Sendable {
     static func conflict(_ detail: String, retryAfter: Int) -> Problem {
         Problem(.conflict, "Conflict", detail, headers: [.retryAfter: String(max(retryAfter, 1))])
     }
-    static func unavailable(_ detail: String) -> Problem {
-        Problem(.serviceUnavailable, "Service Unavailable", detail, headers: [.retryAfter: "1"])
+    static func unavailable(_ detail: String, retryAfter: Int = 1) -> Problem {
+        Problem(.serviceUnavailable, "Service Unavailable", detail, headers: [.retryAfter: String(max(retryAfter, 1))])
     }
     /// For a client with too many requests waiting (POSTs with `wait`, watches) already.
     static func tooManyWaiters(retryAfter: Int) -> Problem {

@@ -30,6 +30,7 @@ enum EnvironmentOptions {
         switch subcommand {
         case "serve": serveOptions + masterOptions
         case "dev": serveOptions
+        case "run", "acquire", "release", "masters": masterOptions + [Option(name: "instance-timeout", kind: .single)]
         default: []
         }
     }

@@ -18,7 +18,7 @@ struct Locklock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "locklock",
         abstract: "Distributed locks over Redis masters (Redlock), as a REST service or around a command.",
-        subcommands: [Serve.self, Dev.self, HashKey.self, Run.self, Acquire.self, Release.self]
+        subcommands: [Serve.self, Dev.self, HashKey.self, Run.self, Acquire.self, Release.self, Masters.self]
     )
 
     /// Sets up logging before any subcommand runs, then parses and runs as ArgumentParser does.
@@ -188,15 +188,18 @@ struct ServeOptions: ParsableArguments {
             "Threads that serve HTTP and talk to the masters (default: one per core). With 1, every request runs on the masters' thread: no thread hop, less CPU and latency per request, at most one core."
     )
     var eventLoops: Int?
+    @Option(help: InstanceTimeoutOption.help) var instanceTimeout = InstanceTimeoutOption.standard
 
     /// Where `/metrics` is served when not on the API's address.
     var metricsAddress: (host: String, port: Int)? { metricsPort.map { (metricsHost, $0) } }
 
     /// The Redlock configuration of one master group; its metrics carry the group's name.
     func redlockConfiguration(group: String, connection: RedisConnectionConfiguration) -> RedlockConfiguration {
+        // A key lives its expires_in plus its lock_delay, each at most --max-expires-in.
         var configuration = RedlockConfiguration(
+            instanceTimeout: instanceTimeout.duration,
             fencingCounterRetention: fencingRetention.duration,
-            maximumTTL: delayedRejoin ? .milliseconds(Int64((maxExpiresIn * 1000).rounded(.up))) : nil
+            maximumTTL: delayedRejoin ? .milliseconds(Int64((maxExpiresIn * 2000).rounded(.up))) : nil
         )
         configuration.connection = connection
         configuration.metricsDimensions = [("group", group)]
@@ -213,6 +216,7 @@ struct ServeOptions: ParsableArguments {
         guard maxExpiresIn.isFinite, (0.1...tenYears).contains(maxExpiresIn) else {
             throw ValidationError("--max-expires-in must be between 0.1 and \(Int(tenYears)) seconds")
         }
+        try InstanceTimeoutOption.validate(instanceTimeout.duration, against: .milliseconds(Int64(maxExpiresIn * 1000)), ttlName: "--max-expires-in")
         guard anonymousMaxExpiresIn.isFinite, (0.1...tenYears).contains(anonymousMaxExpiresIn) else {
             throw ValidationError("--anonymous-max-expires-in must be between 0.1 and \(Int(tenYears)) seconds")
         }
@@ -337,6 +341,11 @@ func serve(
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let groups = try options.groups(primary: primary, connection: connection, eventLoopGroup: eventLoopGroup, logger: logger)
+        let unidentified = await identificationFailures(groups: groups)
+        guard unidentified.isEmpty else {
+            for group in groups.named { await group.1.shutdown() }
+            throw ValidationError(unidentified.joined(separator: "\n"))
+        }
         let metrics = options.metricsAddress
         var configuration = configuration
         configuration.servesMetrics = metrics == nil
@@ -445,12 +454,45 @@ struct LockOptions: ParsableArguments {
     @Option(help: "Wait up to this long for the lock, e.g. 10s (default: try once).") var wait: DurationArgument?
     @Option(help: "Keep the lock unusable this long past its TTL if it is never released (a holder that died), e.g. 10s.")
     var lockDelay: DurationArgument?
+    @OptionGroup var timing: InstanceTimeoutOption
 
+    /// The client `run` and `acquire` lock with. It holds out a master that may have lost data
+    /// as `serve` does, the fallback bound being `serve`'s default maximum (30 days, doubled for
+    /// a lock-delay) or this lock's own lifetime if longer.
     func redlock() throws -> Redlock {
-        Redlock(
+        try InstanceTimeoutOption.validate(timing.instanceTimeout.duration, against: ttl.duration, ttlName: "--ttl")
+        let lifetime = ttl.duration + (lockDelay?.duration ?? .zero)
+        return Redlock(
             endpoints: try master.endpoints(),
-            configuration: .init(retry: .init(count: 0, delay: .milliseconds(100), jitter: .milliseconds(50)), connection: try master.connection())
+            configuration: .init(
+                instanceTimeout: timing.instanceTimeout.duration,
+                retry: .init(count: 0, delay: .milliseconds(100), jitter: .milliseconds(50)),
+                connection: try master.connection(),
+                maximumTTL: max(InstanceTimeoutOption.servesDefaultMaximumTTL, lifetime)
+            )
         )
+    }
+}
+
+/// `--instance-timeout`: how long each master has to answer one operation.
+struct InstanceTimeoutOption: ParsableArguments {
+    static let help: ArgumentHelp =
+        "How long each master has to answer one operation (or LOCKLOCK_INSTANCE_TIMEOUT), e.g. 50ms; raise it for masters far away (see Docs/operations.md)."
+    static let standard = DurationArgument(argument: "50ms")!
+    /// What `serve` holds a master out for when nothing bounds it better, by default: 30 days
+    /// of `expires_in` plus as much `lock_delay`.
+    static let servesDefaultMaximumTTL = Duration.seconds(2 * 2_592_000)
+
+    @Option(help: help) var instanceTimeout = standard
+
+    /// A TTL no longer than twice the instance timeout could be spent on one slow vote and
+    /// leave no validity.
+    static func validate(_ timeout: Duration, against ttl: Duration, ttlName: String) throws {
+        guard ttl > timeout * 2 else {
+            throw ValidationError(
+                "--instance-timeout \(timeout) leaves no validity of a \(ttlName) of \(ttl): give a TTL over twice the instance timeout"
+            )
+        }
     }
 }
 
@@ -459,10 +501,15 @@ enum ExitStatus {
     static let held: Int32 = 75  // EX_TEMPFAIL: try again later
     static let unavailable: Int32 = 69  // EX_UNAVAILABLE
     static let lost: Int32 = 70  // EX_SOFTWARE: the lock was lost while the command ran
+    static let usage: Int32 = 64  // EX_USAGE: the masters or the request cannot work (one server named twice)
 }
 
 func exitStatus(for error: RedlockError) -> Int32 {
-    error.code == .lockHeld ? ExitStatus.held : ExitStatus.unavailable
+    switch error.code {
+    case .lockHeld: ExitStatus.held
+    case .invalidArgument: ExitStatus.usage
+    default: ExitStatus.unavailable
+    }
 }
 
 struct Run: AsyncParsableCommand {
@@ -497,6 +544,7 @@ struct Run: AsyncParsableCommand {
         let redlock = try options.redlock()
         let lock: Lock
         do {
+            try await redlock.verifyMasters()
             lock = try await acquire(on: redlock)
         } catch {
             await redlock.shutdown()
@@ -621,9 +669,11 @@ struct Release: AsyncParsableCommand {
     @OptionGroup var master: MasterOptions
     @Option(help: "The lock's name.") var lock: String
     @Option(help: "The token `acquire` printed.") var token: String
+    @OptionGroup var timing: InstanceTimeoutOption
 
     func run() async throws {
-        try await withShutdown(Redlock(endpoints: try master.endpoints(), configuration: .init(connection: try master.connection()))) { redlock in
+        let configuration = RedlockConfiguration(instanceTimeout: timing.instanceTimeout.duration, connection: try master.connection())
+        try await withShutdown(Redlock(endpoints: try master.endpoints(), configuration: configuration)) { redlock in
             do {
                 let outcome = try await redlock.release([lock], value: Array(token.utf8))
                 if outcome == .notHeld {
@@ -644,9 +694,12 @@ struct Release: AsyncParsableCommand {
 /// would otherwise count against the operation's instance timeout.
 func withShutdown<T>(_ redlock: Redlock, _ body: (Redlock) async throws -> T) async throws -> T {
     let result: Result<T, any Error>
-    _ = await redlock.connect()
     do {
+        try await redlock.verifyMasters()
         result = .success(try await body(redlock))
+    } catch let error as RedlockError {
+        FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+        result = .failure(ExitCode(exitStatus(for: error)))
     } catch {
         result = .failure(error)
     }
@@ -665,4 +718,49 @@ private func killAfter(_ delay: Duration, _ command: SupervisedCommand, because 
     guard (try? await Task.sleep(for: delay)) != nil else { return }
     say("\(reason), sending SIGKILL")
     command.signalGroup(SIGKILL)
+}
+
+struct Masters: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print each master's standing in the vote: voting, held out (until when, and why) or unreachable.",
+        discussion: """
+            A master that may have lost data in a restart is held out until every lock it may have forgotten has expired. \
+            Exit status 0 when a quorum votes, 69 when not.
+            """
+    )
+    @OptionGroup var master: MasterOptions
+    @OptionGroup var timing: InstanceTimeoutOption
+
+    func run() async throws {
+        let configuration = RedlockConfiguration(
+            instanceTimeout: timing.instanceTimeout.duration,
+            connection: try master.connection(),
+            maximumTTL: InstanceTimeoutOption.servesDefaultMaximumTTL
+        )
+        let quorate = try await withShutdown(Redlock(endpoints: try master.endpoints(), configuration: configuration)) { redlock in
+            let statuses = await redlock.masterStatus()
+            let now = ContinuousClock.now
+            let width = statuses.map(\.master.description.count).max() ?? 0
+            for status in statuses {
+                let name = status.master.description.padding(toLength: width, withPad: " ", startingAt: 0)
+                print("\(name)  \(Self.describe(status.state, now: now))")
+            }
+            let voting = statuses.count { $0.state == .voting }
+            print("\(voting) of \(statuses.count) vote; \(redlock.quorum) needed")
+            return voting >= redlock.quorum
+        }
+        if !quorate { throw ExitCode(ExitStatus.unavailable) }
+    }
+
+    static func describe(_ state: MasterStatus.State, now: ContinuousClock.Instant) -> String {
+        switch state {
+        case .voting: return "voting"
+        case .heldOut(let until?, let reason):
+            let left = until - now
+            let wallClock = Date().addingTimeInterval(Double(left.nanoseconds) / 1e9)
+            return "held out for \(left.secondsRoundedUp) s more, until \(ISO8601DateFormatter().string(from: wallClock)): \(reason)"
+        case .heldOut(nil, let reason): return "held out while the other masters' evidence is read: \(reason)"
+        case .unreachable(let reason): return "unreachable: \(reason)"
+        }
+    }
 }

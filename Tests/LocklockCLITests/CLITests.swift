@@ -1,3 +1,4 @@
+import ChaosKit
 import Foundation
 import LocalRedis
 import RealServerGate
@@ -141,6 +142,14 @@ private func canMakePIDNamespaces() -> Bool {
     guard (try? process.run()) != nil else { return false }
     process.waitUntilExit()
     return process.terminationStatus == 0
+}
+
+/// The header of a JSON request body.
+private let json = ["Content-Type": "application/json"]
+
+/// A direct connection to one master.
+private func direct(_ server: RedisServer) -> RedisConnection {
+    RedisConnection(address: server.address, configuration: .init(commandTimeout: .seconds(5)))
 }
 
 @Suite("locklock CLI", .serialized, .realRedisServers)
@@ -420,6 +429,170 @@ struct CLITests {
         }
     }
 
+    @Test func oneServerUnderTwoAddressesIsRefusedByRun() async throws {
+        try await withRedisServers(count: 2) { group throws in
+            let masters = "127.0.0.1:\(group[0].port),localhost:\(group[0].port),127.0.0.1:\(group[1].port)"
+            let result = try await locklock(["run", "--lock", "twice", "--ttl", "5s", "--", "true"], masters: masters)
+            #expect(result.status == 64, "\(result.stderr)")
+            #expect(result.stderr.contains("are the same server"), "\(result.stderr)")
+        }
+    }
+
+    @Test func aNewServeProcessHonoursTheHoldOutOfARunningOneAndSaysWhyAndUntilWhen() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let first = try FreePort.pick()
+            let nightly = UUID().uuidString.lowercased()
+            try await withServe(["--max-expires-in", "60", "--anonymous-rate", "0"], port: first, masters: group.commaSeparated) { _ in
+                let held = try await loopbackRequest(port: first, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":60}"#, headers: json)
+                #expect(held.status == 201, "\(held.text)")
+                for index in 0..<2 { try await group[index].restart() }
+                let rival = try await loopbackRequest(port: first, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":5}"#, headers: json)
+                #expect(rival.status == 503, "\(rival.text)")
+                // A second process, as a deploy or a crash starts one.
+                let second = try FreePort.pick()
+                try await withServe(["--max-expires-in", "60", "--anonymous-rate", "0"], port: second, masters: group.commaSeparated) { _ in
+                    // Once its first contact with the masters has read the other's decision.
+                    for _ in 0..<250 {
+                        if try await loopbackRequest(port: second, "GET", "/readyz").text.contains("held out for") { break }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    let again = try await loopbackRequest(
+                        port: second,
+                        "POST",
+                        "/v1/api/lock/uuid/\(nightly)",
+                        body: #"{"expires_in":5}"#,
+                        headers: json
+                    )
+                    #expect(again.status == 503, "the new process trusted masters the first holds out: \(again.text)")
+                    #expect(again.text.contains("held out"), "\(again.text)")
+                    let retryAfter = Int(again.header("Retry-After") ?? "") ?? 0
+                    #expect(retryAfter > 30, "Retry-After names when a quorum is back, not 1: \(retryAfter)")
+                    let ready = try await loopbackRequest(port: second, "GET", "/readyz")
+                    #expect(ready.status == 503)
+                    #expect(ready.text.contains("master 1 of 3 held out for"), "\(ready.text)")
+                }
+                let masters = try await locklock(["masters"], masters: group.commaSeparated)
+                #expect(masters.status == 69, "no quorum votes: \(masters.stdout)")
+                #expect(masters.stdout.contains("\(group[0].hostAndPort)  held out for"), "\(masters.stdout)")
+                #expect(masters.stdout.contains("\(group[2].hostAndPort)  voting"), "\(masters.stdout)")
+                #expect(masters.stdout.contains("1 of 3 vote; 2 needed"), "\(masters.stdout)")
+            }
+        }
+    }
+
+    @Test(.enabled(if: FakeClock.isAvailable, "needs libfaketime"))
+    func aMastersClockSteppedAheadAfterItsRestartDoesNotShortenTheHoldOut() async throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clocks = (0..<2).map { directory.appendingPathComponent("clock-\($0)").path }
+        for clock in clocks { try "+0".write(toFile: clock, atomically: true, encoding: .utf8) }
+        var servers: [RedisServer] = []
+        defer { for server in servers { Task { await server.shutdown() } } }
+        for clock in clocks { servers.append(try await RedisServer.start(options: FakeClock.offset(readFrom: clock))) }
+        servers.append(try await RedisServer.start())
+        let masters = servers.map(\.hostAndPort).joined(separator: ",")
+        let port = try FreePort.pick()
+        let nightly = UUID().uuidString.lowercased()
+        try await withServe(["--max-expires-in", "60", "--anonymous-rate", "0"], port: port, masters: masters) { serve in
+            let held = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":60}"#, headers: json)
+            #expect(held.status == 201, "\(held.text)")
+            // The server process sees the masters again only once their clocks have stepped,
+            // as after a boot that NTP then corrects: their uptime jumps by an hour.
+            kill(serve.processIdentifier, SIGSTOP)
+            for index in 0..<2 { try await servers[index].restart() }
+            for clock in clocks { try "+3600".write(toFile: clock, atomically: true, encoding: .utf8) }
+            let uptime = try await direct(servers[0]).send("INFO", "server").string ?? ""
+            #expect(uptime.contains("uptime_in_seconds:36"), "the clock stepped: \(uptime)")
+            kill(serve.processIdentifier, SIGCONT)
+            try await waitUntilServing(port: port, path: "/livez")
+            let rival = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":5}"#, headers: json)
+            #expect(rival.status == 503, "a stepped clock let a master that lost the lock vote: \(rival.text)")
+        }
+    }
+
+    @Test func aRollingRestartWithOnlyShortLocksLiveStaysAvailableAtServesDefaults() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let port = try FreePort.pick()
+            try await withServe(["--anonymous-rate", "0"], port: port, masters: group.commaSeparated) { _ in
+                var statuses: [Int] = []
+                for index in 0..<3 {
+                    let lock = try await loopbackRequest(
+                        port: port,
+                        "POST",
+                        "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())",
+                        body: #"{"expires_in":2}"#,
+                        headers: json
+                    )
+                    statuses.append(lock.status)
+                    try await group[index].restart()
+                    // Longer than the 2 s locks, with headroom and drift: the restarted master
+                    // has rejoined before the next one goes down.
+                    try await Task.sleep(for: .seconds(4))
+                }
+                let after = try await loopbackRequest(
+                    port: port,
+                    "POST",
+                    "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())",
+                    body: #"{"expires_in":2}"#,
+                    headers: json
+                )
+                statuses.append(after.status)
+                #expect(statuses == [201, 201, 201, 201], "\(statuses)")
+                let masters = try await locklock(["masters"], masters: group.commaSeparated)
+                #expect(masters.status == 0, "\(masters.stdout)")
+                #expect(masters.stdout.contains("3 of 3 vote"), "\(masters.stdout)")
+            }
+        }
+    }
+
+    @Test func serveRefusesToStartOverAMasterThatRefusesINFO() async throws {
+        let user = ["--user", "locker", "on", ">s3cret", "~*", "&*", "+@all", "-info"]
+        try await withRedisServers(count: 3, options: .init(extraArguments: user)) { group throws in
+            let masters = group.servers.map { "redis://locker:s3cret@127.0.0.1:\($0.port)" }.joined(separator: ",")
+            let result = try await locklock(["serve", "--port", String(try FreePort.pick())], masters: masters)
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("INFO refused"), "\(result.stderr)")
+            #expect(!result.stderr.contains("s3cret"), "the password stays out of the message")
+        }
+    }
+
+    @Test(arguments: [
+        (
+            ["run", "--lock", "far", "--ttl", "100ms", "--instance-timeout", "50ms", "--", "true"],
+            "--instance-timeout 0.05 seconds leaves no validity"
+        ),
+        (["acquire", "--lock", "far", "--ttl", "1s", "--instance-timeout", "0ms"], "The value '0ms' is invalid for '--instance-timeout"),
+        (["serve", "--port", "0", "--max-expires-in", "0.2", "--instance-timeout", "150ms"], "leaves no validity of a --max-expires-in"),
+    ])
+    func theInstanceTimeoutIsValidatedAgainstTheTTL(arguments: [String], message: String) async throws {
+        let result = try await locklock(arguments, masters: "127.0.0.1:6390,127.0.0.1:6391,127.0.0.1:6392")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+    }
+
+    @Test func mastersFarAwayVoteWithALongerInstanceTimeoutFromTheEnvironment() async throws {
+        // Each master behind a proxy that holds every chunk back 80 ms: the 50 ms default fails
+        // every vote.
+        try await withRedisServers(count: 3) { group throws in
+            var delays: [FaultProxy] = []
+            for server in group.servers {
+                let proxy = try await FaultProxy.start(upstreamPort: server.port)
+                proxy.set(.latency(.milliseconds(80)))
+                delays.append(proxy)
+            }
+            defer { for proxy in delays { Task { await proxy.stop() } } }
+            let masters = delays.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+            let near = try await locklock(["acquire", "--lock", "far", "--ttl", "5s"], masters: masters)
+            #expect(near.status == 69, "\(near.stderr)")
+            let far = try await locklock(
+                ["acquire", "--lock", "far", "--ttl", "5s"],
+                masters: masters,
+                environment: ["LOCKLOCK_INSTANCE_TIMEOUT": "400ms"]
+            )
+            #expect(far.status == 0, "\(far.stderr)")
+        }
+    }
+
     @Test func acquireAndReleaseForShellScripts() async throws {
         try await withRedisServers(count: 3) { group throws in
             let acquired = try await locklock(["acquire", "--lock", "deploy", "--ttl", "30s"], masters: group.commaSeparated)
@@ -433,7 +606,7 @@ struct CLITests {
         }
     }
 
-    @Test(arguments: ["serve", "dev", "run", "acquire", "release", "hash-key"])
+    @Test(arguments: ["serve", "dev", "run", "acquire", "release", "hash-key", "masters"])
     func helpShowsDefaultsAsAPersonWouldTypeThem(subcommand: String) async throws {
         let help = try await locklock([subcommand, "--help"], masters: "127.0.0.1:6390")
         #expect(help.status == 0)
