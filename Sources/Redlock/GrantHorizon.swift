@@ -37,11 +37,10 @@ final class GrantHorizon: @unchecked Sendable {
         coveredUntil[index] = .uptimeNanoseconds(0)
     }
 
-    /// Before a grant of `lifetime` on master `index`: sends the raise on `connection` when
-    /// the record may not reach past the grant's expiry. Must be called on the loop, right
-    /// before the grant's own command on the same connection.
-    func cover(_ lifetime: Duration, master index: Int, on connection: RedisConnection, deadline: NIODeadline) {
-        let now = NIODeadline.now()
+    /// Before a grant of `lifetime` on master `index`, sent at `now`: sends the raise on
+    /// `connection` when the record may not reach past the grant's expiry. Must be called on
+    /// the loop, right before the grant's own command on the same connection.
+    func cover(_ lifetime: Duration, master index: Int, on connection: RedisConnection, now: NIODeadline, deadline: NIODeadline) {
         let needed = now + .nanoseconds(lifetime.nanoseconds)
         guard needed > coveredUntil[index] else { return }
         let raised = lifetime + max(lifetime / 4, .seconds(1))

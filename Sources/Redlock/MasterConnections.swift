@@ -43,21 +43,32 @@ struct MasterConnections: Sendable {
         if let lateReplyGrace {
             collector.grace = (quorum, .nanoseconds(lateReplyGrace.nanoseconds), eventLoop)
         }
+        // One clock read serves the send order and every master's horizon check.
+        let now = shuffled || granting != nil ? NIODeadline.now() : .uptimeNanoseconds(0)
+        let grant = granting.map { (lifetime: $0, now: now) }
         if let indices {
-            for index in indices { send(command, to: index, granting: granting, deadline: deadline, collector) }
+            for index in indices { send(command, to: index, granting: grant, deadline: deadline, collector) }
         } else if shuffled {
-            var order = SendOrder(seed: NIODeadline.now().uptimeNanoseconds)
+            var order = SendOrder(seed: now.uptimeNanoseconds)
             for index in connections.indices.shuffled(using: &order) {
-                send(command, to: index, granting: granting, deadline: deadline, collector)
+                send(command, to: index, granting: grant, deadline: deadline, collector)
             }
         } else {
-            for index in connections.indices { send(command, to: index, granting: granting, deadline: deadline, collector) }
+            for index in connections.indices { send(command, to: index, granting: grant, deadline: deadline, collector) }
         }
         collector.allSent()
     }
 
-    private func send(_ command: FanOutCommand, to index: Int, granting: Duration?, deadline: NIODeadline, _ collector: FanIn) {
-        if let granting { horizon.cover(granting, master: index, on: connections[index], deadline: deadline) }
+    private func send(
+        _ command: FanOutCommand,
+        to index: Int,
+        granting: (lifetime: Duration, now: NIODeadline)?,
+        deadline: NIODeadline,
+        _ collector: FanIn
+    ) {
+        if let granting {
+            horizon.cover(granting.lifetime, master: index, on: connections[index], now: granting.now, deadline: deadline)
+        }
         switch command {
         case .plain(let plain): connections[index].send(plain, deadline: deadline, receiver: collector, tag: index)
         case .script(let call): connections[index].evaluate(call, deadline: deadline, receiver: collector, tag: index)

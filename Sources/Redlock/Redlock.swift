@@ -475,11 +475,22 @@ extension Redlock {
 /// Why a client cannot lock at all, once known: the first error recorded stays.
 final class Misconfiguration: Sendable {
     private let recorded: Mutex<RedlockError?>
+    /// Read on every operation: a plain load while nothing is recorded.
+    private let isRecorded: Atomic<Bool>
 
-    init(_ error: RedlockError?) { recorded = Mutex(error) }
+    init(_ error: RedlockError?) {
+        recorded = Mutex(error)
+        isRecorded = Atomic(error != nil)
+    }
 
     /// The error every operation throws; nil while the client is usable.
-    var error: RedlockError? { recorded.withLock { $0 } }
+    var error: RedlockError? {
+        guard isRecorded.load(ordering: .acquiring) else { return nil }
+        return recorded.withLock { $0 }
+    }
 
-    func record(_ error: RedlockError) { recorded.withLock { $0 = $0 ?? error } }
+    func record(_ error: RedlockError) {
+        recorded.withLock { $0 = $0 ?? error }
+        isRecorded.store(true, ordering: .releasing)
+    }
 }
