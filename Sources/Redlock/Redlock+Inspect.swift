@@ -21,8 +21,9 @@ extension Redlock {
                 completion(.failure(RedlockError(.invalidArgument, "cannot encode command")))
                 return
             }
+            let asked = ContinuousClock.now
             self.group.fanOut(inspect, deadline: self.instanceDeadline(), until: { Self.inspectionIsDecided($0, quorum: quorum) }) { replies in
-                completion(Self.lockState(replies, quorum: quorum, driftFactor: driftFactor))
+                completion(Self.lockState(replies, quorum: quorum, driftFactor: driftFactor, elapsed: ContinuousClock.now - asked))
             }
         }
         return try result.get()
@@ -61,8 +62,9 @@ extension Redlock {
     /// The fencing token reported is the one the holder's value carries (see `StoredValue`):
     /// the token its acquisition was issued, whatever the fence did since. For an unfenced
     /// holder it is the resource's fence that a quorum of the holder's masters agree on, if
-    /// they do.
-    static func lockState(_ replies: Replies, quorum: Int, driftFactor: Double) -> Result<LockState, RedlockError> {
+    /// they do. `remaining` is counted from when the inspection was sent: a master may have
+    /// read its TTL right then, so the `elapsed` time since is taken off.
+    static func lockState(_ replies: Replies, quorum: Int, driftFactor: Double, elapsed: Duration = .zero) -> Result<LockState, RedlockError> {
         var answered = 0
         var holders: [[UInt8]: [(ttl: Int64, fence: Int64?)]] = [:]
         for reply in replies {
@@ -79,7 +81,7 @@ extension Redlock {
         // The quorum-th largest TTL: the lock is held on a quorum at least that long.
         let sorted = entries.map(\.ttl).sorted(by: >)
         let ttl = Duration.milliseconds(sorted[quorum - 1])
-        let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor)
+        let remaining = ttl - Validity.drift(ttl: ttl, driftFactor: driftFactor) - elapsed
         let (value, issued) = StoredValue.decode(holder)
         var votesPerFence: [Int64: Int] = [:]
         for case let fence? in entries.map(\.fence) { votesPerFence[fence, default: 0] += 1 }
