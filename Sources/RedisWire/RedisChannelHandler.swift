@@ -27,8 +27,11 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     private struct Pending {
         var sink: ReplySink
         let deadline: NIODeadline
-        /// Set for an EVALSHA: re-sent as EVAL when the server answers NOSCRIPT.
+        /// Set for an EVALSHA of a script the server had cached: a NOSCRIPT reply means the
+        /// cache was flushed under this connection.
         let script: RedisScriptCall?
+        /// Set for an EVAL: the script's id, cached on the server once it succeeds.
+        var caches: Int? = nil
         /// Replies to drop before the one the caller gets: a transaction's `MULTI` and
         /// `QUEUED` replies; 0 for one command.
         var dropFirst = 0
@@ -58,6 +61,9 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     /// progress, and when: no progress for `healthTimeout` with commands outstanding drops the
     /// connection.
     @exclusivity(unchecked) private var repliesRead = 0
+    /// Which scripts (by ``RedisScript/id``) the server is known to have cached: preloaded on
+    /// connect, or run once with `EVAL` on this connection.
+    @exclusivity(unchecked) private var cachedScripts: [Bool] = []
     @exclusivity(unchecked) private var progressMark: (replies: Int, at: NIODeadline)?
     private let healthTimeout: TimeAmount
     private let maximumInFlight: Int
@@ -115,10 +121,26 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         send(encoded, deadline: deadline, sink: .closure(completion), script: nil)
     }
 
-    /// Queues one encoded command whose reply goes to `sink`; `script` makes a NOSCRIPT reply
-    /// re-send the command as EVAL instead of completing.
+    /// Queues one encoded command whose reply goes to `sink`. With `script`, `encoded` is its
+    /// EVALSHA, sent only when the server is known to have the script cached; otherwise its
+    /// EVAL goes instead. A fallback after a NOSCRIPT reply would run behind commands sent
+    /// after it (a release overtaking the acquisition it follows), so there is none.
     func send(_ encoded: ByteBuffer, deadline: NIODeadline, sink: ReplySink, script: RedisScriptCall?, replies: Int = 1) {
         guard !refuses(sink, context: context), let context else { return }
+        if let script, !isCached(script.script) {
+            let eval: RedisCommand
+            do throws(RedisWireError) {
+                eval = try RedisCommand.eval(script.script, keys: script.keys, arguments: script.arguments)
+            } catch {
+                sink.deliver(.failure(error))
+                return
+            }
+            openBatch(context: context)
+            var encoded = eval.encoded
+            outbound!.writeBuffer(&encoded)
+            queued(Pending(sink: sink, deadline: deadline, script: nil, caches: script.script.id), context: context)
+            return
+        }
         if unflushed == 0 && outbound == nil {
             single = encoded
         } else {
@@ -229,12 +251,18 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
                     continue
                 }
                 let head = pending.removeFirst()
-                if case .abandoned = head.sink { continue }
-                if let script = head.script, case .failure(let error) = reply, error.serverErrorPrefix == "NOSCRIPT" {
-                    sendAsEval(script, deadline: head.deadline, sink: head.sink)
-                } else {
-                    head.sink.deliver(reply)
+                if let id = head.caches, case .success = reply { markCached(id) }
+                if head.script != nil, case .failure(let error) = reply, error.serverErrorPrefix == "NOSCRIPT" {
+                    // The cache was flushed under us, and commands sent after this one may
+                    // already have run: none may run ahead of its retry, so start over on a new
+                    // connection (which loads the scripts again).
+                    cachedScripts = []
+                    let flushed = RedisWireError(.connectionClosed, "the server's script cache was flushed under the connection; reconnecting")
+                    head.sink.deliver(.failure(flushed))
+                    throw flushed
                 }
+                if case .abandoned = head.sink { continue }
+                head.sink.deliver(reply)
             }
         } catch {
             drop(error, context: context)
@@ -252,16 +280,16 @@ final class RedisChannelHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private static let messageKind = Array("message".utf8)
 
-    /// The server does not have the script cached (restarted, or `SCRIPT FLUSH`): send its
-    /// source, which also caches it for the next EVALSHA.
-    private func sendAsEval(_ script: RedisScriptCall, deadline: NIODeadline, sink: ReplySink) {
-        logger.debug("script not cached on server, sending EVAL", metadata: ["redis.script": "\(script.script.sha1)"])
-        do throws(RedisWireError) {
-            let eval = try RedisCommand.eval(script.script, keys: script.keys, arguments: script.arguments)
-            send(eval.encoded, deadline: deadline, sink: sink, script: nil)
-        } catch {
-            sink.deliver(.failure(error))
-        }
+    /// Whether the server is known to have `script` cached.
+    private func isCached(_ script: RedisScript) -> Bool {
+        script.id < cachedScripts.count && cachedScripts[script.id]
+    }
+
+    /// Records that the server has the script with this id cached (a preload or an EVAL
+    /// succeeded on this connection). Must be called on the loop.
+    func markCached(_ id: Int) {
+        if id >= cachedScripts.count { cachedScripts += Array(repeating: false, count: id - cachedScripts.count + 1) }
+        cachedScripts[id] = true
     }
 
     func channelInactive(context: ChannelHandlerContext) {

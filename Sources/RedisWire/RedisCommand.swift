@@ -46,8 +46,8 @@ public struct RedisCommand: Sendable {
     private static let evalName = Array("EVAL".utf8)
 }
 
-/// A script invocation encoded once as EVALSHA; the EVAL form is encoded only if a server
-/// answers NOSCRIPT.
+/// A script invocation encoded once as EVALSHA; the EVAL form is encoded only while a
+/// connection does not know its server has the script cached.
 ///
 /// A class, not a struct: a fan-out hands one call to every master's completion closure, and
 /// copying the script, keys and arguments each time showed up in profiles.

@@ -199,13 +199,13 @@ public final class RedisConnection: @unchecked Sendable {
         try await send(arguments.map { Array($0.utf8) }, timeout: timeout)
     }
 
-    /// Runs a Lua script with `EVALSHA`, falling back to `EVAL` when the server answers
-    /// `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
+    /// Runs a Lua script: with `EVALSHA` once this connection knows the server has it cached
+    /// (preloaded on connect, or run once), with `EVAL` until then.
     ///
-    /// Ordering: the `EVAL` of a fallback is sent when the `NOSCRIPT` reply arrives, so it runs
-    /// after any command sent on this connection in the meantime. Scripts are loaded on every
-    /// (re)connect, so this happens only after a `SCRIPT FLUSH` or for a user who may not
-    /// run `SCRIPT LOAD`.
+    /// Ordering: commands run in the order they were sent, scripts included. A script cache
+    /// flushed under a live connection (`SCRIPT FLUSH`) makes the `EVALSHA` answer `NOSCRIPT`;
+    /// no `EVAL` is re-sent behind the commands that followed it: the call fails with
+    /// ``RedisWireError/Code/connectionClosed`` and the connection starts over.
     public nonisolated(nonsending) func evaluate(
         _ script: RedisScript,
         keys: [[UInt8]],
@@ -317,7 +317,7 @@ public final class RedisConnection: @unchecked Sendable {
         )
     }
 
-    /// Runs a pre-encoded script call, falling back to `EVAL` on `NOSCRIPT`, with its reply
+    /// Runs a pre-encoded script call (see ``evaluate(_:keys:arguments:timeout:)``), with its reply
     /// going to `receiver` with `tag`; must be called on ``eventLoop``.
     package func evaluate(_ call: RedisScriptCall, deadline: NIODeadline, receiver: any RedisReplyReceiver, tag: Int) {
         eventLoop.preconditionInEventLoop()
@@ -494,11 +494,11 @@ public final class RedisConnection: @unchecked Sendable {
                 throw RedisWireError(.serverError, "\(String(decoding: command[0], as: UTF8.self)) refused: \(wire.message)", underlying: wire)
             }
         }
-        // Best effort: a user without SCRIPT LOAD (an ACL) still connects, and pays one
-        // NOSCRIPT round trip per script instead.
+        // Best effort: a user without SCRIPT LOAD (an ACL) still connects, and sends each
+        // script's source once, with EVAL, instead.
         let preloads = configuration.preloadedScripts.map { script in
             setUpCommand([Array("SCRIPT".utf8), Array("LOAD".utf8), script.sourceBytes], handler: handler, deadline: deadline)
-                .map { _ in () }
+                .map { _ in handler.markCached(script.id) }
                 .recover { error in self.logger.debug("could not preload a script", metadata: ["error": "\(error)"]) }
         }
         return EventLoopFuture.andAllSucceed(required, on: eventLoop).and(EventLoopFuture.andAllSucceed(preloads, on: eventLoop)).map { _ in () }

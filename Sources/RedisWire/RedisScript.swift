@@ -1,4 +1,7 @@
-/// A Lua script sent with `EVALSHA`, and with `EVAL` when the server does not have it cached.
+import Synchronization
+
+/// A Lua script sent with `EVALSHA` once a connection knows the server has it cached, and
+/// with `EVAL` (which caches it) until then.
 public struct RedisScript: Sendable, Hashable {
     /// The Lua source.
     public let source: String
@@ -6,6 +9,11 @@ public struct RedisScript: Sendable, Hashable {
     public let sha1: String
     let sourceBytes: [UInt8]
     let sha1Bytes: [UInt8]
+    /// A small number of its own, by which a connection remembers cheaply which scripts its
+    /// server has cached.
+    let id: Int
+
+    private static let ids = Atomic<Int>(0)
 
     /// Wraps a Lua source.
     public init(_ source: String) {
@@ -13,7 +21,14 @@ public struct RedisScript: Sendable, Hashable {
         self.sourceBytes = Array(source.utf8)
         self.sha1 = SHA1.hexDigest(of: sourceBytes)
         self.sha1Bytes = Array(sha1.utf8)
+        self.id = Self.ids.wrappingAdd(1, ordering: .relaxed).oldValue
     }
+
+    /// Two scripts are equal when their sources are.
+    public static func == (lhs: RedisScript, rhs: RedisScript) -> Bool { lhs.source == rhs.source }
+
+    /// Hashes the source.
+    public func hash(into hasher: inout Hasher) { hasher.combine(source) }
 }
 
 /// SHA-1 (FIPS 180-4), only to name scripts the way Redis does; not used for security.

@@ -164,24 +164,46 @@ import Testing
         }
     }
 
-    @Test func noscriptResendsTheScriptAsEvalAndTheCallerGetsItsReply() async throws {
+    @Test func aScriptGoesAsEvalUntilItsServerHasItCachedThenAsEvalsha() async throws {
+        let (channel, handler) = try await makeChannel()
+        let replies = Replies()
+        let script = RedisScript("return 1")
+        let call = try RedisScriptCall(script, keys: [Array("k".utf8)], arguments: [])
+        for reply in [":1\r\n", ":2\r\n"] {
+            try await channel.testingEventLoop.executeInContext {
+                handler.send(call.evalsha.encoded, deadline: .now() + .seconds(60), sink: replies.sink(), script: call)
+            }
+            await channel.testingEventLoop.run()
+            let sent = try await written(channel)
+            if reply == ":1\r\n" {
+                #expect(sent.count == 1 && sent[0].contains("$4\r\nEVAL\r\n") && sent[0].contains("return 1"), "\(sent)")
+            } else {
+                #expect(sent.count == 1 && sent[0].contains("EVALSHA") && !sent[0].contains("return 1"), "\(sent)")
+            }
+            try await channel.writeInbound(ByteBuffer(string: reply))
+        }
+        #expect(replies.all.compactMap { try? $0.get().integer } == [1, 2])
+    }
+
+    @Test func noscriptForAScriptTheServerHadCachedFailsTheCallAndDropsTheConnection() async throws {
         let (channel, handler) = try await makeChannel()
         let replies = Replies()
         let script = RedisScript("return 1")
         let call = try RedisScriptCall(script, keys: [Array("k".utf8)], arguments: [])
         try await channel.testingEventLoop.executeInContext {
+            handler.markCached(script.id)
             handler.send(call.evalsha.encoded, deadline: .now() + .seconds(60), sink: replies.sink(), script: call)
         }
+        try await send(["DEL", "k"], on: channel, handler, to: replies)
         await channel.testingEventLoop.run()
         #expect(try await written(channel).first?.contains("EVALSHA") == true)
         try await channel.writeInbound(ByteBuffer(string: "-NOSCRIPT No matching script.\r\n"))
-        #expect(replies.all.isEmpty, "NOSCRIPT is not the caller's reply")
         await channel.testingEventLoop.run()
-        let resent = try await written(channel)
-        #expect(resent.count == 1 && resent[0].contains("$4\r\nEVAL\r\n") && resent[0].contains("return 1"), "\(resent)")
-        try await channel.writeInbound(ByteBuffer(string: ":1\r\n"))
-        #expect(replies.all.count == 1)
-        #expect((try? replies.all.first?.get().integer) == 1)
+        // Nothing is re-sent behind the DEL: both calls fail, and the connection is closed.
+        #expect(try await written(channel).isEmpty)
+        #expect(replies.all.count == 2)
+        #expect(replies.all.allSatisfy { if case .failure(let error) = $0 { error.code == .connectionClosed } else { false } }, "\(replies.all)")
+        #expect(!channel.isActive)
     }
 
     @Test func pastTheInFlightLimitCommandsFailAtOnce() async throws {
