@@ -392,6 +392,21 @@ struct FaultContext: Sendable {
                 try await Task.sleep(for: delay == nil ? .milliseconds(900) : ttl)
             }
             return done
+        case .rollingRestart(let gap, let clockStep):
+            var done = 0
+            // Every master, whatever the fault phase's length: bounded by the gaps.
+            let bound = ContinuousClock.now + gap * 5 + .seconds(5)
+            for index in masters.indices {
+                guard try await waitForHolder(until: bound) != nil else { break }
+                moments.mark()
+                try await masters[index].restart()
+                if let clockStep {
+                    try "+\(clockStep.components.seconds)".write(toFile: clockFiles[index], atomically: true, encoding: .utf8)
+                }
+                done += 1
+                try await Task.sleep(for: gap)
+            }
+            return done
         case .clockJump(let indexes, let step, let times):
             var done = 0
             for jump in 1...max(times, 1) {
@@ -451,7 +466,7 @@ struct FaultContext: Sendable {
             for index in indexes { masters[index].resume() }
         case .proxy, .splitPartition:
             for group in proxies { for proxy in group { proxy.set(.none) } }
-        case .none, .restartWhileHeld, .clockJump, .clockJumpOnBareQuorum, .pauseHolder:
+        case .none, .restartWhileHeld, .clockJump, .clockJumpOnBareQuorum, .pauseHolder, .rollingRestart:
             break
         }
     }

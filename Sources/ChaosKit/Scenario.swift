@@ -23,6 +23,10 @@ package enum Fault: Sendable {
     case clockJumpOnBareQuorum(by: Duration, times: Int)
     /// SIGSTOP the client in its critical section for `pause`, `times` times.
     case pauseHolder(pause: Duration, times: Int)
+    /// What operators do every week: restart every master in turn (kill -9 and start again,
+    /// each while a client holds the lock), `gap` apart; with `clockStep`, each restarted
+    /// master's clock then steps that far ahead, as NTP does after a boot with a wrong clock.
+    case rollingRestart(gap: Duration, clockStep: Duration?)
 }
 
 extension Fault {
@@ -319,6 +323,34 @@ package struct Scenario: Sendable {
                 scenario.checksHandOversThroughout = true
                 return scenario
             }(),
+            // Operations: the hold-out is sized by the grants the other masters recorded, so a
+            // restart costs a master about its TTL, not the 30 s maximum.
+            Scenario(
+                name: "operations: rolling restart of every master, no persistence",
+                fault: .rollingRestart(gap: .milliseconds(2500), clockStep: nil),
+                expectation: .safe(availabilityFloor: 0.8),
+                ttl: .seconds(1),
+                hold: .milliseconds(100),
+                maximumTTL: .seconds(30)
+            ),
+            Scenario(
+                name: "operations: rolling restart of every master, appendfsync always",
+                fault: .rollingRestart(gap: .milliseconds(1000), clockStep: nil),
+                masters: .appendOnlyAlways,
+                expectation: .safe(availabilityFloor: 0.8),
+                ttl: .seconds(1),
+                hold: .milliseconds(100),
+                maximumTTL: .seconds(30)
+            ),
+            Scenario(
+                name: "operations: rolling restart, each clock stepped an hour ahead after its restart",
+                fault: .rollingRestart(gap: .milliseconds(2500), clockStep: .seconds(3600)),
+                masters: .jumpableClock,
+                expectation: .safe(availabilityFloor: 0.8),
+                ttl: .seconds(1),
+                hold: .milliseconds(100),
+                maximumTTL: .seconds(30)
+            ),
             Scenario(
                 name: "client paused past its validity (fenced)",
                 fault: .pauseHolder(pause: .milliseconds(1500), times: 2),
