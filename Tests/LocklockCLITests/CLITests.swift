@@ -147,6 +147,11 @@ private func canMakePIDNamespaces() -> Bool {
 /// The header of a JSON request body.
 private let json = ["Content-Type": "application/json"]
 
+/// POSTs the UUID lock `name` for `expiresIn` seconds, as an anonymous caller.
+private func postLock(port: Int, _ name: String, expiresIn: Int) async throws -> HTTPResult {
+    try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(name)", body: #"{"expires_in":\#(expiresIn)}"#, headers: json)
+}
+
 /// A direct connection to one master.
 private func direct(_ server: RedisServer) -> RedisConnection {
     RedisConnection(address: server.address, configuration: .init(commandTimeout: .seconds(5)))
@@ -443,10 +448,10 @@ struct CLITests {
             let first = try FreePort.pick()
             let nightly = UUID().uuidString.lowercased()
             try await withServe(["--max-expires-in", "60", "--anonymous-rate", "0"], port: first, masters: group.commaSeparated) { _ in
-                let held = try await loopbackRequest(port: first, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":60}"#, headers: json)
+                let held = try await postLock(port: first, nightly, expiresIn: 60)
                 #expect(held.status == 201, "\(held.text)")
                 for index in 0..<2 { try await group[index].restart() }
-                let rival = try await loopbackRequest(port: first, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":5}"#, headers: json)
+                let rival = try await postLock(port: first, nightly, expiresIn: 5)
                 #expect(rival.status == 503, "\(rival.text)")
                 // A second process, as a deploy or a crash starts one.
                 let second = try FreePort.pick()
@@ -456,13 +461,7 @@ struct CLITests {
                         if try await loopbackRequest(port: second, "GET", "/readyz").text.contains("held out for") { break }
                         try await Task.sleep(for: .milliseconds(20))
                     }
-                    let again = try await loopbackRequest(
-                        port: second,
-                        "POST",
-                        "/v1/api/lock/uuid/\(nightly)",
-                        body: #"{"expires_in":5}"#,
-                        headers: json
-                    )
+                    let again = try await postLock(port: second, nightly, expiresIn: 5)
                     #expect(again.status == 503, "the new process trusted masters the first holds out: \(again.text)")
                     #expect(again.text.contains("held out"), "\(again.text)")
                     let retryAfter = Int(again.header("Retry-After") ?? "") ?? 0
@@ -494,7 +493,7 @@ struct CLITests {
         let port = try FreePort.pick()
         let nightly = UUID().uuidString.lowercased()
         try await withServe(["--max-expires-in", "60", "--anonymous-rate", "0"], port: port, masters: masters) { serve in
-            let held = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":60}"#, headers: json)
+            let held = try await postLock(port: port, nightly, expiresIn: 60)
             #expect(held.status == 201, "\(held.text)")
             // The server process sees the masters again only once their clocks have stepped,
             // as after a boot that NTP then corrects: their uptime jumps by an hour.
@@ -505,7 +504,7 @@ struct CLITests {
             #expect(uptime.contains("uptime_in_seconds:36"), "the clock stepped: \(uptime)")
             kill(serve.processIdentifier, SIGCONT)
             try await waitUntilServing(port: port, path: "/livez")
-            let rival = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(nightly)", body: #"{"expires_in":5}"#, headers: json)
+            let rival = try await postLock(port: port, nightly, expiresIn: 5)
             #expect(rival.status == 503, "a stepped clock let a master that lost the lock vote: \(rival.text)")
         }
     }
@@ -516,26 +515,14 @@ struct CLITests {
             try await withServe(["--anonymous-rate", "0"], port: port, masters: group.commaSeparated) { _ in
                 var statuses: [Int] = []
                 for index in 0..<3 {
-                    let lock = try await loopbackRequest(
-                        port: port,
-                        "POST",
-                        "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())",
-                        body: #"{"expires_in":2}"#,
-                        headers: json
-                    )
+                    let lock = try await postLock(port: port, UUID().uuidString.lowercased(), expiresIn: 2)
                     statuses.append(lock.status)
                     try await group[index].restart()
                     // Longer than the 2 s locks, with headroom and drift: the restarted master
                     // has rejoined before the next one goes down.
                     try await Task.sleep(for: .seconds(4))
                 }
-                let after = try await loopbackRequest(
-                    port: port,
-                    "POST",
-                    "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())",
-                    body: #"{"expires_in":2}"#,
-                    headers: json
-                )
+                let after = try await postLock(port: port, UUID().uuidString.lowercased(), expiresIn: 2)
                 statuses.append(after.status)
                 #expect(statuses == [201, 201, 201, 201], "\(statuses)")
                 let masters = try await locklock(["masters"], masters: group.commaSeparated)

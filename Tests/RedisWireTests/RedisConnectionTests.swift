@@ -249,17 +249,7 @@ struct RedisConnectionTests {
             _ = try await connection.send("SCRIPT", "FLUSH")
             // An acquisition's script the server has not cached, then a release of its key on
             // the same connection before the script's reply is back (a failed attempt's clean-up).
-            let set = RedisScript("return redis.call('SET', KEYS[1], ARGV[1])")
-            let call = try RedisScriptCall(set, keys: [Array("k".utf8)], arguments: [Array("v".utf8)])
-            let delete = try RedisCommand(["DEL", "k"].map { Array($0.utf8) })
-            let receiver = TaggedReplies()
-            let deadline = NIODeadline.now() + .seconds(5)
-            try await connection.eventLoop.submit {
-                connection.evaluate(call, deadline: deadline, receiver: receiver, tag: 0)
-                connection.send(delete, deadline: deadline, receiver: receiver, tag: 1)
-            }.get()
-            for _ in 0..<500 where receiver.count < 2 { try await Task.sleep(for: .milliseconds(10)) }  // bounded: 5 s
-            #expect(receiver.count == 2)
+            #expect(try await setByScriptThenDelete(on: connection) == 2)
             #expect(try await connection.send("EXISTS", "k") == .integer(0), "the DEL ran before the script it followed")
             await connection.close()
         }
@@ -268,23 +258,13 @@ struct RedisConnectionTests {
     @Test func aScriptCacheFlushedUnderALiveConnectionDropsItRatherThanReorderCommands() async throws {
         try await withRedisServers(count: 1) { group throws in
             let connection = RedisConnection(address: group[0].address)
-            let set = RedisScript("return redis.call('SET', KEYS[1], ARGV[1])")
-            let call = try RedisScriptCall(set, keys: [Array("k".utf8)], arguments: [Array("v".utf8)])
-            _ = try await connection.evaluate(set, keys: [Array("warm".utf8)], arguments: [Array("v".utf8)])
+            _ = try await connection.evaluate(setScript, keys: [Array("warm".utf8)], arguments: [Array("v".utf8)])
             let admin = RedisConnection(address: group[0].address)
             _ = try await admin.send("SCRIPT", "FLUSH")
-            let delete = try RedisCommand(["DEL", "k"].map { Array($0.utf8) })
-            let receiver = TaggedReplies()
-            let deadline = NIODeadline.now() + .seconds(5)
-            try await connection.eventLoop.submit {
-                connection.evaluate(call, deadline: deadline, receiver: receiver, tag: 0)
-                connection.send(delete, deadline: deadline, receiver: receiver, tag: 1)
-            }.get()
-            for _ in 0..<500 where receiver.count < 2 { try await Task.sleep(for: .milliseconds(10)) }  // bounded: 5 s
-            #expect(receiver.count == 2)
+            #expect(try await setByScriptThenDelete(on: connection) == 2)
             #expect(try await admin.send("EXISTS", "k") == .integer(0), "the DEL ran before the script it followed")
             // And the connection serves again, the script reloaded.
-            #expect(try await connection.evaluate(set, keys: [Array("k2".utf8)], arguments: [Array("v".utf8)]) == .simpleString("OK"))
+            #expect(try await connection.evaluate(setScript, keys: [Array("k2".utf8)], arguments: [Array("v".utf8)]) == .simpleString("OK"))
             await connection.close()
             await admin.close()
         }
@@ -357,6 +337,24 @@ extension Result where Failure == RedisWireError {
 }
 
 /// Records every reply a connection hands it, by tag.
+/// `SET KEYS[1] ARGV[1]` as a script.
+private let setScript = RedisScript("return redis.call('SET', KEYS[1], ARGV[1])")
+
+/// Queues, in one tick on `connection`'s loop, the script setting `k` and then a `DEL k`, and
+/// waits (bounded, 5 s) for their replies; returns how many came.
+private func setByScriptThenDelete(on connection: RedisConnection) async throws -> Int {
+    let call = try RedisScriptCall(setScript, keys: [Array("k".utf8)], arguments: [Array("v".utf8)])
+    let delete = try RedisCommand(["DEL", "k"].map { Array($0.utf8) })
+    let receiver = TaggedReplies()
+    let deadline = NIODeadline.now() + .seconds(5)
+    try await connection.eventLoop.submit {
+        connection.evaluate(call, deadline: deadline, receiver: receiver, tag: 0)
+        connection.send(delete, deadline: deadline, receiver: receiver, tag: 1)
+    }.get()
+    for _ in 0..<500 where receiver.count < 2 { try await Task.sleep(for: .milliseconds(10)) }
+    return receiver.count
+}
+
 private final class TaggedReplies: RedisReplyReceiver {
     private let replies = Mutex<[Int: [String]]>([:])
 
