@@ -262,7 +262,9 @@ actor MasterAdmission {
                 let survivors = answered.filter { $0.key != index && masters[$0.key].standing == .voting }
                 if survivors.count >= masters.count - quorum + 1 {
                     let horizon = Duration.milliseconds(survivors.values.map(\.horizon).max() ?? 0)
-                    duration = horizon > .zero ? horizon + Validity.drift(ttl: horizon, driftFactor: driftFactor) + instanceTimeout : .zero
+                    let bound = horizon > .zero ? horizon + Validity.drift(ttl: horizon, driftFactor: driftFactor) + instanceTimeout : .zero
+                    // The horizon's headroom can reach past the maximum, which bounds every grant.
+                    duration = min(bound, maximumHoldOut ?? bound)
                     why += "; held out until the latest grant the other masters recorded has expired"
                 } else {
                     duration = maximumHoldOut ?? .zero
