@@ -233,7 +233,9 @@ final class WakeUpHub: @unchecked Sendable {
             return continuation.resume(returning: .woken)
         }
         waiter.continuation = continuation
-        waiter.fallback = fallback
+        // A promotion to head since the last sleep set a shorter fallback (the holder's lock):
+        // the caller, which asked before it knew, must not stretch it.
+        waiter.fallback = min(waiter.fallback ?? fallback, fallback)
         armTimer(waiter)
     }
 
@@ -248,6 +250,7 @@ final class WakeUpHub: @unchecked Sendable {
     private func resume(_ waiter: Waiter, _ wake: Wake) {
         waiter.timer?.cancel()
         waiter.timer = nil
+        if waiter.continuation != nil { waiter.fallback = nil }  // each sleep sets its own
         guard let continuation = waiter.continuation else {
             if wake == .woken { waiter.pendingWake = true }
             return
