@@ -287,7 +287,7 @@ extension Redlock {
                 if refusedCandidates > 0, tally.number(of: .granted) + refusedCandidates >= quorum, fenceRetries < 3 {
                     // Only fences already past the candidate (another client's clock is ahead,
                     // or it burned numbers) kept the quorum: try again above them.
-                    self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) {
+                    self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes, replies: replies, keyLifetime: keyLifetime) {
                         self.attempt(
                             resources: resources,
                             keys: keys,
@@ -310,14 +310,18 @@ extension Redlock {
                         retryAfter: Self.timeUntilHeldOutMastersRestoreAQuorum(replies, quorum: quorum),
                         votes: tally.votes
                     )
-                self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
+                self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes, replies: replies, keyLifetime: keyLifetime) {
+                    completion(.failure(error))
+                }
                 return
             }
             let elapsed = ContinuousClock.now - start
             let validity = Validity.remaining(ttl: ttl, elapsed: elapsed, driftFactor: self.configuration.driftFactor)
             guard validity > .zero else {
                 let error = RedlockError(.validityExhausted, "acquisition took \(elapsed), no validity left of a \(ttl) TTL", votes: tally.votes)
-                self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes) { completion(.failure(error)) }
+                self.releaseAfterFailure(keys: keys, value: value, votes: tally.votes, replies: replies, keyLifetime: keyLifetime) {
+                    completion(.failure(error))
+                }
                 return
             }
             if !watched.isEmpty, let announce = try? FanOutCommand.plain([Self.publish, lockKeys[0], Self.acquiredMessage]) {
@@ -361,7 +365,19 @@ extension Redlock {
     /// that failed or have not answered yet (the SET may have landed). A master that refused
     /// provably did not set it. Calls `then` once the masters that granted (which are
     /// responsive) have answered the release.
-    func releaseAfterFailure(keys: AcquisitionKeys, value: [UInt8], votes: [RedlockError.Vote], then: @escaping @Sendable () -> Void) {
+    ///
+    /// Where the SET may have landed (granted, not answered, or failed after it was sent) and
+    /// the release does not succeed, it is retried in the background, with backoff, until it
+    /// does or the key has expired (`keyLifetime`, at most ``longestCleanUp``): a missed
+    /// clean-up would otherwise keep the key, and the lock from everyone, for its lifetime.
+    func releaseAfterFailure(
+        keys: AcquisitionKeys,
+        value: [UInt8],
+        votes: [RedlockError.Vote],
+        replies: Replies,
+        keyLifetime: Duration,
+        then: @escaping @Sendable () -> Void
+    ) {
         var targets: [Int] = []
         var responsive: [Int] = []
         for (index, vote) in votes.enumerated() {
@@ -379,15 +395,72 @@ extension Redlock {
             then()
             return
         }
-        let awaited = responsive
-        group.fanOut(
-            release,
-            to: targets,
-            deadline: instanceDeadline(),
-            until: { replies in awaited.allSatisfy { replies[$0] != nil } },
-            then: { _ in if !awaited.isEmpty { then() } }
-        )
-        if awaited.isEmpty { then() }
+        // Until the key expires, but not for longer than `longestCleanUp`: a master down that
+        // long either comes back without the key (no persistence) or is one vote of several.
+        let expiry = NIODeadline.now() + .nanoseconds(min(keyLifetime, Self.longestCleanUp).nanoseconds)
+        let awaited = Countdown(responsive.count, then: then)
+        for index in targets {
+            let mayHoldOurKey = Self.mayHaveLanded(replies[index])
+            let isAwaited = responsive.contains(index)
+            group.fanOut(release, to: [index], deadline: instanceDeadline()) { replies in
+                if isAwaited { awaited.countDown() }
+                if mayHoldOurKey, !Self.cleanedUp(replies[index]) {
+                    self.retryCleanUp(release, master: index, until: expiry, after: .milliseconds(50))
+                }
+            }
+        }
+        if responsive.isEmpty { then() }
+    }
+
+    /// The longest a failed attempt's clean-up is retried.
+    static let longestCleanUp = Duration.seconds(600)
+
+    /// Whether an acquisition's command may have set the key, given its reply: granted, not
+    /// answered, or failed once it may have been sent; not when it was refused, or never sent.
+    static func mayHaveLanded(_ reply: Result<RESPValue, RedisWireError>?) -> Bool {
+        guard case .failure(let error)? = reply else { return true }
+        return [.timeout, .connectionClosed, .protocolError].contains(error.code)
+    }
+
+    /// Whether a clean-up's reply settles it: the release ran, or the client was closed.
+    private static func cleanedUp(_ reply: Result<RESPValue, RedisWireError>?) -> Bool {
+        switch reply {
+        case .success?: true
+        case .failure(let error)?: error.code == .closed || error.code == .serverError
+        case nil: false
+        }
+    }
+
+    /// Sends `release` to master `index` again after `delay`, doubling it up to 1 s, until it
+    /// runs or `expiry` passes.
+    private func retryCleanUp(_ release: FanOutCommand, master index: Int, until expiry: NIODeadline, after delay: TimeAmount) {
+        guard NIODeadline.now() + delay < expiry else { return }
+        group.eventLoop.scheduleTask(in: delay) {
+            // Not on the lock's critical path: a timeout long enough for a distant master.
+            let deadline = NIODeadline.now() + .nanoseconds(max(self.configuration.instanceTimeout, .milliseconds(250)).nanoseconds)
+            self.group.fanOut(release, to: [index], deadline: deadline) { replies in
+                guard !Self.cleanedUp(replies[index]) else { return }
+                self.retryCleanUp(release, master: index, until: expiry, after: min(delay * 2, .seconds(1)))
+            }
+        }
+    }
+}
+
+/// Calls `then` once `count` count-downs have come (never when `count` is 0). Confined to the
+/// masters' event loop.
+private final class Countdown: @unchecked Sendable {
+    // @unchecked: counted down only on the masters' event loop.
+    private var remaining: Int
+    private let then: @Sendable () -> Void
+
+    init(_ count: Int, then: @escaping @Sendable () -> Void) {
+        remaining = count
+        self.then = then
+    }
+
+    func countDown() {
+        remaining -= 1
+        if remaining == 0 { then() }
     }
 }
 

@@ -1,3 +1,4 @@
+import ChaosKit
 import LocalRedis
 import NIOCore
 import RealServerGate
@@ -173,6 +174,46 @@ struct SafetyTests {
             // A longer TTL than the promised maximum is refused.
             let tooLong = await #expect(throws: RedlockError.self) { try await redlock.acquire("other", ttl: .seconds(3)) }
             #expect(tooLong?.code == .invalidArgument)
+        }
+    }
+
+    @Test func aFailedAttemptsCleanUpIsRetriedUntilItLands() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            var proxies: [FaultProxy] = []
+            for server in group.servers { proxies.append(try await FaultProxy.start(upstreamPort: server.port)) }
+            let redlock = Redlock(
+                masters: proxies.map { .hostname("127.0.0.1", port: $0.port) },
+                configuration: .init(instanceTimeout: .milliseconds(400), retry: .never)
+            )
+            await redlock.connect()
+            try await withDirect(group) { masters in
+                // Every master applies the SET but its reply never comes back; then the link
+                // goes dark before the failed attempt's clean-up is sent.
+                for proxy in proxies { proxy.set(.dropReplies) }
+                let attempt = Task { try await redlock.acquire("orphan", ttl: .seconds(30)) }
+                var landed = 0
+                for _ in 0..<100 where landed < masters.count {
+                    landed = 0
+                    for master in masters where try await master.send("EXISTS", "redlock:lock:orphan") == .integer(1) { landed += 1 }
+                    if landed < masters.count { try await Task.sleep(for: .milliseconds(2)) }
+                }
+                for proxy in proxies { proxy.set(.blackHole) }
+                #expect(landed == masters.count)
+                await #expect(throws: RedlockError.self) { try await attempt.value }
+                for proxy in proxies { proxy.set(.reset) }
+                try await Task.sleep(for: .milliseconds(100))
+                for proxy in proxies { proxy.set(.none) }
+                // The clean-up lands once the masters can be reached again, long before the TTL.
+                var left = masters.count
+                for _ in 0..<250 where left > 0 {
+                    try await Task.sleep(for: .milliseconds(20))
+                    left = 0
+                    for master in masters where try await master.send("EXISTS", "redlock:lock:orphan") == .integer(1) { left += 1 }
+                }
+                #expect(left == 0, "a failed attempt left its key on \(left) masters for its whole TTL")
+            }
+            await redlock.shutdown()
+            for proxy in proxies { await proxy.stop() }
         }
     }
 
