@@ -584,7 +584,10 @@ struct Waiting {
             }
             return
         }
-        if lastWake == .woken {
+        // A wake, by a release or by the fallback timer, followed by a refusal is lost: a waiter
+        // whose releases always name someone else (a crashed waiter's queue entry) wakes only
+        // by its timer, and must still reach the claim.
+        if lastWake == .woken || lastWake == .timer {
             lostWakeUps = error.code == .lockHeld ? lostWakeUps + 1 : lostWakeUps
         }
         if membership != nil { refusedAsWaiter = true }

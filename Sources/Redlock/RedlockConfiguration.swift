@@ -60,8 +60,9 @@ public struct RedlockConfiguration: @unchecked Sendable {
         /// The longest a waiter sleeps without an announcement before it tries again: a
         /// safety net under wake-ups lost with a master or a connection.
         public var longestSleep: Duration
-        /// After this many wake-ups in a row that another waiter won, a waiter claims
-        /// priority on the masters: the next release goes to it.
+        /// After this many wake-ups in a row (by a release or by the fallback timer) whose
+        /// attempt was refused, a waiter claims priority on the masters: the next release goes
+        /// to it.
         public var priorityAfterLostWakeUps: Int
         /// How long a priority claim outlives the holder's key, so that a waiter that died
         /// holding it blocks the others no longer than this after the release.

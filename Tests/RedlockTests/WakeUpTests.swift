@@ -136,6 +136,31 @@ struct WakeUpTests {
         }
     }
 
+    @Test func wakeUpsByTheFallbackTimerCountTowardThePriorityClaim() async throws {
+        try await withRedisServers(count: 3, options: .init()) { group throws in
+            // The lock is never released: the waiter only ever wakes at its fallback (200 ms),
+            // and each wake is refused. Two such lost wake-ups earn it the priority claim.
+            var settings = Self.configuration(priorityAfter: 2)
+            settings.wakeUps.longestSleep = .milliseconds(200)
+            let waiter = Redlock(masters: group.addresses, configuration: settings)
+            let holder = Redlock(masters: group.addresses, configuration: Self.configuration())
+            for client in [waiter, holder] { await client.connect() }
+            let held = try await holder.acquire("patience", ttl: .seconds(60))
+            async let waited = waiter.acquire("patience", ttl: .seconds(1), wait: .seconds(3))
+            var claimed = false
+            try await withDirect(group) { masters in
+                for _ in 0..<150 where !claimed {
+                    try await Task.sleep(for: .milliseconds(20))
+                    claimed = try await masters[0].send("EXISTS", "redlock:first:patience") == .integer(1)
+                }
+            }
+            #expect(claimed, "timer wake-ups followed by refusals never counted as lost")
+            _ = try? await waited
+            try await holder.release(held)
+            for client in [waiter, holder] { await client.shutdown() }
+        }
+    }
+
     @Test func aReleaseNobodyWaitsForPublishesNothing() async throws {
         try await withRedlock(configuration: Self.configuration()) { redlock, group in
             try await withDirect(group) { masters in
