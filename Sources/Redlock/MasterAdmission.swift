@@ -213,7 +213,9 @@ actor MasterAdmission {
 
     /// What one master says about the others' hold-outs and its own grants.
     private struct Evidence {
-        var hasMarker = false
+        /// The run id its deployment marker names, if it has one.
+        var marker: String?
+        var hasMarker: Bool { marker != nil }
         /// Milliseconds left of its grant horizon; 0 when none.
         var horizon: Int64 = 0
         /// Milliseconds left of a recorded hold-out, per run id asked about.
@@ -229,9 +231,36 @@ actor MasterAdmission {
         while masters.contains(where: { $0.standing == .identifying }), ContinuousClock.now < waitUntil {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        let deciding = masters.indices.filter { if case .deciding = masters[$0].standing { true } else { false } }
-        guard !deciding.isEmpty else { return }
-        let runIDs = deciding.compactMap { masters[$0].runID }
+        // A client that finds these masters partly marked may be watching another start them
+        // as new: before settling on the maximum, it looks again, a few times, 50 ms apart.
+        for look in 1...4 {
+            let deciding = masters.indices.filter { if case .deciding = masters[$0].standing { true } else { false } }
+            guard !deciding.isEmpty else { return }
+            let answered = await surveyAll(about: deciding.compactMap { masters[$0].runID })
+            // Marked meanwhile under its current run id by another client (its hold-out ended,
+            // or it started these masters as new): that client admitted it; so does this one.
+            for index in deciding where answered[index]?.marker != nil && answered[index]?.marker == masters[index].runID {
+                admit(index)
+            }
+            let decisions = deciding.compactMap { decide($0, answered) }
+            if look < 4, decisions.contains(where: \.isMaximum), decisions.allSatisfy({ !$0.wasRecorded }) {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            for decision in decisions {
+                await holdOut(
+                    decision.index,
+                    for: decision.duration,
+                    reason: decision.reason,
+                    recordOn: decision.wasRecorded ? [] : Array(answered.keys)
+                )
+            }
+            return
+        }
+    }
+
+    /// What one survey of every reachable master says, by master.
+    private func surveyAll(about runIDs: [String]) async -> [Int: Evidence] {
         var evidence: [Int: Evidence] = [:]
         await withTaskGroup(of: (Int, Evidence?).self) { group in
             for (index, master) in masters.enumerated() {
@@ -241,45 +270,66 @@ actor MasterAdmission {
             }
             for await (index, answer) in group { evidence[index] = answer }
         }
-        let answered = evidence.compactMapValues { $0 }
-        let everyMasterAnswered = answered.count == masters.count
+        return evidence.compactMapValues { $0 }
+    }
+
+    /// How long one master suspected of lost data is held out, and why.
+    private struct Decision {
+        let index: Int
+        let duration: Duration
+        let reason: String
+        /// Another client's decision, honoured: not recorded again.
+        let wasRecorded: Bool
+        /// Nothing bounded it better than the configured maximum.
+        let isMaximum: Bool
+    }
+
+    /// The decision about master `index`, still deciding, from `answered`; nil once it is not.
+    private func decide(_ index: Int, _ answered: [Int: Evidence]) -> Decision? {
+        guard case .deciding(let reason) = masters[index].standing, let runID = masters[index].runID else { return nil }
+        if let recorded = answered.values.compactMap({ $0.recorded[runID] }).filter({ $0 > 0 }).max() {
+            return Decision(
+                index: index,
+                duration: .milliseconds(recorded),
+                reason: reason + "; the hold-out was decided by another client",
+                wasRecorded: true,
+                isMaximum: false
+            )
+        }
         // No marker anywhere: no client with the hold-out has admitted these masters yet (or
         // every one of them lost its data, which nothing left can tell): trusted as they are.
         let isUnmarked =
-            everyMasterAnswered && answered.values.allSatisfy { !$0.hasMarker && $0.recorded.values.allSatisfy { $0 <= 0 } }
+            answered.count == masters.count
+            && answered.values.allSatisfy { !$0.hasMarker && $0.recorded.values.allSatisfy { $0 <= 0 } }
             && masters.allSatisfy { $0.seenRunIDs.count <= 1 }
-        for index in deciding {
-            guard case .deciding(let reason) = masters[index].standing, let runID = masters[index].runID else { continue }
-            let recorded = answered.values.compactMap { $0.recorded[runID] }.filter { $0 > 0 }.max()
-            let duration: Duration
-            var why = reason
-            if let recorded {
-                duration = .milliseconds(recorded)
-                why += "; the hold-out was decided by another client"
-            } else if isUnmarked {
-                duration = .zero
-            } else {
-                let survivors = answered.filter { $0.key != index && masters[$0.key].standing == .voting }
-                if survivors.count >= masters.count - quorum + 1 {
-                    let horizon = Duration.milliseconds(survivors.values.map(\.horizon).max() ?? 0)
-                    let bound = horizon > .zero ? horizon + Validity.drift(ttl: horizon, driftFactor: driftFactor) + instanceTimeout : .zero
-                    // The horizon's headroom can reach past the maximum, which bounds every grant.
-                    duration = min(bound, maximumHoldOut ?? bound)
-                    why += "; held out until the latest grant the other masters recorded has expired"
-                } else {
-                    duration = maximumHoldOut ?? .zero
-                    why += "; too few masters kept their data to bound the grants it forgot, so held out for the maximum TTL"
-                }
-            }
-            await holdOut(index, for: duration, reason: why, recordOn: recorded == nil ? Array(answered.keys) : [])
+        if isUnmarked { return Decision(index: index, duration: .zero, reason: reason, wasRecorded: false, isMaximum: false) }
+        let survivors = answered.filter { $0.key != index && masters[$0.key].standing == .voting }
+        guard survivors.count >= masters.count - quorum + 1 else {
+            return Decision(
+                index: index,
+                duration: maximumHoldOut ?? .zero,
+                reason: reason + "; too few masters kept their data to bound the grants it forgot, so held out for the maximum TTL",
+                wasRecorded: false,
+                isMaximum: true
+            )
         }
+        let horizon = Duration.milliseconds(survivors.values.map(\.horizon).max() ?? 0)
+        let bound = horizon > .zero ? horizon + Validity.drift(ttl: horizon, driftFactor: driftFactor) + instanceTimeout : .zero
+        // The horizon's headroom can reach past the maximum, which bounds every grant.
+        return Decision(
+            index: index,
+            duration: min(bound, maximumHoldOut ?? bound),
+            reason: reason + "; held out until the latest grant the other masters recorded has expired",
+            wasRecorded: false,
+            isMaximum: false
+        )
     }
 
     /// Reads a master's marker, grant horizon and the recorded hold-outs of `runIDs`.
     private func survey(_ connection: RedisConnection, runIDs: [String]) async throws(RedisWireError) -> Evidence {
         let timeout = connectTimeout
         var evidence = Evidence()
-        evidence.hasMarker = try await connection.sendWhileHeldOut([Array("EXISTS".utf8), markerKey], timeout: timeout) == .integer(1)
+        evidence.marker = try await connection.sendWhileHeldOut([Array("GET".utf8), markerKey], timeout: timeout).string
         if case .integer(let left) = try await connection.sendWhileHeldOut([Array("PTTL".utf8), horizonKey], timeout: timeout) {
             evidence.horizon = max(left, 0)
         }

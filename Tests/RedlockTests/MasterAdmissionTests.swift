@@ -26,6 +26,12 @@ private func isHeldOut(_ state: MasterStatus.State) -> Bool {
     return false
 }
 
+/// Held out, and decided until when (not still reading the others' evidence).
+private func isHeldOutWithAnEnd(_ state: MasterStatus.State) -> Bool {
+    if case .heldOut(_?, _) = state { return true }
+    return false
+}
+
 /// The masters' hold-out after a restart that may have lost data: fail-closed identification,
 /// a decision that every client process honours, measured on the client's clock and sized by
 /// the grants actually live.
@@ -91,7 +97,7 @@ struct MasterAdmissionTests {
             _ = try await redlock.acquire("short", ttl: .seconds(2))
             try await group[0].restart()
             let restarted = ContinuousClock.now
-            let state = try await waitForStatus(redlock, master: 0, isHeldOut)
+            let state = try await waitForStatus(redlock, master: 0, isHeldOutWithAnEnd)
             guard case .heldOut(let until?, _) = state else {
                 Issue.record("master 0 is \(state), not held out with an end")
                 return
@@ -113,7 +119,7 @@ struct MasterAdmissionTests {
             _ = try await redlock.acquire("short", ttl: .milliseconds(500))
             for index in 0..<2 { try await group[index].restart() }
             let restarted = ContinuousClock.now
-            let state = try await waitForStatus(redlock, master: 0, isHeldOut)
+            let state = try await waitForStatus(redlock, master: 0, isHeldOutWithAnEnd)
             guard case .heldOut(let until?, let reason) = state else {
                 Issue.record("master 0 is \(state), not held out with an end")
                 return
@@ -145,6 +151,22 @@ struct MasterAdmissionTests {
             #expect(await redlock.masterStatus().allSatisfy { $0.state == .voting })
             let lock = try await redlock.acquire("first", ttl: .seconds(1))
             try await redlock.release(lock)
+        }
+    }
+
+    @Test func clientsStartingTogetherOnNewMastersAllLetThemVote() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            // Processes starting at once (replicas of a deploy, `locklock run`s): each finds
+            // some masters marked by another and some not, while the marks are being written.
+            let clients = (0..<8).map { _ in Redlock(masters: group.addresses, configuration: configuration) }
+            await withTaskGroup(of: Void.self) { starting in
+                for client in clients { starting.addTask { await client.connect() } }
+            }
+            for (index, client) in clients.enumerated() {
+                let statuses = await client.masterStatus()
+                #expect(statuses.allSatisfy { $0.state == .voting }, "client \(index): \(statuses)")
+            }
+            for client in clients { await client.shutdown() }
         }
     }
 
