@@ -148,7 +148,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Requests/s per client address without a key (burst 2x, 0 = off).") var anonymousRate = 100
     @Option(help: "Requests/s per Developer tenant (0 = off).") var developerRate = 100
     @Option(help: "Requests/s per Pro tenant (0 = off).") var proRate = 1_000
-    @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = 2_592_000.0
+    @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = Self.defaultMaxExpiresIn
     @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.") var tlsCert: String?
@@ -190,16 +190,24 @@ struct ServeOptions: ParsableArguments {
     var eventLoops: Int?
     @Option(help: InstanceTimeoutOption.help) var instanceTimeout = InstanceTimeoutOption.standard
 
+    /// `--max-expires-in`'s default: 30 days.
+    static let defaultMaxExpiresIn = 2_592_000.0
+
+    /// The longest a key lives under `--max-expires-in`: an `expires_in` plus a `lock_delay`,
+    /// each at most that long.
+    static func maximumTTL(maxExpiresIn: Double) -> Duration {
+        .milliseconds(Int64((maxExpiresIn * 2000).rounded(.up)))
+    }
+
     /// Where `/metrics` is served when not on the API's address.
     var metricsAddress: (host: String, port: Int)? { metricsPort.map { (metricsHost, $0) } }
 
     /// The Redlock configuration of one master group; its metrics carry the group's name.
     func redlockConfiguration(group: String, connection: RedisConnectionConfiguration) -> RedlockConfiguration {
-        // A key lives its expires_in plus its lock_delay, each at most --max-expires-in.
         var configuration = RedlockConfiguration(
             instanceTimeout: instanceTimeout.duration,
             fencingCounterRetention: fencingRetention.duration,
-            maximumTTL: delayedRejoin ? .milliseconds(Int64((maxExpiresIn * 2000).rounded(.up))) : nil
+            maximumTTL: delayedRejoin ? Self.maximumTTL(maxExpiresIn: maxExpiresIn) : nil
         )
         configuration.connection = connection
         configuration.metricsDimensions = [("group", group)]
@@ -468,7 +476,7 @@ struct LockOptions: ParsableArguments {
                 instanceTimeout: timing.instanceTimeout.duration,
                 retry: .init(count: 0, delay: .milliseconds(100), jitter: .milliseconds(50)),
                 connection: try master.connection(),
-                maximumTTL: max(InstanceTimeoutOption.servesDefaultMaximumTTL, lifetime)
+                maximumTTL: max(ServeOptions.maximumTTL(maxExpiresIn: ServeOptions.defaultMaxExpiresIn), lifetime)
             )
         )
     }
@@ -479,10 +487,6 @@ struct InstanceTimeoutOption: ParsableArguments {
     static let help: ArgumentHelp =
         "How long each master has to answer one operation (or LOCKLOCK_INSTANCE_TIMEOUT), e.g. 50ms; raise it for masters far away (see Docs/operations.md)."
     static let standard = DurationArgument(argument: "50ms")!
-    /// What `serve` holds a master out for when nothing bounds it better, by default: 30 days
-    /// of `expires_in` plus as much `lock_delay`.
-    static let servesDefaultMaximumTTL = Duration.seconds(2 * 2_592_000)
-
     @Option(help: help) var instanceTimeout = standard
 
     /// A TTL no longer than twice the instance timeout could be spent on one slow vote and
@@ -548,7 +552,7 @@ struct Run: AsyncParsableCommand {
             lock = try await acquire(on: redlock)
         } catch {
             await redlock.shutdown()
-            FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+            say(error.message)
             throw ExitCode(exitStatus(for: error))
         }
         if let token = lock.fencingToken { setenv("LOCKLOCK_FENCING_TOKEN", String(token), 1) }
@@ -559,7 +563,7 @@ struct Run: AsyncParsableCommand {
         } catch {
             _ = try? await redlock.release(lock)
             await redlock.shutdown()
-            FileHandle.standardError.write(Data("locklock: \(error)\n".utf8))
+            say("\(error)")
             throw ExitCode(127)
         }
         let handle = LockHandle(lock)
@@ -655,9 +659,9 @@ struct Acquire: AsyncParsableCommand {
                     lockDelay: options.lockDelay?.duration ?? .zero
                 )
                 print(token)
-                FileHandle.standardError.write(Data("locklock: acquired \(options.lock), valid for \(lock.validity)\n".utf8))
+                say("acquired \(options.lock), valid for \(lock.validity)")
             } catch let error as RedlockError {
-                FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+                say(error.message)
                 throw ExitCode(exitStatus(for: error))
             }
         }
@@ -677,11 +681,11 @@ struct Release: AsyncParsableCommand {
             do {
                 let outcome = try await redlock.release([lock], value: Array(token.utf8))
                 if outcome == .notHeld {
-                    FileHandle.standardError.write(Data("locklock: \(lock) was not held (expired or another token)\n".utf8))
+                    say("\(lock) was not held (expired or another token)")
                     throw ExitCode(1)
                 }
             } catch let error as RedlockError {
-                FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+                say(error.message)
                 throw ExitCode(ExitStatus.unavailable)
             }
         }
@@ -698,7 +702,7 @@ func withShutdown<T>(_ redlock: Redlock, _ body: (Redlock) async throws -> T) as
         try await redlock.verifyMasters()
         result = .success(try await body(redlock))
     } catch let error as RedlockError {
-        FileHandle.standardError.write(Data("locklock: \(error.message)\n".utf8))
+        say(error.message)
         result = .failure(ExitCode(exitStatus(for: error)))
     } catch {
         result = .failure(error)
@@ -708,7 +712,7 @@ func withShutdown<T>(_ redlock: Redlock, _ body: (Redlock) async throws -> T) as
 }
 
 /// Writes one line to standard error, as `locklock: <message>`.
-private func say(_ message: String) {
+func say(_ message: String) {
     FileHandle.standardError.write(Data("locklock: \(message)\n".utf8))
 }
 
@@ -735,7 +739,7 @@ struct Masters: AsyncParsableCommand {
         let configuration = RedlockConfiguration(
             instanceTimeout: timing.instanceTimeout.duration,
             connection: try master.connection(),
-            maximumTTL: InstanceTimeoutOption.servesDefaultMaximumTTL
+            maximumTTL: ServeOptions.maximumTTL(maxExpiresIn: ServeOptions.defaultMaxExpiresIn)
         )
         let quorate = try await withShutdown(Redlock(endpoints: try master.endpoints(), configuration: configuration)) { redlock in
             let statuses = await redlock.masterStatus()
