@@ -375,26 +375,45 @@ public final class RedisConnection: @unchecked Sendable {
 
     private func expireWaiters() {
         let now = NIODeadline.now()
-        if !admissionWaiters.isEmpty {
-            let expired = admissionWaiters.filter { $0.deadline <= now }
-            admissionWaiters.removeAll { $0.deadline <= now }
-            if let next = admissionWaiters.map(\.deadline).min() { scheduleWaiterExpiry(at: next) }
-            for waiter in expired {
-                waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while the server was identified")))
-            }
+        // Lists first: a completion may send again on this connection, and that command must
+        // join the waiters rather than be overwritten.
+        let (keptForAdmission, expiredForAdmission) = Self.partition(admissionWaiters, at: now)
+        admissionWaiters = keptForAdmission
+        var (keptConnecting, expiredConnecting): ([Waiter], [Waiter]) = ([], [])
+        if case .connecting(let waiters) = state {
+            (keptConnecting, expiredConnecting) = Self.partition(waiters, at: now)
+            state = .connecting(waiters: keptConnecting)
         }
-        guard case .connecting(let waiters) = state else { return }
+        if let next = (keptForAdmission + keptConnecting).map(\.deadline).min() { scheduleWaiterExpiry(at: next) }
+        Self.timeOut(expiredForAdmission, while: Self.identifying)
+        Self.timeOut(expiredConnecting, while: "connecting")
+    }
+
+    /// `waiters` split into those whose deadline is still ahead at `now` and those past it.
+    private static func partition(_ waiters: [Waiter], at now: NIODeadline) -> (kept: [Waiter], expired: [Waiter]) {
         var kept: [Waiter] = []
         var expired: [Waiter] = []
         for waiter in waiters {
             if waiter.deadline <= now { expired.append(waiter) } else { kept.append(waiter) }
         }
-        // State first: a completion may send again on this connection, and that command must
-        // join the waiters rather than be overwritten.
-        state = .connecting(waiters: kept)
-        if let next = kept.map(\.deadline).min() { scheduleWaiterExpiry(at: next) }
-        for waiter in expired {
-            waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
+        return (kept, expired)
+    }
+
+    /// Fails `waiters` as timed out `while` what they waited for went on.
+    private static func timeOut(_ waiters: [Waiter], while what: String) {
+        for waiter in waiters { waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while \(what)"))) }
+    }
+
+    /// What admission waiters wait for, as the errors say.
+    private static let identifying = "the server was identified"
+
+    /// Sends `waiters` on `handler`, in order; those whose deadline passed `while` they waited
+    /// fail as timed out.
+    private func resend(_ waiters: [Waiter], on handler: RedisChannelHandler, while what: String) {
+        let (kept, expired) = Self.partition(waiters, at: .now())
+        Self.timeOut(expired, while: what)
+        for waiter in kept {
+            handler.send(waiter.encoded, deadline: waiter.deadline, sink: waiter.sink, script: waiter.script, replies: waiter.replies)
         }
     }
 
@@ -565,20 +584,13 @@ public final class RedisConnection: @unchecked Sendable {
         let waiters = admissionWaiters
         admissionWaiters = []
         guard case .connected(_, let handler) = state else {
-            for waiter in waiters {
-                waiter.sink.deliver(.failure(RedisWireError(.unavailable, "the connection closed while the server was identified")))
-            }
+            for waiter in waiters { waiter.sink.deliver(.failure(Self.closedWhileIdentified)) }
             return
         }
-        let now = NIODeadline.now()
-        for waiter in waiters {
-            if waiter.deadline <= now {
-                waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while the server was identified")))
-            } else {
-                handler.send(waiter.encoded, deadline: waiter.deadline, sink: waiter.sink, script: waiter.script, replies: waiter.replies)
-            }
-        }
+        resend(waiters, on: handler, while: Self.identifying)
     }
+
+    private static let closedWhileIdentified = RedisWireError(.unavailable, "the connection closed while \(identifying)")
 
     /// Fails the commands waiting for the gate's decision.
     private func failAdmissionWaiters(_ error: RedisWireError) {
@@ -629,22 +641,11 @@ public final class RedisConnection: @unchecked Sendable {
         }
         failedAttempts = 0
         state = .connected(channel, handler)
-        let now = NIODeadline.now()
-        for waiter in waiters {
-            if quarantinedUntil == .distantFuture {
-                admissionWaiters.append(waiter)
-                scheduleWaiterExpiry(at: waiter.deadline)
-            } else if waiter.deadline <= now {
-                waiter.sink.deliver(.failure(RedisWireError(.timeout, "command deadline passed while connecting")))
-            } else {
-                handler.send(
-                    waiter.encoded,
-                    deadline: waiter.deadline,
-                    sink: waiter.sink,
-                    script: waiter.script,
-                    replies: waiter.replies
-                )
-            }
+        if quarantinedUntil == .distantFuture {
+            admissionWaiters += waiters
+            if let first = waiters.map(\.deadline).min() { scheduleWaiterExpiry(at: first) }
+        } else {
+            resend(waiters, on: handler, while: "connecting")
         }
         for promise in connectedWaiters { promise.succeed() }
         connectedWaiters = []
@@ -655,7 +656,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     private func channelClosed(_ channel: any Channel) {
         guard case .connected(let current, let handler) = state, current === channel else { return }
-        failAdmissionWaiters(RedisWireError(.unavailable, "the connection closed while the server was identified"))
+        failAdmissionWaiters(Self.closedWhileIdentified)
         guard handler.droppedAsSilent else {
             logger.debug("connection closed, re-dialling")
             state = .idle
