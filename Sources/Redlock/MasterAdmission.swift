@@ -186,7 +186,7 @@ actor MasterAdmission {
         guard appendOnly?.array?.last?.string == "yes", fsync?.array?.last?.string == "always" else {
             return "restarted, and its persistence may have lost recent writes (not appendfsync always, or CONFIG refused)"
         }
-        _ = try await connection.sendWhileHeldOut([Array("SET".utf8), markerKey, Array(identity.runID.utf8)], timeout: timeout)
+        try await mark(connection, identity.runID)
         return nil
     }
 
@@ -239,7 +239,7 @@ actor MasterAdmission {
             let answered = await surveyAll(about: deciding.compactMap { masters[$0].runID })
             // Marked meanwhile under its current run id by another client (its hold-out ended,
             // or it started these masters as new): that client admitted it; so does this one.
-            for index in deciding where answered[index]?.marker != nil && answered[index]?.marker == masters[index].runID {
+            for index in deciding where answered[index]?.marker.map({ $0 == masters[index].runID }) == true {
                 admit(index)
             }
             let decisions = deciding.compactMap { decide($0, answered) }

@@ -28,14 +28,19 @@ public struct MasterStatus: Sendable, Equatable {
     /// How long until `quorum` of `statuses` vote, counting the held-out masters as they
     /// rejoin: zero when they vote now, nil when it depends on masters whose return is unknown.
     public static func timeUntilQuorum(_ statuses: [MasterStatus], quorum: Int, now: ContinuousClock.Instant = .now) -> Duration? {
-        let voting = statuses.count { $0.state == .voting }
-        guard voting < quorum else { return .zero }
-        let rejoining = statuses.compactMap { status -> ContinuousClock.Instant? in
-            if case .heldOut(let until?, _) = status.state { return until }
+        let rejoining = statuses.compactMap { status -> Duration? in
+            if case .heldOut(let until?, _) = status.state { return max(until - now, .zero) }
             return nil
-        }.sorted()
+        }
+        return timeUntil(quorum, voting: statuses.count { $0.state == .voting }, rejoiningIn: rejoining)
+    }
+
+    /// How long until `quorum` masters vote when `voting` do now and the held-out ones rejoin
+    /// after `rejoiningIn`: zero when enough vote, nil when too few are due back.
+    static func timeUntil(_ quorum: Int, voting: Int, rejoiningIn rejoining: [Duration]) -> Duration? {
         let needed = quorum - voting
+        guard needed > 0 else { return .zero }
         guard rejoining.count >= needed else { return nil }
-        return max(rejoining[needed - 1] - now, .zero)
+        return rejoining.sorted()[needed - 1]
     }
 }

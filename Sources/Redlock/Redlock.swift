@@ -179,8 +179,8 @@ public final class Redlock: Service, Sendable {
 
     /// Dials every master and waits until each is connected or has failed once; masters that
     /// failed keep re-dialling in the background. Returns how many are connected.
-    /// Also waits (at most the connect timeout) until every connected master has been identified
-    /// and admitted or held out (see ``masterStatus()``).
+    /// Also waits (at most three connect timeouts) until every connected master has been
+    /// identified and admitted or held out (see ``masterStatus()``).
     @discardableResult
     public func connect() async -> Int {
         let connected = await askEveryMaster { (try? await $0.connect()) != nil }.count { $0 }
@@ -455,9 +455,8 @@ extension Redlock {
             case nil: break
             }
         }
-        let needed = quorum - answered
-        guard needed > 0, rejoining.count >= needed else { return nil }
-        return rejoining.sorted()[needed - 1]
+        guard answered < quorum else { return nil }
+        return MasterStatus.timeUntil(quorum, voting: answered, rejoiningIn: rejoining)
     }
 
     /// For an unreachable quorum: which masters are held out, unidentified or unsupported, and
