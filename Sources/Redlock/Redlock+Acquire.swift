@@ -219,7 +219,8 @@ extension Redlock {
                         Array(String(markerLifetime.millisecondsRoundedUp).utf8), waiter.membership.token,
                         Array((waiter.claimsPriority ? "1" : "0").utf8),
                         Array(String(configuration.wakeUps.priorityClaimSlack.millisecondsRoundedUp).utf8),
-                        Array(String(othersLifetime.millisecondsRoundedUp).utf8), waiter.membership.queueEntry,
+                        Array(String(othersLifetime.millisecondsRoundedUp).utf8),
+                        Array(String(waiter.membership.queueLease(queueLease).millisecondsRoundedUp).utf8),
                         waiter.membership.arrival, Array((waiter.mayBeQueued ? "1" : "0").utf8),
                     ]
                 )
@@ -348,7 +349,7 @@ extension Redlock {
             let command = try? FanOutCommand.script(
                 Scripts.forgetWaiter,
                 keys: [keys.priorityKey, keys.queueKey],
-                arguments: [membership.token, membership.queueEntry]
+                arguments: [membership.token, membership.arrival]
             )
         else { return }
         sendWithoutWaiting(command, to: masters)
@@ -614,6 +615,9 @@ struct Waiting {
             let jitter = Duration.milliseconds(Int64.random(in: 1...max(holderLeft.millisecondsRoundedUp / 10, 2)))
             fallback = min(holderLeft + jitter, policy.longestSleep, deadline - .now)
         }
+        // Never longer: the waiter's place in the masters' queues lasts until its next attempt
+        // (see `Redlock.queueLease`).
+        fallback = min(fallback, policy.longestSleep)
         lastWake = try await hub.sleepUnlessCancelled(membership, fallback: Self.nioDeadline(.now + fallback), while: Self.activity)
     }
 

@@ -315,6 +315,12 @@ public final class Redlock: Service, Sendable {
     /// `resource`'s key of the kind `prefix` names.
     func key(_ prefix: [UInt8], _ resource: String) -> [UInt8] { prefix + Array(resource.utf8) }
 
+    /// How long a waiter's place in the masters' queues lasts after each of its attempts: its
+    /// longest sleep, then the next attempt's round trip, with a second to spare. A waiter that
+    /// stops attempting (its process died) lapses this soon after its last attempt, and
+    /// releases pass it by instead of naming it until its deadline.
+    package var queueLease: Duration { configuration.wakeUps.longestSleep + configuration.instanceTimeout + .seconds(1) }
+
     func instanceDeadline() -> NIODeadline {
         .now() + .nanoseconds(configuration.instanceTimeout.nanoseconds)
     }

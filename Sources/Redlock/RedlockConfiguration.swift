@@ -57,8 +57,10 @@ public struct RedlockConfiguration: @unchecked Sendable {
         /// Whether waiters subscribe and sleep until a release is announced (the default), or
         /// poll at the retry policy's delay.
         public var isEnabled: Bool
-        /// The longest a waiter sleeps without an announcement before it tries again: a
-        /// safety net under wake-ups lost with a master or a connection.
+        /// The longest a waiter sleeps without an announcement before it tries again (even
+        /// when the retry policy's delay is longer): a safety net under wake-ups lost with a
+        /// master or a connection. It also sizes a waiter's place in the masters' queues,
+        /// which each attempt renews (see `Docs/redlock.md`).
         public var longestSleep: Duration
         /// After this many wake-ups in a row (by a release or by the fallback timer) whose
         /// attempt was refused, a waiter claims priority on the masters: the next release goes

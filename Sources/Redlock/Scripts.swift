@@ -60,15 +60,17 @@ enum Scripts {
     /// wait markers (n), watch markers (n), the first resource's priority claim and its waiter
     /// queue, then (only when fenced) the fences; ARGV: value, ttl ms, candidate token, n, wait
     /// marker ms, waiter id, "1" to claim priority, claim slack ms, the wait marker ms still
-    /// needed once this waiter has the lock (0 when nobody else here waits), the waiter's queue
-    /// entry (`id:deadline-ms`), its arrival (the queue's order), and "1" once an earlier
-    /// attempt of this waiter was refused (it may be queued).
+    /// needed once this waiter has the lock (0 when nobody else here waits), how long (ms) the
+    /// waiter's place in the queue lasts unless a later attempt renews it, its arrival (the
+    /// queue's order), and "1" once an earlier attempt of this waiter was refused (it may be
+    /// queued).
     ///
     /// While another waiter's priority claim stands, or any lock key exists, it refuses with a
     /// PTTL (the holder's; or, when the lock is free, the claim's, at most the slack: the
     /// claimant is about to take it), makes sure every wait marker lives at least the given
-    /// time, so that the release announces itself, and queues the waiter (once, at its
-    /// arrival). A waiter that claims priority and finds no other claim records its id until
+    /// time, so that the release announces itself, and queues the waiter at its arrival, as
+    /// the entry `id:lapse` (the master's clock, ms), replacing any earlier entry of its own: a
+    /// waiter that stops attempting (its process died) lapses, and releases pass it by. A waiter that claims priority and finds no other claim records its id until
     /// the holder's key expires plus the slack. Otherwise it sets the keys, drops its claim and
     /// its queue entry, keeps the markers alive for the waiters behind it, and continues as
     /// ``acquireFenced`` (a fenced attempt whose candidate is too low is refused before any of
@@ -91,8 +93,12 @@ enum Scripts {
           end
           if redis.call('exists', queue) == 1 and redis.call('pttl', queue) < lifetime then redis.call('pexpire', queue, lifetime) end
         end
+        \(dropQueueEntry)
         if held or blocked then
-          redis.call('zadd', queue, 'NX', ARGV[11], ARGV[10])
+          dropQueueEntry(queue, ARGV[6], ARGV[11])
+          local clock = redis.call('time')
+          local lapse = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000) + tonumber(ARGV[10])
+          redis.call('zadd', queue, ARGV[11], string.format('%s:%d', ARGV[6], lapse))
           keepMarkers(tonumber(ARGV[5]))
           local left = held and redis.call('pttl', KEYS[held]) or math.min(redis.call('pttl', first), tonumber(ARGV[8]))
           if ARGV[7] == '1' and not blocked then
@@ -105,7 +111,7 @@ enum Scripts {
         end
         for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
         if claimant then redis.call('del', first) end
-        if ARGV[12] == '1' then redis.call('zrem', queue, ARGV[10]) end
+        if ARGV[12] == '1' then dropQueueEntry(queue, ARGV[6], ARGV[11]) end
         local others = tonumber(ARGV[9])
         if others > 0 then keepMarkers(others) end
         \(announceAndFence(watchMarkersAt: "2 * n", fences: "KEYS[#KEYS]", candidate: "ARGV[3]", fenced: "fenced"))
@@ -113,15 +119,27 @@ enum Scripts {
     )
 
     /// KEYS[1] a priority claim, KEYS[2] a waiter queue; ARGV[1] a waiter id, ARGV[2] its
-    /// queue entry. Forgets a waiter that won elsewhere or gave up: drops its claim, if it holds
+    /// arrival. Forgets a waiter that won elsewhere or gave up: drops its claim, if it holds
     /// it, and its queue entry.
     static let forgetWaiter = RedisScript(
         """
+        \(dropQueueEntry)
         if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
-        redis.call('zrem', KEYS[2], ARGV[2])
+        dropQueueEntry(KEYS[2], ARGV[1], ARGV[2])
         return 1
         """
     )
+
+    /// Lua `dropQueueEntry(queue, id, arrival)`: removes the entry (`id:lapse`) of the waiter
+    /// `id` that queued at `arrival`, whatever its lapse; only the entries of that arrival are
+    /// read.
+    private static let dropQueueEntry = """
+        local function dropQueueEntry(queue, id, arrival)
+          for _, entry in ipairs(redis.call('zrangebyscore', queue, arrival, arrival)) do
+            if string.sub(entry, 1, #id + 1) == id .. ':' then redis.call('zrem', queue, entry) end
+          end
+        end
+        """
 
     /// KEYS watch markers; ARGV ms. Makes each marker live at least that long, so that the
     /// lock's acquisitions and releases are announced.
@@ -152,9 +170,8 @@ enum Scripts {
     /// start with it, n, "1" to announce. Compare-and-delete: deletes only keys holding our
     /// value (compared without its trailer, see `StoredValue`) and returns how many it deleted. When announcing, each deleted key that has a waiter or a watcher gets
     /// `r` published on its channel, followed (for the first resource) by the id of the waiter
-    /// that claimed priority, or else the entry of the queue's first waiter whose deadline has
-    /// not passed: only that waiter is woken (entries past their deadline are dropped on the
-    /// way). With ARGV[5], a fencing token's trailer, a key is deleted only while its value
+    /// that claimed priority, or else the entry of the queue's first waiter whose place has
+    /// not lapsed: only that waiter is woken (lapsed entries are dropped on the way). With ARGV[5], a fencing token's trailer, a key is deleted only while its value
     /// carries that token: -2 when it does not.
     static let release = RedisScript(
         """

@@ -38,20 +38,24 @@ final class WakeUpHub: @unchecked Sendable {
         let id: Int
         /// A random id the masters know this waiter by, for its priority claim.
         let token: [UInt8]
-        /// Its entry in the masters' queue: `token:deadline` (wall clock, ms), so that a
-        /// release skips an entry whose waiter's deadline has passed.
-        let queueEntry: [UInt8]
         /// Its place in the masters' queue: the wall clock (µs) when it joined, the same on
         /// every master.
         let arrival: [UInt8]
+        /// When it gives up.
+        let deadline: NIODeadline
 
         init(id: Int, deadline: NIODeadline) {
             self.id = id
+            self.deadline = deadline
             token = Redlock.randomValue()
-            let now = Redlock.wallClockMicroseconds()
-            let deadlineMilliseconds = now / 1_000 + max((deadline - .now()).nanoseconds / 1_000_000, 0)
-            queueEntry = token + Array(":\(deadlineMilliseconds)".utf8)
-            arrival = Array(String(now).utf8)
+            arrival = Array(String(Redlock.wallClockMicroseconds()).utf8)
+        }
+
+        /// How long its place in the masters' queue lasts from an attempt: `lease` (long enough
+        /// to reach its next attempt), but never past its deadline.
+        func queueLease(_ lease: Duration) -> Duration {
+            let untilDeadline = Duration.nanoseconds(max((deadline - .now()).nanoseconds, 1_000_000))
+            return min(lease, untilDeadline)
         }
     }
 

@@ -231,6 +231,59 @@ struct CLITests {
         }
     }
 
+    @Test func aKilledWaitersPlaceInTheQueueLapsesSoTheReleaseWakesTheLiveWaiter() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            var configuration = RedlockConfiguration(retry: .never)
+            // A fallback far longer than the test: the live waiter can only be woken by a release.
+            configuration.wakeUps = .init(longestSleep: .seconds(120))
+            let client = Redlock(masters: group.addresses, configuration: configuration)
+            await client.connect()
+            let queueKey = "redlock:queue:relayed"
+            /// Each master's queue entries (`token:lapse-ms`) in order, and its clock (ms).
+            func queues() async throws -> [(entries: [String], now: Int)] {
+                var all: [(entries: [String], now: Int)] = []
+                for master in group.servers {
+                    let connection = direct(master)
+                    let entries = try await connection.send("ZRANGE", queueKey, "0", "-1").array?.compactMap(\.string) ?? []
+                    let time = try await connection.send("TIME").array?.compactMap(\.string).compactMap(Int.init) ?? []
+                    all.append((entries, time.count == 2 ? time[0] * 1_000 + time[1] / 1_000 : 0))
+                    await connection.close()
+                }
+                return all
+            }
+            func waitForQueues(_ done: ([(entries: [String], now: Int)]) -> Bool, within limit: Duration) async throws -> Bool {
+                let deadline = ContinuousClock.now + limit
+                while ContinuousClock.now < deadline {
+                    if done(try await queues()) { return true }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                return false
+            }
+            let holder = try await client.acquire("relayed", ttl: .seconds(60))
+            // The first waiter, in a process of its own, asks to wait far longer than the test.
+            let doomed = try spawnLocklock(["run", "--lock", "relayed", "--wait", "300s", "--", "true"], masters: group.commaSeparated)
+            #expect(try await waitForQueues({ $0.allSatisfy { $0.entries.count == 1 } }, within: .seconds(10)), "the process queued first")
+            async let live = client.acquire("relayed", ttl: .seconds(10), wait: .seconds(60))
+            #expect(try await waitForQueues({ $0.allSatisfy { $0.entries.count == 2 } }, within: .seconds(10)), "the live waiter queued behind it")
+            kill(doomed.processIdentifier, SIGKILL)
+            doomed.waitUntilExit()
+            // Its entry is a lease its attempts renewed: with no more attempts it lapses soon,
+            // not at its 300 s deadline.
+            func lapse(_ entry: String) -> Int { Int(entry.split(separator: ":").last ?? "") ?? .max }
+            let lapsed = try await waitForQueues({ $0.allSatisfy { $0.entries.first.map(lapse) ?? 0 < $0.now } }, within: .seconds(15))
+            let left = try await queues().map(\.entries)
+            #expect(lapsed, "the killed waiter's entry lapsed: \(left)")
+            let clock = ContinuousClock()
+            let released = clock.now
+            try await client.release(holder)
+            let lock = try await live
+            #expect(clock.now - released < .seconds(3), "the release named the live waiter, not the dead one")
+            try await client.release(lock)
+            #expect(try await queues().allSatisfy { $0.entries.isEmpty }, "the lapsed entry was dropped and the winner left the queue")
+            await client.shutdown()
+        }
+    }
+
     @Test func runWithPermitsLetsAtMostNCommandsRunAtOnce() async throws {
         try await withRedisServers(count: 3) { group throws in
             let masters = group.commaSeparated

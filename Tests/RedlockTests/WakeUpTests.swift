@@ -161,6 +161,56 @@ struct WakeUpTests {
         }
     }
 
+    @Test func aLiveWaiterRenewsItsPlaceInTheQueueAndKeepsItPastManyLeases() async throws {
+        try await withRedisServers(count: 3, options: .init()) { group throws in
+            // Attempts every 500 ms at most: each place lasts 1.75 s unless renewed.
+            var settings = Self.configuration(priorityAfter: 1_000)
+            settings.wakeUps.longestSleep = .milliseconds(500)
+            let first = Redlock(masters: group.addresses, configuration: settings)
+            let second = Redlock(masters: group.addresses, configuration: settings)
+            let holder = Redlock(masters: group.addresses, configuration: Self.configuration())
+            for client in [first, second, holder] { await client.connect() }
+            #expect(first.queueLease == .milliseconds(1_750))
+            let held = try await holder.acquire("renewed", ttl: .seconds(60))
+            try await withDirect(group) { masters in
+                /// The first master's queue: (entry, arrival) in order, and its clock (ms).
+                func queue() async throws -> (entries: [(entry: String, arrival: String)], now: Int) {
+                    let flat = try await masters[0].send("ZRANGE", "redlock:queue:renewed", "0", "-1", "WITHSCORES").array?.compactMap(\.string) ?? []
+                    let time = try await masters[0].send("TIME").array?.compactMap(\.string).compactMap(Int.init) ?? [0, 0]
+                    return (stride(from: 0, to: flat.count - 1, by: 2).map { (flat[$0], flat[$0 + 1]) }, time[0] * 1_000 + time[1] / 1_000)
+                }
+                func lapse(_ entry: String) -> Int { Int(entry.split(separator: ":").last ?? "") ?? 0 }
+                func waitForQueue(count: Int) async throws -> [(entry: String, arrival: String)] {
+                    for _ in 0..<250 {
+                        let entries = try await queue().entries
+                        if entries.count == count { return entries }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    return try await queue().entries
+                }
+                async let firstLock = first.acquire("renewed", ttl: .seconds(5), wait: .seconds(30))
+                let queuedFirst = try #require(try await waitForQueue(count: 1).first)
+                async let secondLock = second.acquire("renewed", ttl: .seconds(5), wait: .seconds(30))
+                #expect(try await waitForQueue(count: 2).count == 2)
+                try await Task.sleep(for: .seconds(4))
+                let later = try await queue()
+                #expect(later.entries.count == 2, "one entry per waiter, however often renewed: \(later.entries)")
+                let renewed = try #require(later.entries.first)
+                #expect(renewed.entry.split(separator: ":").first == queuedFirst.entry.split(separator: ":").first)
+                #expect(renewed.arrival == queuedFirst.arrival, "renewed at its arrival: its place")
+                #expect(lapse(renewed.entry) >= lapse(queuedFirst.entry) + 3_000, "its attempts renewed it")
+                #expect(later.entries.allSatisfy { lapse($0.entry) > later.now }, "neither place lapsed")
+                try await holder.release(held)
+                let winner = try await firstLock
+                try await first.release(winner)
+                let next = try await secondLock
+                #expect(next.fencingToken! > winner.fencingToken!, "the first to arrive went first")
+                try await second.release(next)
+            }
+            for client in [first, second, holder] { await client.shutdown() }
+        }
+    }
+
     @Test func aReleaseNobodyWaitsForPublishesNothing() async throws {
         try await withRedlock(configuration: Self.configuration()) { redlock, group in
             try await withDirect(group) { masters in
