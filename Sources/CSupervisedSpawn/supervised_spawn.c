@@ -77,6 +77,57 @@ pid_t locklock_supervised_spawn(const char *file, char *const argv[], const sigs
     return pid;
 }
 
+#ifdef __linux__
+// The guard's own copies, set in the guard after fork.
+static volatile pid_t guarded_group;
+static volatile pid_t guard_parent;
+
+static void kill_guarded_group(int signal) {
+    (void)signal;
+    // Another process may send the same signal: only the parent's death counts.
+    if (getppid() == guard_parent) return;
+    kill(-guarded_group, SIGKILL);
+    _exit(0);
+}
+#endif
+
+pid_t locklock_group_guard(pid_t group, int *error) {
+#ifdef __linux__
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        *error = errno;
+        return -1;
+    }
+    if (pid == 0) {
+        // Async-signal-safe calls only: this child of a multithreaded process never execs.
+        guarded_group = group;
+        guard_parent = parent;
+        sigset_t all;
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        struct sigaction on_death;
+        memset(&on_death, 0, sizeof on_death);
+        on_death.sa_handler = kill_guarded_group;
+        sigfillset(&on_death.sa_mask);
+        sigaction(SIGUSR1, &on_death, NULL);
+        if (prctl(PR_SET_PDEATHSIG, SIGUSR1) != 0 || getppid() != parent) {
+            kill(-group, SIGKILL);
+            _exit(0);
+        }
+        sigset_t only_death;
+        sigfillset(&only_death);
+        sigdelset(&only_death, SIGUSR1);
+        for (;;) sigsuspend(&only_death);
+    }
+    return pid;
+#else
+    (void)group;
+    *error = ENOSYS;
+    return -1;
+#endif
+}
+
 int locklock_signal_is_ignored(int signal) {
     struct sigaction current;
     if (sigaction(signal, NULL, &current) != 0) return 0;

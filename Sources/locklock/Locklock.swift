@@ -521,7 +521,7 @@ struct Run: AsyncParsableCommand {
         abstract: "Run a command while holding a distributed lock (a distributed flock(1)).",
         discussion: """
             The command sees the lock's fencing token (with --leader, the term) in LOCKLOCK_FENCING_TOKEN. \
-            It runs in a process group of its own, and on Linux dies with `run`. \
+            It runs in a process group of its own, and on Linux the group dies with `run`. \
             If the lock is lost while it runs, its group gets SIGTERM, and SIGKILL after --grace or when the lock's validity ends, \
             whichever comes first. SIGTERM, SIGINT or SIGHUP sent to `run` go to the group (SIGKILL after --grace), \
             and the lock is released once the command has exited. \

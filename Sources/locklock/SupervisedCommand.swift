@@ -12,7 +12,8 @@ import Glibc
 ///   shell's children stop with the shell.
 /// - On Linux it gets SIGKILL from the kernel if `run` dies (even of SIGKILL). The kernel sends
 ///   it when the thread that forked exits, so a thread of its own forks and then waits for the
-///   command, living exactly as long as it.
+///   command, living exactly as long as it. That reaches the command alone; a guard process,
+///   told by the kernel in the same way, kills the rest of its group (a shell's children).
 /// - As PID 1 (in a container), that thread also reaps every orphan the kernel hands over.
 /// - A terminal's foreground is handed to the command while it runs, so an interactive command
 ///   can read the terminal and Ctrl-C reaches it directly.
@@ -44,9 +45,16 @@ final class SupervisedCommand: Sendable {
                     continuation.resume(returning: .failure(SupervisedCommandError(arguments[0], errno: error)))
                     return
                 }
+                let guardian = locklock_group_guard(pid, &error)
                 let command = SupervisedCommand(pid: pid, terminal: Self.handTerminal(to: pid))
                 continuation.resume(returning: .success(command))
-                command.finish(Self.reap(pid))
+                let status = Self.reap(pid)
+                if guardian > 0 {
+                    // The command is gone and `run` lives: whatever it left behind may run on.
+                    kill(guardian, SIGKILL)
+                    while waitpid(guardian, nil, 0) < 0 && errno == EINTR {}
+                }
+                command.finish(status)
             }
             thread.name = "locklock-run-supervisor"
             thread.start()

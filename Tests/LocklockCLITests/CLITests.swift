@@ -464,6 +464,27 @@ struct CLITests {
         }
     }
 
+    @Test func theCommandsWholeGroupDiesWithRunEvenWhenRunIsKilled() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let directory = try scratchDirectory()
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let pidFile = directory.appendingPathComponent("grandchild").path
+            // The shell's child is not run's: the kernel's parent-death signal reaches only the shell.
+            let run = try spawnLocklock(
+                ["run", "--lock", "orphaned-group", "--ttl", "30s", "--", "sh", "-c", "sleep 300 & echo $! > \(pidFile); wait"],
+                masters: group.commaSeparated
+            )
+            let grandchild = try await pid(from: pidFile)
+            try await Task.sleep(for: .seconds(1))
+            #expect(isRunning(grandchild))
+            kill(run.processIdentifier, SIGKILL)
+            // Before waiting for run: the grandchild holds a descriptor Process waits on.
+            #expect(try await waitUntilGone(grandchild, within: .seconds(2)), "the command's child outlived a killed run")
+            if isRunning(grandchild) { kill(grandchild, SIGKILL) }
+            run.waitUntilExit()
+        }
+    }
+
     @Test(.enabled(if: canMakePIDNamespaces(), "needs unshare --pid (root)"))
     func asPID1RunReapsTheOrphansItInherits() async throws {
         try await withRedisServers(count: 3) { group throws in

@@ -14,6 +14,14 @@
 /// (the exec's own, such as ENOENT, when the command cannot be started).
 pid_t locklock_supervised_spawn(const char *file, char *const argv[], const sigset_t *defaults, int die_with_parent, int *error);
 
+/// Linux: starts a guard process that sends SIGKILL to the process group `group` when this
+/// process dies (the kernel tells it, even of SIGKILL), so that the children a command
+/// started do not outlive it. The caller ends the guard with SIGKILL
+/// (which it cannot catch) once the group may live on, and reaps it. Call it from the thread
+/// that spawned the command. Returns the guard's pid, or -1 with `*error` set (ENOSYS
+/// elsewhere than Linux).
+pid_t locklock_group_guard(pid_t group, int *error);
+
 /// Whether `signal` is ignored in this process (as `nohup` leaves SIGHUP).
 int locklock_signal_is_ignored(int signal);
 
