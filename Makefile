@@ -49,7 +49,8 @@ docs:
 
 # The fault-injection suite, long form (several times longer phases; about 12 minutes).
 chaos: deps
-	$(SWIFT) build -c release --product locklock-chaos
+	@# The run-wrapper scenario starts the locklock next to the suite.
+	$(SWIFT) build -c release --product locklock-chaos && $(SWIFT) build -c release --product locklock
 	@trap '$(MAKE) --no-print-directory clean-test-servers' EXIT; $$($(SWIFT) build -c release --show-bin-path)/locklock-chaos run --form long
 
 run: deps

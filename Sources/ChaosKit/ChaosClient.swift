@@ -175,43 +175,12 @@ package struct ChaosClient: Sendable {
         lane: String
     ) async throws -> AttemptRecord {
         let enter = monotonicNanoseconds()
-        let validUntil = enter + handle.remainingValidity.nanoseconds
-        let token = handle.fencingToken ?? 0
-        _ = try await witness.send("SET", WitnessKeys.holder, pid)
-        let counter = WitnessKeys.key(WitnessKeys.counter, lane: lane)
-        let value = Int(try await witness.send("GET", counter).string ?? "0") ?? 0
-        // Not `try`: a cancelled sleep (the lock was lost) still goes on to write.
-        try? await Task.sleep(for: options.hold)
-        var reply = RESPValue.integer(0)
-        if lane != AttemptRecord.readerLane {
-            let script = options.fenced ? WitnessScripts.fencedWrite : WitnessScripts.unfencedWrite
-            reply = try await witness.evaluate(
-                script,
-                keys: [counter, WitnessKeys.key(WitnessKeys.lastToken, lane: lane), WitnessKeys.key(WitnessKeys.acceptedTokens, lane: lane)].map {
-                    Array($0.utf8)
-                },
-                arguments: [Array(String(value + 1).utf8), Array(String(token).utf8)]
-            )
-        }
-        let exit = monotonicNanoseconds()
-        _ = try await witness.send(
-            "EVAL",
-            "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end",
-            "1",
-            WitnessKeys.holder,
-            pid
-        )
-        return AttemptRecord(
-            client: options.id,
-            started: started,
-            outcome: "ok",
-            acquireNanoseconds: enter - started,
-            enter: enter,
-            validUntil: validUntil,
-            exit: exit,
-            token: token,
-            writeAccepted: reply == .integer(1),
-            lane: lane
+        return try await WitnessedSection(client: options.id, started: started, enter: enter, pid: pid, lane: lane).run(
+            validUntil: enter + handle.remainingValidity.nanoseconds,
+            token: handle.fencingToken ?? 0,
+            hold: options.hold,
+            fenced: options.fenced,
+            witness: witness
         )
     }
 }

@@ -171,9 +171,9 @@ package struct ChaosRunner: Sendable {
         let witnessServer = try await RedisServer.start()
         var masters: [RedisServer] = []
         var proxies: [[FaultProxy]] = [[], []]
-        var children: [ChildProcess] = []
+        let children = ClientProcesses()
         func tearDown() async {
-            for child in children {
+            for child in children.all {
                 child.send(SIGCONT)
                 child.send(SIGKILL)
                 _ = await child.wait(timeout: .seconds(5))
@@ -209,7 +209,18 @@ package struct ChaosRunner: Sendable {
                 arguments += ["--primitive", scenario.primitive.description]
                 if scenario.lockDelay > .zero { arguments += ["--lock-delay-ms", String(scenario.lockDelay.nanoseconds / 1_000_000)] }
                 if let certificates { arguments += ["--tls-ca", certificates.caCertificate] }
-                children.append(try ChildProcess.spawn(arguments))
+                try children.start(arguments)
+            }
+            for wrapper in 0..<scenario.runWrappers {
+                let id = clients + wrapper
+                let masterList = proxies[id % 2].map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+                var arguments = [clientExecutable, "run-client", "--id", String(id), "--locklock", try locklockExecutable()]
+                arguments += ["--masters", masterList, "--witness", witnessServer.hostAndPort]
+                arguments += [
+                    "--ttl-ms", String(scenario.ttl.nanoseconds / 1_000_000), "--hold-ms", String(scenario.runWrapperHold.nanoseconds / 1_000_000),
+                ]
+                arguments += ["--think-ms", String((scenario.think ?? think).nanoseconds / 1_000_000)]
+                try children.start(arguments, wrapsRun: true)
             }
             let context = FaultContext(
                 masters: masters,
@@ -237,7 +248,7 @@ package struct ChaosRunner: Sendable {
             try await Task.sleep(for: timing.healed)
             let end = monotonicNanoseconds()
             _ = try await witness.send("SET", "chaos:stop", "1")
-            for child in children {
+            for child in children.all {
                 // Bounded: a client finishes its section within TTL + its 1 s wait; then it is killed.
                 if await child.wait(timeout: .seconds(8)) == nil {
                     child.send(SIGCONT)
@@ -274,12 +285,21 @@ package struct ChaosRunner: Sendable {
                 phases: Phases(baseline: baseline, fault: faultStart, healed: healed, end: end),
                 injectionMoments: context.moments.all,
                 injections: injections,
-                failures: Self.failures(scenario, report, injections) + observed
+                failures: Self.failures(scenario, report, injections) + observed + context.moments.notes
             )
         } catch {
             await tearDown()
             throw error
         }
+    }
+
+    /// The `locklock` executable the run-wrapper clients start: built next to this suite.
+    private func locklockExecutable() throws -> String {
+        let path = URL(fileURLWithPath: clientExecutable).deletingLastPathComponent().appendingPathComponent("locklock").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw RedisServerError("no locklock next to \(clientExecutable): build the locklock product too")
+        }
+        return path
     }
 
     static func strings(_ value: RESPValue) -> [String] {
@@ -348,7 +368,7 @@ package struct ChaosRunner: Sendable {
 struct FaultContext: Sendable {
     let masters: [RedisServer]
     let proxies: [[FaultProxy]]
-    let children: [ChildProcess]
+    let children: ClientProcesses
     let witness: RedisConnection
     let clockFiles: [String]
     let moments: InjectionLog
@@ -445,7 +465,7 @@ struct FaultContext: Sendable {
         case .pauseHolder(let pause, let times):
             var done = 0
             for _ in 0..<times {
-                guard let pid = try await waitForHolder(until: end), let child = children.first(where: { $0.pid == pid }) else { break }
+                guard let pid = try await waitForHolder(until: end), let child = children.all.first(where: { $0.pid == pid }) else { break }
                 moments.mark()
                 child.send(SIGSTOP)
                 try await Task.sleep(for: pause)
@@ -454,7 +474,55 @@ struct FaultContext: Sendable {
                 try await Task.sleep(for: .milliseconds(500))
             }
             return done
+        case .restartClientsDuringHoldOut(let indexes, let times):
+            var done = 0
+            for _ in 0..<times {
+                guard let holder = try await waitForHolder(until: end) else { break }
+                moments.mark()
+                for index in indexes { try await masters[index].restart() }
+                // Every client but the holder, which is in its section on the masters that kept it.
+                for index in children.indices(wrappingRun: false) where children.pid(index) != holder {
+                    try await children.restart(index)
+                }
+                done += 1
+                try await Task.sleep(for: .milliseconds(1500))
+            }
+            return done
+        case .killRunWrappers(let times):
+            var done = 0
+            for _ in 0..<times {
+                guard let (section, wrapper) = try await waitForWrappedHolder(until: end) else { break }
+                moments.mark()
+                kill(wrapper, SIGKILL)
+                done += 1
+                // Its section would write well after this (it lasts longer than the TTL).
+                var gone = false
+                for _ in 0..<50 where !gone {
+                    try await Task.sleep(for: .milliseconds(20))
+                    gone = ProcessTree.isGone(section)
+                }
+                if !gone {
+                    moments.note("the section of a killed locklock run outlived it")
+                    kill(section, SIGKILL)
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            return done
         }
+    }
+
+    /// Polls the witness until a `locklock run`'s command is in its critical section; returns
+    /// the section's pid and its `run`'s (the section is a shell's child, the shell `run`'s).
+    private func waitForWrappedHolder(until end: ContinuousClock.Instant) async throws -> (section: pid_t, wrapper: pid_t)? {
+        while ContinuousClock.now < end {
+            if let text = try await witness.send("GET", WitnessKeys.holder).string, let pid = pid_t(text),
+                let shell = ProcessTree.parent(of: pid), let wrapper = ProcessTree.parent(of: shell), ProcessTree.name(of: wrapper) == "locklock"
+            {
+                return (pid, wrapper)
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return nil
     }
 
     /// Removes `fault`.
@@ -466,7 +534,8 @@ struct FaultContext: Sendable {
             for index in indexes { masters[index].resume() }
         case .proxy, .splitPartition:
             for group in proxies { for proxy in group { proxy.set(.none) } }
-        case .none, .restartWhileHeld, .clockJump, .clockJumpOnBareQuorum, .pauseHolder, .rollingRestart:
+        case .none, .restartWhileHeld, .clockJump, .clockJumpOnBareQuorum, .pauseHolder, .rollingRestart, .restartClientsDuringHoldOut,
+            .killRunWrappers:
             break
         }
     }
@@ -497,10 +566,67 @@ struct FaultContext: Sendable {
     }
 }
 
-/// When faults were injected, in ``monotonicNanoseconds()``.
+/// When faults were injected, in ``monotonicNanoseconds()``, and what an injection saw go
+/// wrong (each a failure of the scenario).
 final class InjectionLog: Sendable {
     private let moments = Mutex<[Int64]>([])
+    private let seen = Mutex<[String]>([])
 
     func mark() { moments.withLock { $0.append(monotonicNanoseconds()) } }
     var all: [Int64] { moments.withLock { $0 } }
+    func note(_ failure: String) { seen.withLock { $0.append(failure) } }
+    var notes: [String] { seen.withLock { $0 } }
+}
+
+/// The client processes of one run, each restartable with the arguments it was started with.
+final class ClientProcesses: Sendable {
+    private struct Client {
+        var process: ChildProcess
+        let arguments: [String]
+        let wrapsRun: Bool
+    }
+    private let clients = Mutex<[Client]>([])
+
+    /// Starts a client; `wrapsRun` for a ``RunWrapperClient``.
+    func start(_ arguments: [String], wrapsRun: Bool = false) throws {
+        let process = try ChildProcess.spawn(arguments)
+        clients.withLock { $0.append(Client(process: process, arguments: arguments, wrapsRun: wrapsRun)) }
+    }
+
+    var all: [ChildProcess] { clients.withLock { $0.map(\.process) } }
+
+    func indices(wrappingRun: Bool) -> [Int] { clients.withLock { all in all.indices.filter { all[$0].wrapsRun == wrappingRun } } }
+
+    func pid(_ index: Int) -> pid_t { clients.withLock { $0[index].process.pid } }
+
+    /// kill -9 client `index` and start it again, as a fresh process.
+    func restart(_ index: Int) async throws {
+        let (old, arguments) = clients.withLock { ($0[index].process, $0[index].arguments) }
+        old.send(SIGCONT)
+        old.send(SIGKILL)
+        _ = await old.wait(timeout: .seconds(5))
+        let new = try ChildProcess.spawn(arguments)
+        clients.withLock { $0[index].process = new }
+    }
+}
+
+/// A look at other processes through /proc (Linux).
+enum ProcessTree {
+    /// `pid`'s parent, or nil when it is gone.
+    static func parent(of pid: pid_t) -> pid_t? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
+    }
+
+    /// `pid`'s command name.
+    static func name(of pid: pid_t) -> String? {
+        (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether `pid` has exited (a zombie counts as gone).
+    static func isGone(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(close, offsetBy: 2)] == "Z"
+    }
 }

@@ -27,6 +27,13 @@ package enum Fault: Sendable {
     /// each while a client holds the lock), `gap` apart; with `clockStep`, each restarted
     /// master's clock then steps that far ahead, as NTP does after a boot with a wrong clock.
     case rollingRestart(gap: Duration, clockStep: Duration?)
+    /// While a client holds the lock, kill -9 these masters and restart them empty (held out
+    /// by every client), then kill -9 every other client process and start it again: the new
+    /// processes must honour the hold-out they never saw begin. `times` times.
+    case restartClientsDuringHoldOut([Int], times: Int)
+    /// kill -9 the `locklock run` whose command is in its critical section, `times` times: the
+    /// command (a shell's child) must die with it.
+    case killRunWrappers(times: Int)
 }
 
 extension Fault {
@@ -132,6 +139,10 @@ package struct Scenario: Sendable {
     package var checksHandOversThroughout = false
     /// What the clients contend for.
     package var primitive = Primitive.mutex
+    /// How many `locklock run` loops (``RunWrapperClient``) contend besides the clients, and
+    /// how long each of their sections lasts.
+    package var runWrappers = 0
+    package var runWrapperHold = Duration.milliseconds(1500)
 
     /// Creates a scenario.
     package init(
@@ -351,6 +362,26 @@ package struct Scenario: Sendable {
                 hold: .milliseconds(100),
                 maximumTTL: .seconds(30)
             ),
+            Scenario(
+                name: "operations: clients restarted while a restarted majority is held out",
+                fault: .restartClientsDuringHoldOut(majority, times: 2),
+                expectation: .safe(availabilityFloor: nil),
+                ttl: .seconds(1),
+                hold: .milliseconds(700),
+                maximumTTL: .seconds(2)
+            ),
+            {
+                var scenario = Scenario(
+                    name: "operations: locklock run wrappers killed in their sections",
+                    fault: .killRunWrappers(times: 2),
+                    expectation: .safe(availabilityFloor: nil),
+                    ttl: .seconds(1),
+                    hold: .milliseconds(100),
+                    maximumTTL: .seconds(30)
+                )
+                scenario.runWrappers = 2
+                return scenario
+            }(),
             Scenario(
                 name: "client paused past its validity (fenced)",
                 fault: .pauseHolder(pause: .milliseconds(1500), times: 2),

@@ -9,7 +9,7 @@ struct LocklockChaos: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "locklock-chaos",
         abstract: "Inject faults under contending Redlock clients and check what the lock guarantees.",
-        subcommands: [RunSuite.self, Client.self],
+        subcommands: [RunSuite.self, Client.self, RunWrapper.self, Section.self],
         defaultSubcommand: RunSuite.self
     )
 }
@@ -126,5 +126,51 @@ struct Client: AsyncParsableCommand {
         guard let contended = Primitive(primitive) else { throw ValidationError("bad --primitive \(primitive)") }
         options.primitive = contended
         try await ChaosClient(options: options).run()
+    }
+}
+
+/// One client that contends through `locklock run` (started by `run`).
+struct RunWrapper: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run-client", abstract: "One client looping `locklock run` (started by run).")
+
+    @Option var id: Int
+    @Option var locklock: String
+    @Option var masters: String
+    @Option var witness: String
+    @Option var ttlMs: Int
+    @Option var holdMs: Int
+    @Option var thinkMs: Int
+
+    func run() async throws {
+        guard let witnessAddress = RedisServerAddress(parsing: witness) else { throw ValidationError("bad --witness \(witness)") }
+        let options = RunWrapperClient.Options(
+            id: id,
+            locklock: locklock,
+            chaos: try RunSuite.ownExecutable(),
+            masters: masters,
+            witness: witnessAddress,
+            ttl: .milliseconds(ttlMs),
+            hold: .milliseconds(holdMs),
+            think: .milliseconds(thinkMs)
+        )
+        try await RunWrapperClient(options: options).run()
+    }
+}
+
+/// One critical section, run by `locklock run` (started by `run-client`).
+struct Section: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "section",
+        abstract: "One critical section under locklock run (started by run-client)."
+    )
+
+    @Option var id: Int
+    @Option var witness: String
+    @Option var holdMs: Int
+    @Option var started: Int64
+
+    func run() async throws {
+        guard let witnessAddress = RedisServerAddress(parsing: witness) else { throw ValidationError("bad --witness \(witness)") }
+        try await RunWrapperClient.section(client: id, started: started, hold: .milliseconds(holdMs), witness: witnessAddress)
     }
 }
