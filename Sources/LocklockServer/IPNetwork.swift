@@ -58,20 +58,26 @@ public struct IPNetwork: Sendable, Hashable {
 /// The client behind trusted proxies: the nearest address in the forwarding chain that is
 /// not itself a trusted proxy.
 enum ForwardedClient {
-    /// The client's address: `peer` itself unless `peer` is trusted; then the right-most
-    /// address of `Forwarded` (RFC 7239) or, without it, `X-Forwarded-For` that is not a
-    /// trusted proxy. A chain entry that is not an address (`unknown`, an obfuscated name)
-    /// stops the walk at the last trusted hop.
-    static func address(peer: SocketAddress?, headers: HTTPFields, trusted: [IPNetwork]) -> SocketAddress? {
+    /// The client's address: `peer` itself unless `peer` is trusted; then, walking `header`'s
+    /// chain right to left past trusted proxies, the first address that is not one. The other
+    /// header is never read: the client wrote it. A chain entry that is not an address
+    /// (`unknown`, an obfuscated name) stops the walk at the last trusted hop.
+    static func address(
+        peer: SocketAddress?,
+        headers: HTTPFields,
+        trusted: [IPNetwork],
+        header: LocklockServerConfiguration.ForwardedHeader
+    ) -> SocketAddress? {
         guard let peer, !trusted.isEmpty, trusted.contains(where: { $0.contains(peer) }) else { return peer }
         let chain: [String]
-        if let forwarded = headers[values: .forwarded].joined(separator: ",").nilIfEmpty {
-            chain = forwarded.split(separator: ",").compactMap { element in
+        switch header {
+        case .forwarded:
+            chain = headers[values: .forwarded].joined(separator: ",").split(separator: ",").compactMap { element in
                 element.split(separator: ";").lazy.map { $0.trimmingCharacters(in: .whitespaces) }
                     .first { $0.lowercased().hasPrefix("for=") }
                     .map { node(String($0.dropFirst(4))) }
             }
-        } else {
+        case .xForwardedFor:
             chain = headers[values: .xForwardedFor].joined(separator: ",").split(separator: ",").map {
                 node($0.trimmingCharacters(in: .whitespaces))
             }
@@ -93,10 +99,6 @@ enum ForwardedClient {
         if node.filter({ $0 == ":" }).count == 1, let colon = node.firstIndex(of: ":") { return String(node[..<colon]) }
         return String(node)
     }
-}
-
-extension String {
-    fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
 }
 
 extension HTTPField.Name {

@@ -40,7 +40,12 @@ struct LockController: Sendable {
 
     func handle(_ operation: Operation, kind: String, _ request: Request, _ context: LocklockRequestContext) async throws -> Response {
         var context = context
-        context.clientAddress = ForwardedClient.address(peer: context.remoteAddress, headers: request.headers, trusted: configuration.trustedProxies)
+        context.clientAddress = ForwardedClient.address(
+            peer: context.remoteAddress,
+            headers: request.headers,
+            trusted: configuration.trustedProxies,
+            header: configuration.forwardedHeader
+        )
         let raw = try context.parameters.require("name")
         guard var name = kind == "uuid" ? LockName.parseUUID(raw) : LockName.parseKey(raw) else {
             throw Problem.badRequest(kind == "uuid" ? "not a canonical UUID" : "lock names match ^[A-Za-z0-9._~:-]{1,200}$ and contain no '..'")

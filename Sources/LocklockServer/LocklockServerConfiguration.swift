@@ -29,9 +29,19 @@ public struct LocklockServerConfiguration: Sendable {
     /// every replica; nil stores a plain SHA-256, which a dump of the masters exposes to an
     /// offline guess of weak secrets.
     public var secretKey: [UInt8]?
-    /// Peers whose `Forwarded` and `X-Forwarded-For` headers name the client (the proxies in
-    /// front of the server); from any other peer those headers are ignored.
+    /// Peers whose ``forwardedHeader`` names the client (the proxies in front of the server);
+    /// from any other peer it is ignored.
     public var trustedProxies: [IPNetwork] = []
+    /// The header the trusted proxies write: only it is read, never the other one, which a
+    /// proxy that does not write it passes through from the client untouched.
+    public var forwardedHeader = ForwardedHeader.xForwardedFor
+    /// A header that carries the forwarding chain.
+    public enum ForwardedHeader: Sendable {
+        /// `X-Forwarded-For`, which nginx, AWS ALB, Envoy and Traefik append to.
+        case xForwardedFor
+        /// `Forwarded` (RFC 7239), its `for=` parameters.
+        case forwarded
+    }
     /// Whether `/metrics` is served on the API's address (false when it has one of its own,
     /// see ``buildMetricsApplication(prometheus:host:port:logger:)``).
     public var servesMetrics = true

@@ -79,6 +79,12 @@ func secret(file: String?, flag: String, environment: String) throws -> [UInt8]?
     return Array(text.utf8)
 }
 
+/// `--forwarded-header x-forwarded-for|forwarded`.
+enum ForwardedHeaderArgument: String, ExpressibleByArgument, CaseIterable {
+    case xForwardedFor = "x-forwarded-for"
+    case forwarded
+}
+
 /// `--throttle shared|local`.
 enum ThrottleArgument: String, ExpressibleByArgument, CaseIterable {
     case shared, local
@@ -157,7 +163,14 @@ struct ServeOptions: ParsableArguments {
     var throttle: ThrottleArgument = .shared
     @Option(help: "Serve /metrics on this port only (not on --port), bound to --metrics-host.") var metricsPort: Int?
     @Option(help: "Address to bind --metrics-port to.") var metricsHost = "127.0.0.1"
-    @Option(help: "A proxy (CIDR, repeatable) whose Forwarded or X-Forwarded-For header names the client.") var trustedProxy: [String] = []
+    @Option(help: "A proxy (CIDR, repeatable) whose --forwarded-header names the client.") var trustedProxy: [String] = []
+    @Option(
+        help: """
+            The one header the trusted proxies write the client into: x-forwarded-for (nginx, AWS ALB, Envoy, Traefik) \
+            or forwarded (RFC 7239); the other is never read.
+            """
+    )
+    var forwardedHeader: ForwardedHeaderArgument = .xForwardedFor
     @Option(
         help:
             "File holding the key under which lock secrets are stored (HMAC-SHA-256), the same on every replica (or LOCKLOCK_SECRET_KEY). At least 32 bytes."
@@ -261,6 +274,7 @@ struct ServeOptions: ParsableArguments {
             guard let network = IPNetwork(text) else { throw ValidationError("--trusted-proxy takes an address or a CIDR network, not '\(text)'") }
             return network
         }
+        configuration.forwardedHeader = forwardedHeader == .forwarded ? .forwarded : .xForwardedFor
         configuration.secretKey = try secretKey()
         configuration.anonymousWaiters = anonymousWaiters
         configuration.developerWaiters = developerWaiters
