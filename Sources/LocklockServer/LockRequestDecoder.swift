@@ -3,8 +3,9 @@ import Hummingbird
 import NIOCore
 
 /// Decodes lock request bodies for `request.decode(as:context:)`, with the adapter's limits:
-/// at most 64 KiB (413, and the connection is closed), at most 32 levels of nesting, an empty
-/// body read as `{}`, and every failure a problem that names the field.
+/// at most 64 KiB (413, and the connection is closed), declared `application/json` unless
+/// empty (415), at most 32 levels of nesting, an empty body read as `{}`, and every failure a
+/// problem that names the field.
 public struct LockRequestDecoder: RequestDecoder {
     /// The largest body read, in bytes.
     static let bodyLimit = 64 * 1024
@@ -21,14 +22,24 @@ public struct LockRequestDecoder: RequestDecoder {
             throw Problem.tooLarge
         }
         let bytes = buffer.readableBytesView
-        if T.self == LockRequestBody.self, let body = SimpleBodyParser.parse(Array(bytes)) as? T { return body }
         let blank = bytes.allSatisfy { [0x20, 0x0A, 0x0D, 0x09].contains($0) }
+        // A cross-site form can POST text/plain or form data without a preflight; only a
+        // script allowed by CORS can declare JSON.
+        if !blank, !Self.declaresJSON(request.headers[.contentType]) { throw Problem.unsupportedMediaType }
+        if T.self == LockRequestBody.self, let body = SimpleBodyParser.parse(Array(bytes)) as? T { return body }
         try Self.checkDepth(bytes)
         do {
             return try JSONDecoder().decode(T.self, from: blank ? Data("{}".utf8) : Data(bytes))
         } catch let error as DecodingError {
             throw Self.problem(for: error)
         }
+    }
+
+    /// Whether `contentType` is `application/json`, parameters (a charset) aside.
+    static func declaresJSON(_ contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return mediaType.lowercased() == "application/json"
     }
 
     /// Refuses deep nesting before the decoder recurses into it.

@@ -57,6 +57,11 @@ public struct Problem: HTTPResponseError, Sendable {
     /// For a client that hung up while its request waited: nobody reads it.
     static let clientGone = Problem(.serviceUnavailable, "Service Unavailable", "the client closed the connection while the request waited")
     /// Also closes the connection: the rest of an oversized body is not read.
+    static let unsupportedMediaType = Problem(
+        .unsupportedMediaType,
+        "Unsupported Media Type",
+        "a request body must be JSON, sent as Content-Type: application/json"
+    )
     static let tooLarge = Problem(.contentTooLarge, "Content Too Large", "request bodies are limited to 64 KiB", headers: [.connection: "close"])
 
     /// This problem with `fields` added to its headers (those it has already win).

@@ -19,6 +19,7 @@ struct RouterValidationTests {
     }
 
     static let path = "/v1/api/lock/uuid/6f1c2a86-0d2e-4b51-9a1f-0b8b8c3f2f10"
+    static let json: HTTPFields = [.contentType: "application/json"]
 
     @Test func theBearerSchemeIsMatchedCaseInsensitively() async throws {
         try await Self.application().test(.router) { client in
@@ -26,7 +27,7 @@ struct RouterValidationTests {
                 let response = try await client.execute(
                     uri: "/v1/api/lock/key/report",
                     method: .post,
-                    headers: [.authorization: "\(scheme) \(Keys.acme)"],
+                    headers: [.authorization: "\(scheme) \(Keys.acme)", .contentType: "application/json"],
                     body: ByteBuffer(string: "{not json")
                 )
                 #expect(response.status == .badRequest, "\(scheme): authenticated, then the body was refused")
@@ -44,11 +45,42 @@ struct RouterValidationTests {
     ])
     func aBodyThatDoesNotDecodeIsABadRequestNamingTheField(body: String, detail: String) async throws {
         try await Self.application().test(.router) { client in
-            let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: body))
+            let response = try await client.execute(uri: Self.path, method: .post, headers: Self.json, body: ByteBuffer(string: body))
             #expect(response.status == .badRequest)
             #expect(response.headers[.contentType] == "application/problem+json")
             let problem = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
             #expect(problem?["detail"] as? String == detail)
+        }
+    }
+
+    @Test(arguments: [
+        "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", nil,
+    ])
+    func aBodyThatIsNotDeclaredJSONIsUnsupported(contentType: String?) async throws {
+        // What a cross-site form (or a fetch without a preflight) can send.
+        try await Self.application().test(.router) { client in
+            var headers = HTTPFields()
+            if let contentType { headers[.contentType] = contentType }
+            let response = try await client.execute(uri: Self.path, method: .post, headers: headers, body: ByteBuffer(string: #"{"expires_in":30}"#))
+            #expect(response.status == .unsupportedMediaType, "\(contentType ?? "no Content-Type")")
+            let problem = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+            #expect(problem?["detail"] as? String == "a request body must be JSON, sent as Content-Type: application/json")
+        }
+    }
+
+    @Test(arguments: ["application/json", "application/json; charset=utf-8", "Application/JSON"])
+    func aJSONBodyOrNoBodyAtAllIsAccepted(contentType: String) async throws {
+        try await Self.application().test(.router) { client in
+            // No master answers: 503 means the body got past validation.
+            let declared = try await client.execute(
+                uri: Self.path,
+                method: .post,
+                headers: [.contentType: contentType],
+                body: ByteBuffer(string: #"{"expires_in":30}"#)
+            )
+            #expect(declared.status == .serviceUnavailable, "\(contentType)")
+            let bare = try await client.execute(uri: Self.path, method: .post)
+            #expect(bare.status == .serviceUnavailable, "curl -X POST, with no body, stays valid")
         }
     }
 
@@ -111,7 +143,7 @@ struct RouterValidationTests {
             let response = try await client.execute(
                 uri: path,
                 method: .init(rawValue: method)!,
-                headers: [.authorization: "Bearer \(Keys.acme)"],
+                headers: [.authorization: "Bearer \(Keys.acme)", .contentType: "application/json"],
                 body: ByteBuffer(string: body)
             )
             #expect(response.status.code == status, "\(method) \(path) \(body)")
@@ -139,10 +171,15 @@ struct RouterValidationTests {
     @Test func aLockDelayOutOfRangeIsUnprocessable() async throws {
         try await Self.application().test(.router) { client in
             for body in [#"{"lock_delay": -1}"#, #"{"lock_delay": 1e12}"#] {
-                let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: body))
+                let response = try await client.execute(uri: Self.path, method: .post, headers: Self.json, body: ByteBuffer(string: body))
                 #expect(response.status == .unprocessableContent, "\(body)")
             }
-            let wrongType = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"lock_delay": "5"}"#))
+            let wrongType = try await client.execute(
+                uri: Self.path,
+                method: .post,
+                headers: Self.json,
+                body: ByteBuffer(string: #"{"lock_delay": "5"}"#)
+            )
             #expect(wrongType.status == .badRequest)
         }
     }
@@ -150,7 +187,12 @@ struct RouterValidationTests {
     @Test func anExpiresInTooShortToHonourIsUnprocessable() async throws {
         try await Self.application().test(.router) { client in
             for expiresIn in ["0.002", "0.003", "0.05"] {
-                let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"expires_in": \#(expiresIn)}"#))
+                let response = try await client.execute(
+                    uri: Self.path,
+                    method: .post,
+                    headers: Self.json,
+                    body: ByteBuffer(string: #"{"expires_in": \#(expiresIn)}"#)
+                )
                 #expect(response.status == .unprocessableContent, "expires_in \(expiresIn)")
             }
         }
@@ -159,7 +201,12 @@ struct RouterValidationTests {
     @Test func aSecretsLengthIsCountedInBytes() async throws {
         try await Self.application().test(.router) { client in
             let secret = String(repeating: "é", count: 200)  // 200 characters, 400 bytes
-            let response = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"secret": "\#(secret)"}"#))
+            let response = try await client.execute(
+                uri: Self.path,
+                method: .post,
+                headers: Self.json,
+                body: ByteBuffer(string: #"{"secret": "\#(secret)"}"#)
+            )
             #expect(response.status == .unprocessableContent)
             let header = try await client.execute(uri: Self.path, method: .delete, headers: [.init("Lock-Secret")!: secret])
             #expect(header.status == .unprocessableContent)
@@ -168,12 +215,17 @@ struct RouterValidationTests {
 
     @Test func anonymousLocksLiveAtMostTheAnonymousMaximum() async throws {
         try await Self.application().test(.router) { client in
-            let anonymous = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"expires_in": 7200}"#))
+            let anonymous = try await client.execute(
+                uri: Self.path,
+                method: .post,
+                headers: Self.json,
+                body: ByteBuffer(string: #"{"expires_in": 7200}"#)
+            )
             #expect(anonymous.status == .unprocessableContent, "an anonymous 2-hour lock is refused: \(anonymous.status)")
             let keyed = try await client.execute(
                 uri: Self.path,
                 method: .post,
-                headers: [.authorization: "Bearer \(Keys.initech)"],
+                headers: [.authorization: "Bearer \(Keys.initech)", .contentType: "application/json"],
                 body: ByteBuffer(string: #"{"expires_in": 7200}"#)
             )
             #expect(keyed.status == .serviceUnavailable, "a tenant's is accepted (and reaches the absent masters): \(keyed.status)")
@@ -196,7 +248,12 @@ struct RouterValidationTests {
             let response = try await client.execute(uri: Self.path, method: .get)
             #expect(response.status == .serviceUnavailable)
             #expect(response.headers[.init("RateLimit")!] != nil, "a 503 was counted, so it says how much is left")
-            let tooShort = try await client.execute(uri: Self.path, method: .post, body: ByteBuffer(string: #"{"expires_in": 0.002}"#))
+            let tooShort = try await client.execute(
+                uri: Self.path,
+                method: .post,
+                headers: Self.json,
+                body: ByteBuffer(string: #"{"expires_in": 0.002}"#)
+            )
             #expect(tooShort.headers[.init("RateLimit")!] != nil)
         }
     }
@@ -204,7 +261,7 @@ struct RouterValidationTests {
     @Test func aTooLargeBodyClosesTheConnection() async throws {
         try await Self.application().test(.router) { client in
             let body = ByteBuffer(string: "{\"secret\":\"" + String(repeating: "a", count: 100_000) + "\"}")
-            let response = try await client.execute(uri: Self.path, method: .post, body: body)
+            let response = try await client.execute(uri: Self.path, method: .post, headers: Self.json, body: body)
             #expect(response.status == .contentTooLarge)
             #expect(response.headers[.connection] == "close")
         }
