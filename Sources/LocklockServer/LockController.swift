@@ -84,7 +84,7 @@ struct LockController: Sendable {
         var body = LockRequestBody()
         var storedData: [UInt8]?
         if operation != .status {
-            body = try await request.decode(as: LockRequestBody.self, context: context)
+            body = try await LockRequestDecoder.lockBody(of: request, allowsData: caller.tenant?.plan == .pro)
             storedData = try body.validate(
                 maximumExpiresIn: maximumExpiresIn(for: caller.tenant),
                 maximumWait: configuration.maximumWait,

@@ -1,9 +1,10 @@
 import Hummingbird
 import Redlock
 
-/// The JSON body of a POST, PATCH or DELETE on a lock. Decoding checks types (400); `validate`
-/// checks the ranges that depend on the caller (422, or 403 for data without a Pro plan).
-struct LockRequestBody: Decodable, Sendable {
+/// The JSON body of a POST, PATCH or DELETE on a lock. Reading checks types (400), and refuses
+/// `data` from a caller whose plan has none (403) before reading it; `validate` checks the
+/// ranges that depend on the caller (422).
+struct LockRequestBody: Sendable {
     /// The shortest `expires_in` the adapter can honour, in seconds: below it the drift
     /// allowance and a few round trips leave no validity to hand out.
     static let minimumExpiresIn = 0.1
@@ -35,15 +36,50 @@ struct LockRequestBody: Decodable, Sendable {
 
     init() {}
 
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        secret = try container.decodeIfPresent(String.self, forKey: .secret)
-        expiresIn = try container.decodeIfPresent(Double.self, forKey: .expiresIn)
+    /// Reads a body (blank reads as `{}`). Without `allowsData`, a `data` member other than
+    /// `null` is refused with 403 having only been scanned: a caller without the plan cannot
+    /// make the server build it. Unknown members are ignored.
+    init(parsing bytes: [UInt8], allowsData: Bool) throws(Problem) {
+        if bytes.allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) { return }
+        let object: JSONParser.Object
+        switch JSONParser.object(bytes, skipping: allowsData ? [] : [CodingKeys.data.stringValue]) {
+        case .failure(.malformed): throw .badRequest("malformed JSON")
+        case .failure(.tooDeep): throw .badRequest("JSON nested deeper than \(LockRequestDecoder.maximumDepth) levels")
+        case .failure(.duplicateMember(let name)): throw .badRequest("a member is named twice: \(Self.printable(name))")
+        case .success(nil): throw .badRequest("the body must be a JSON object")
+        case .success(let parsed?): object = parsed
+        }
+        if object.skipped.contains(CodingKeys.data.stringValue) { throw .forbidden("data payloads need a Pro plan") }
+        func number(_ key: CodingKeys) throws(Problem) -> Double? {
+            switch object.members[key.stringValue] {
+            case nil, .null?: return nil
+            case .integer(let value)?: return Double(value)
+            case .number(let value)?: return value
+            default: throw .badRequest("\(key.stringValue) must be a number")
+            }
+        }
+        switch object.members[CodingKeys.secret.stringValue] {
+        case nil, .null?: break
+        case .string(let value)?: secret = value
+        default: throw .badRequest("secret must be a string")
+        }
+        expiresIn = try number(.expiresIn)
+        wait = try number(.wait)
+        lockDelay = try number(.lockDelay)
+        switch object.members[CodingKeys.permits.stringValue] {
+        case nil, .null?: break
+        case .integer(let value)?: permits = Int(clamping: value)
+        // A whole number written as one (`-0`, `8.0`, `1e2`).
+        case .number(let value)? where value.rounded(.towardZero) == value && abs(value) < 9e15: permits = Int(value)
+        default: throw .badRequest("permits must be a whole number")
+        }
         // `"data": null` is the same as no data.
-        data = try container.decodeIfPresent(JSONValue.self, forKey: .data).flatMap { $0 == .null ? nil : $0 }
-        wait = try container.decodeIfPresent(Double.self, forKey: .wait)
-        lockDelay = try container.decodeIfPresent(Double.self, forKey: .lockDelay)
-        permits = try container.decodeIfPresent(Int.self, forKey: .permits)
+        data = object.members[CodingKeys.data.stringValue].flatMap { $0 == .null ? nil : $0 }
+    }
+
+    /// A member's name as a problem may quote it: printable ASCII, at most 40 characters.
+    private static func printable(_ name: String) -> String {
+        String(name.unicodeScalars.prefix(40).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" })
     }
 
     /// `permits` is required on a semaphore's POST (1 to ``Semaphore/maximumPermits``) and
@@ -83,7 +119,7 @@ struct LockRequestBody: Decodable, Sendable {
         }
         guard let data else { return nil }
         guard allowData else { throw Problem.forbidden("data payloads need a Pro plan") }
-        let encoded = try data.encoded()
+        let encoded = data.compact
         guard encoded.count <= Self.dataLimit else { throw Problem.unprocessable("data must be at most 16 KiB of JSON") }
         return encoded
     }

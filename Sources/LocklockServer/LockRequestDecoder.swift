@@ -2,10 +2,11 @@ import Foundation
 import Hummingbird
 import NIOCore
 
-/// Decodes lock request bodies for `request.decode(as:context:)`, with the adapter's limits:
-/// at most 64 KiB (413, and the connection is closed), declared `application/json` unless
-/// empty (415), at most 32 levels of nesting, an empty body read as `{}`, and every failure a
-/// problem that names the field.
+/// Reads request bodies with the adapter's limits: at most 64 KiB (413, and the connection is
+/// closed), declared `application/json` unless empty (415), at most 32 levels of nesting, an
+/// empty body read as `{}`, and every failure a problem that names the field. A lock's body
+/// goes through ``lockBody(of:allowsData:)``, which never throws its way through a decoder;
+/// `request.decode(as:context:)` serves any other type.
 public struct LockRequestDecoder: RequestDecoder {
     /// The largest body read, in bytes.
     static let bodyLimit = 64 * 1024
@@ -14,6 +15,25 @@ public struct LockRequestDecoder: RequestDecoder {
 
     /// Decodes `type` from the body of `request`.
     public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        let bytes = try await Self.bytes(of: request)
+        try Self.checkDepth(bytes)
+        do {
+            return try JSONDecoder().decode(T.self, from: bytes.isEmpty ? Data("{}".utf8) : Data(bytes))
+        } catch let error as DecodingError {
+            throw Self.problem(for: error)
+        }
+    }
+
+    /// A lock's body. Without `allowsData` (a caller whose plan has no payloads), a `data`
+    /// member is refused before it is built.
+    static func lockBody(of request: Request, allowsData: Bool) async throws -> LockRequestBody {
+        let bytes = try await bytes(of: request)
+        if let body = SimpleBodyParser.parse(bytes) { return body }
+        return try LockRequestBody(parsing: bytes, allowsData: allowsData)
+    }
+
+    /// The body's bytes (none when it is only whitespace), within the size limit and declared JSON.
+    private static func bytes(of request: Request) async throws -> [UInt8] {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > Self.bodyLimit { throw Problem.tooLarge }
         let buffer: ByteBuffer
         do {
@@ -21,18 +41,12 @@ public struct LockRequestDecoder: RequestDecoder {
         } catch {
             throw Problem.tooLarge
         }
-        let bytes = buffer.readableBytesView
-        let blank = bytes.allSatisfy { [0x20, 0x0A, 0x0D, 0x09].contains($0) }
+        let bytes = Array(buffer.readableBytesView)
+        if bytes.allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) { return [] }
         // A cross-site form can POST text/plain or form data without a preflight; only a
         // script allowed by CORS can declare JSON.
-        if !blank, !Self.declaresJSON(request.headers[.contentType]) { throw Problem.unsupportedMediaType }
-        if T.self == LockRequestBody.self, let body = SimpleBodyParser.parse(Array(bytes)) as? T { return body }
-        try Self.checkDepth(bytes)
-        do {
-            return try JSONDecoder().decode(T.self, from: blank ? Data("{}".utf8) : Data(bytes))
-        } catch let error as DecodingError {
-            throw Self.problem(for: error)
-        }
+        guard Self.declaresJSON(request.headers[.contentType]) else { throw Problem.unsupportedMediaType }
+        return bytes
     }
 
     /// Whether `contentType` is `application/json`, parameters (a charset) aside.

@@ -45,7 +45,7 @@ struct LockResponse: ResponseGenerator, Encodable, Sendable {
     /// The body, as the context's `JSONEncoder` would write it (keys sorted), written directly.
     func body() throws -> ByteBuffer {
         var writer = JSONObjectWriter()
-        if let data { writer.field("data", json: try data.encoded()) }
+        if let data { writer.field("data", json: data.compact) }
         writer.field("expires_at", expiresAt)
         writer.field("expires_in", expiresIn)
         if let fencingToken { writer.field("fencing_token", fencingToken) }

@@ -151,6 +151,27 @@ struct RouterValidationTests {
         }
     }
 
+    @Test func aPayloadWithoutThePlanIsRefusedBeforeItIsBuilt() async throws {
+        // The worst body under the size limit: as many values as 64 KiB holds.
+        let worst = #"{"data":["# + Array(repeating: "{}", count: 21_000).joined(separator: ",") + "]}"
+        try await Self.application().test(.router) { client in
+            let anonymous = try await client.execute(uri: Self.path, method: .post, headers: Self.json, body: ByteBuffer(string: worst))
+            #expect(anonymous.status == .forbidden)
+            let problem = try JSONSerialization.jsonObject(with: Data(anonymous.body.readableBytesView)) as? [String: Any]
+            #expect(problem?["detail"] as? String == "data payloads need a Pro plan")
+            // Scanned all the same: a malformed payload is a bad request, as for anyone.
+            let broken = try await client.execute(uri: Self.path, method: .post, headers: Self.json, body: ByteBuffer(string: #"{"data":[1,}"#))
+            #expect(broken.status == .badRequest)
+            let pro = try await client.execute(
+                uri: "/v1/api/lock/key/report",
+                method: .post,
+                headers: [.authorization: "Bearer \(Keys.acme)", .contentType: "application/json"],
+                body: ByteBuffer(string: worst)
+            )
+            #expect(pro.status == .unprocessableContent, "read, and over the 16 KiB payload limit")
+        }
+    }
+
     @Test func semaphoresNeedAProKey() async throws {
         try await Self.application().test(.router) { client in
             let body = ByteBuffer(string: #"{"permits": 2}"#)
