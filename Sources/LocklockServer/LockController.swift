@@ -14,6 +14,8 @@ struct LockController: Sendable {
     let configuration: LocklockServerConfiguration
     let limiter: RateLimiter
     let waiters = WaiterCounts()
+    /// Identities the shared rate limit refuses, and until when (see ``DenialCache``).
+    let denials = DenialCache()
 
     func register(on router: Router<LocklockRequestContext>) {
         for kind in ["uuid", "key"] {
@@ -493,7 +495,13 @@ struct LockController: Sendable {
         let key = identity(of: tenant, context: context)
         var shared: RateLimiter.Decision?
         if configuration.throttle == .shared {
-            shared = await SharedRateLimiter(redlock: groups.primary, keyPrefix: "locklock:throttle:").check(key, rate: rate)
+            if let left = denials.refusal(for: key) {
+                // The masters said so already: refused here, without asking them again.
+                shared = RateLimiter.Decision(allowed: false, remaining: 0, retryAfter: max(1, Int(left.secondsRoundedUp)))
+            } else if let answer = await SharedRateLimiter(redlock: groups.primary, keyPrefix: "locklock:throttle:").check(key, rate: rate) {
+                shared = answer.decision
+                denials.refuse(key, for: answer.refusedFor)
+            }
         }
         let decision = shared ?? limiter.check(key, rate: rate)
         let headers = [

@@ -11,7 +11,7 @@ struct SharedRateLimiter: Sendable {
     let keyPrefix: String
 
     /// KEYS[1] the identity's theoretical arrival time (µs); ARGV[1] µs per request, ARGV[2]
-    /// burst. Returns {allowed, remaining, µs until allowed}.
+    /// burst. Returns {allowed, remaining, µs until the next request is allowed}.
     static let gcra = RedisScript(
         """
         local t = redis.call('TIME')
@@ -23,12 +23,13 @@ struct SharedRateLimiter: Sendable {
         if now < tat - tolerance then return {0, 0, math.ceil(tat - tolerance - now)} end
         local next = tat + interval
         redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1000)
-        return {1, math.floor((tolerance - (next - now)) / interval) + 1, 0}
+        return {1, math.floor((tolerance - (next - now)) / interval) + 1, math.max(0, math.ceil(next - tolerance - now))}
         """
     )
 
-    /// Takes one request from `key`'s allowance of `rate` per second (burst twice that).
-    func check(_ key: String, rate: Int) async -> RateLimiter.Decision? {
+    /// Takes one request from `key`'s allowance of `rate` per second (burst twice that), and
+    /// says how long the next request would be refused (zero when it would not).
+    func check(_ key: String, rate: Int) async -> (decision: RateLimiter.Decision, refusedFor: Duration)? {
         let interval = 1_000_000.0 / Double(rate)
         let arguments = [Array(String(format: "%.3f", interval).utf8), Array(String(rate * 2).utf8)]
         let master = Int(Self.stableHash(key) % UInt64(redlock.masters.count))
@@ -37,7 +38,12 @@ struct SharedRateLimiter: Sendable {
             let values = reply.array?.compactMap(\.integer), values.count == 3
         else { return nil }
         let waitSeconds = Int((Double(values[2]) / 1_000_000).rounded(.up))
-        return RateLimiter.Decision(allowed: values[0] == 1, remaining: Int(max(values[1], 0)), retryAfter: values[0] == 1 ? 0 : max(1, waitSeconds))
+        let decision = RateLimiter.Decision(
+            allowed: values[0] == 1,
+            remaining: Int(max(values[1], 0)),
+            retryAfter: values[0] == 1 ? 0 : max(1, waitSeconds)
+        )
+        return (decision, .microseconds(max(values[2], 0)))
     }
 
     /// FNV-1a: the same master for an identity in every replica (Swift's `Hasher` is seeded

@@ -53,3 +53,30 @@ import Testing
         #expect((a == b) == same, "\(a) vs \(b)")
     }
 }
+
+/// The shared limit's refusals remembered locally: never past their end, never unbounded.
+@Suite("Denial cache")
+struct DenialCacheTests {
+    @Test func aRefusalLastsUntilTheMastersWouldAllowAgain() {
+        let cache = DenialCache()
+        let now = ContinuousClock.now
+        cache.refuse("a:1", for: .milliseconds(500), now: now)
+        #expect(cache.refusal(for: "a:1", now: now + .milliseconds(100)) == .milliseconds(400))
+        #expect(cache.refusal(for: "a:1", now: now + .milliseconds(500)) == nil, "at its end the masters are asked again")
+        #expect(cache.count == 0, "and it is forgotten")
+        cache.refuse("a:2", for: .zero, now: now)
+        #expect(cache.refusal(for: "a:2", now: now) == nil, "an allowed request with tokens left remembers nothing")
+    }
+
+    @Test func itRemembersAtMostItsBoundDroppingLapsedRefusalsFirst() {
+        let cache = DenialCache(maximumKeys: 3)
+        let now = ContinuousClock.now
+        for index in 0..<3 { cache.refuse("a:\(index)", for: .seconds(index == 0 ? 1 : 10), now: now) }
+        cache.refuse("a:3", for: .seconds(10), now: now + .seconds(2))
+        #expect(cache.count == 3)
+        #expect(cache.refusal(for: "a:3", now: now + .seconds(2)) != nil, "the lapsed one made room")
+        cache.refuse("a:4", for: .seconds(10), now: now + .seconds(2))
+        #expect(cache.count == 3, "full of live refusals: the newcomer is not remembered")
+        #expect(cache.refusal(for: "a:4", now: now + .seconds(2)) == nil)
+    }
+}

@@ -2,6 +2,7 @@ import Hummingbird
 import LocalRedis
 import LocklockServer
 import RealServerGate
+import RedisWire
 import Redlock
 import RedlockTestSupport
 import Testing
@@ -44,6 +45,45 @@ struct SharedThrottlingTests {
                 statuses.append(try await loopbackRequest(port: port, "GET", Self.path).status)
             }
             #expect(statuses == [404, 404, 429, 429], "a burst of 2 in all, not 2 per replica: \(statuses)")
+        }
+    }
+
+    /// Calls on `masters` since their last reset, but the test's own INFO and CONFIG.
+    static func commands(on masters: RedisServerGroup) async throws -> Int {
+        var total = 0
+        for server in masters.servers {
+            let connection = RedisConnection(address: server.address)
+            let stats = try await connection.send("INFO", "commandstats").string ?? ""
+            await connection.close()
+            for line in stats.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+                guard !line.hasPrefix("cmdstat_info:"), !line.hasPrefix("cmdstat_config"),
+                    let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) })
+                else { continue }
+                total += calls
+            }
+        }
+        return total
+    }
+
+    @Test func aFloodOfRefusedRequestsCostsTheMastersAlmostNothing() async throws {
+        try await withReplicas(throttle: .shared) { ports, masters in
+            for server in masters.servers {
+                let connection = RedisConnection(address: server.address)
+                _ = try await connection.send("CONFIG", "RESETSTAT")
+                await connection.close()
+            }
+            let before = try await Self.commands(on: masters)
+            // A malformed body: what is asked of the masters is the throttling alone.
+            var refused = 0
+            for request in 0..<200 {
+                let port = ports[request % 2]
+                let status = try await loopbackRequest(port: port, "POST", Self.path, body: "{", headers: ["Content-Type": "application/json"]).status
+                if status == 429 { refused += 1 }
+            }
+            let spent = try await Self.commands(on: masters) - before
+            #expect(refused >= 150, "the flood was throttled: \(refused) of 200 refused")
+            let perRefusal = Double(spent) / Double(max(refused, 1))
+            #expect(perRefusal <= 0.2, "\(spent) master commands for \(refused) refusals: \(perRefusal) each")
         }
     }
 
