@@ -77,7 +77,8 @@ public func buildApplication(
         headerTimeout: .nanoseconds(configuration.headerTimeout.nanoseconds),
         bodyTimeout: .nanoseconds(configuration.bodyTimeout.nanoseconds),
         idleTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds),
-        connections: ConnectionCount(maximum: configuration.maximumConnections)
+        connections: ConnectionCount(maximum: configuration.maximumConnections, perClient: configuration.connectionsPerClient),
+        trustedProxies: configuration.trustedProxies
     )
     let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionGuard(limits: limits)], idleTimeout: limits.idleTimeout)
     let executors = LoopExecutors(eventLoopGroup)

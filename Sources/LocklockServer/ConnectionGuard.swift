@@ -8,7 +8,8 @@ import Synchronization
 ///   idle timeout + `headerTimeout` of the previous response (the server's own idle timeout
 ///   closes a keep-alive connection that sends nothing before that);
 /// - its body must arrive within `bodyTimeout` of its head;
-/// - past `maximumConnections` open connections, a new one is closed as soon as it opens;
+/// - past `maximumConnections` open connections, or past its client's share of them, a new
+///   one is closed as soon as it opens;
 /// - a client that closes its side of the connection has gone: the connection is closed, so
 ///   a request that waits for a lock on its behalf sees it and stops.
 ///
@@ -25,11 +26,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         var bodyTimeout: TimeAmount
         var idleTimeout: TimeAmount
         var connections: ConnectionCount
+        /// Peers held to the total only: each carries many clients.
+        var trustedProxies: [IPNetwork] = []
     }
 
     private let limits: Limits
     private var started = false
-    private var counted = false
+    /// The client this connection was counted against (nil for a trusted proxy), once counted.
+    private var counted: ConnectionCount.Client?
     /// When the connection is closed unless the deadline moves first; nil while a request is
     /// being served.
     private var deadline: NIODeadline?
@@ -51,11 +55,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func start(context: ChannelHandlerContext) {
         guard !started else { return }
         started = true
-        guard limits.connections.open() else {
+        let peer = context.channel.remoteAddress
+        let client: String? =
+            if let peer, limits.trustedProxies.contains(where: { $0.contains(peer) }) { nil } else { RateLimiter.clientKey(for: peer) }
+        guard limits.connections.open(for: client) else {
             context.close(promise: nil)
             return
         }
-        counted = true
+        counted = .init(key: client)
         arm(limits.headerTimeout, context: context)
     }
 
@@ -95,9 +102,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         deadline = nil
         timer?.task.cancel()
         timer = nil
-        if counted {
-            counted = false
-            limits.connections.close()
+        if let client = counted {
+            counted = nil
+            limits.connections.close(for: client.key)
         }
     }
 
@@ -129,23 +136,44 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Open connections of one server, against its cap.
+/// Open connections of one server, against its cap and each client's share of it.
 final class ConnectionCount: Sendable {
-    private let count = Atomic<Int>(0)
-    let maximum: Int
-
-    init(maximum: Int) { self.maximum = maximum }
-
-    /// Counts a new connection; false (and not counted) when the cap is reached.
-    func open() -> Bool {
-        let now = count.wrappingAdd(1, ordering: .relaxed).newValue
-        guard now <= maximum else {
-            count.wrappingSubtract(1, ordering: .relaxed)
-            return false
-        }
-        return true
+    /// Whom a connection was counted against.
+    struct Client {
+        /// The client's key, nil for a trusted proxy.
+        let key: String?
     }
 
-    /// Counts a connection less.
-    func close() { count.wrappingSubtract(1, ordering: .relaxed) }
+    private let counts = Mutex<(total: Int, perClient: [String: Int])>((0, [:]))
+    let maximum: Int
+    let perClient: Int
+
+    init(maximum: Int, perClient: Int? = nil) {
+        self.maximum = maximum
+        self.perClient = perClient ?? maximum
+    }
+
+    /// Counts a new connection of `client` (nil: a trusted proxy, held to the total only);
+    /// false (and not counted) when the cap or the client's share is reached.
+    func open(for client: String?) -> Bool {
+        counts.withLock { counts in
+            guard counts.total < maximum else { return false }
+            if let client {
+                let held = counts.perClient[client, default: 0]
+                guard held < perClient else { return false }
+                counts.perClient[client] = held + 1
+            }
+            counts.total += 1
+            return true
+        }
+    }
+
+    /// Counts a connection of `client` less.
+    func close(for client: String?) {
+        counts.withLock { counts in
+            counts.total -= 1
+            guard let client, let held = counts.perClient[client] else { return }
+            counts.perClient[client] = held > 1 ? held - 1 : nil
+        }
+    }
 }

@@ -75,6 +75,13 @@ public struct LocklockServerConfiguration: Sendable {
     public var bodyTimeout: Duration = .seconds(30)
     /// Connections open at once; past it, new ones are closed as soon as they are accepted.
     public var maximumConnections: Int = 10_000
+    /// Connections one client (an IPv4 address, an IPv6 /64) may hold open at once; nil is a
+    /// tenth of ``maximumConnections``. A trusted proxy carries many clients and is held to
+    /// the total only.
+    public var maximumConnectionsPerClient: Int?
+
+    /// ``maximumConnectionsPerClient`` as it applies.
+    var connectionsPerClient: Int { max(1, maximumConnectionsPerClient ?? maximumConnections / 10) }
 
     /// Creates a configuration with the contract's defaults.
     public init(

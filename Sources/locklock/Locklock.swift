@@ -196,6 +196,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A request's head must arrive in full within this.") var headerTimeout = DurationArgument(argument: "10s")!
     @Option(help: "A request's body must arrive in full within this of its head.") var bodyTimeout = DurationArgument(argument: "30s")!
     @Option(help: "Connections open at once; new ones past it are closed at once.") var maxConnections = 10_000
+    @Option(help: "Connections one client address (IPv6: /64) may hold (default: a tenth of --max-connections); trusted proxies are exempt.")
+    var maxConnectionsPerClient: Int?
     @Option(
         help:
             "Threads that serve HTTP and talk to the masters (default: one per core). With 1, every request runs on the masters' thread: no thread hop, less CPU and latency per request, at most one core."
@@ -246,7 +248,7 @@ struct ServeOptions: ParsableArguments {
         }
         for (name, limit) in [
             ("--anonymous-waiters", anonymousWaiters), ("--developer-waiters", developerWaiters), ("--pro-waiters", proWaiters),
-            ("--max-connections", maxConnections),
+            ("--max-connections", maxConnections), ("--max-connections-per-client", maxConnectionsPerClient ?? 1),
         ] where limit < 1 {
             throw ValidationError("\(name) must be 1 or more, not \(limit)")
         }
@@ -283,6 +285,7 @@ struct ServeOptions: ParsableArguments {
         configuration.headerTimeout = headerTimeout.duration
         configuration.bodyTimeout = bodyTimeout.duration
         configuration.maximumConnections = maxConnections
+        configuration.maximumConnectionsPerClient = maxConnectionsPerClient
         return configuration
     }
 

@@ -48,8 +48,41 @@ struct ConnectionLimitsTests {
         }
     }
 
+    @Test func oneAddressCannotTakeEveryConnection() async throws {
+        try await withLiveServer(setting: .set(\.maximumConnections, 40)) { server throws in
+            // 40 stalled connections from one address: a tenth of the slots is its share.
+            var hog: [RawConnection] = []
+            for _ in 0..<40 { hog.append(try RawConnection(port: server.port)) }
+            try await Task.sleep(for: .milliseconds(300))
+            let refused = hog.filter { $0.waitForClose(within: .milliseconds(50)).closed }.count
+            #expect((36...37).contains(refused), "all but its 4 (one may be the readiness probe's) are closed at once: \(refused) closed")
+            let other = try RawConnection(port: server.port, from: "127.0.0.2")
+            try other.send("GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let answer = other.waitForClose(within: .seconds(3))
+            #expect(answer.received.hasPrefix("HTTP/1.1 200"), "another client is still served: \(answer.received.prefix(40))")
+        }
+    }
+
+    @Test func aTrustedProxyCarriesManyClientsAndIsNotHeldToOneShare() async throws {
+        let proxy = try #require(IPNetwork("127.0.0.1/32"))
+        let settings = ConfigurationTweak {
+            $0.maximumConnections = 40
+            $0.trustedProxies = [proxy]
+        }
+        try await withLiveServer(setting: settings) { server throws in
+            var held: [RawConnection] = []
+            for _ in 0..<10 { held.append(try RawConnection(port: server.port)) }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(held.allSatisfy { !$0.waitForClose(within: .milliseconds(50)).closed }, "the proxy's connections stay open")
+        }
+    }
+
     @Test func connectionsPastTheCapAreClosedAtOnce() async throws {
-        try await withLiveServer(setting: .set(\.maximumConnections, 3)) { server throws in
+        let settings = ConfigurationTweak {
+            $0.maximumConnections = 3
+            $0.maximumConnectionsPerClient = 3  // the total alone, for this one client
+        }
+        try await withLiveServer(setting: settings) { server throws in
             let held = try (0..<3).map { _ in try RawConnection(port: server.port) }
             try await Task.sleep(for: .milliseconds(200))
             let extra = try RawConnection(port: server.port)
