@@ -144,16 +144,31 @@ struct LockController: Sendable {
         var wait: Double { body.wait ?? 0 }
     }
 
-    /// Runs `operation` as one of the caller's waiters (a POST that waits, a watch) until it
-    /// ends or the client leaves; 429 with `retryAfter` when the caller has too many.
+    /// Runs `operation`, which waits at most `seconds`, as one of the caller's waiters (a POST
+    /// that waits, a watch) until it ends or the client leaves; 429 with `retryAfter` when the
+    /// caller has too many. The waiters are counted where throttling is: on the masters,
+    /// shared by every replica (unless throttling is local, or that master does not answer).
     func asWaiter<T: Sendable>(
         _ caller: Caller,
         _ context: LocklockRequestContext,
+        waiting seconds: Double,
         retryAfter: Int,
         _ operation: @escaping @Sendable () async throws(RedlockError) -> T
     ) async throws -> Result<T, RedlockError> {
         let identity = identity(of: caller.tenant, context: context)
-        guard waiters.enter(identity, limit: waiterLimit(for: caller.tenant)) else { throw Problem.tooManyWaiters(retryAfter: retryAfter) }
+        let limit = waiterLimit(for: caller.tenant)
+        if configuration.throttle == .shared {
+            let shared = SharedWaiterCounts(redlock: groups.primary, keyPrefix: "locklock:waiters:")
+            // Its place lapses a little after the longest it may wait, should this replica die.
+            let lease = Duration.milliseconds(Int64(seconds * 1000)) + .seconds(5)
+            if let id = await shared.enter(identity, limit: limit, lease: lease) {
+                guard !id.isEmpty else { throw Problem.tooManyWaiters(retryAfter: retryAfter) }
+                let outcome = await untilClientLeaves(context, operation)
+                await shared.leave(identity, id: id)
+                return outcome
+            }
+        }
+        guard waiters.enter(identity, limit: limit) else { throw Problem.tooManyWaiters(retryAfter: retryAfter) }
         defer { waiters.leave(identity) }
         return await untilClientLeaves(context, operation)
     }
@@ -176,7 +191,8 @@ struct LockController: Sendable {
         if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
             let state = try await inspect(resource, caller: caller)
             if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
-            outcome = try await asWaiter(caller, post.context, retryAfter: Self.seconds(state.timeToLive)) { () async throws(RedlockError) -> Lock in
+            outcome = try await asWaiter(caller, post.context, waiting: wait, retryAfter: Self.seconds(state.timeToLive)) {
+                () async throws(RedlockError) -> Lock in
                 try await caller.redlock.acquire(
                     resource,
                     ttl: ttl,
@@ -219,7 +235,8 @@ struct LockController: Sendable {
             try await semaphore.acquire(ttl: ttl, value: value, lockDelay: body.lockDelayDuration)
         }
         if case .failure(let error) = outcome, error.code == .lockHeld, wait > 0 {
-            outcome = try await asWaiter(caller, post.context, retryAfter: Self.seconds(error.retryAfter)) { () async throws(RedlockError) -> Lock in
+            outcome = try await asWaiter(caller, post.context, waiting: wait, retryAfter: Self.seconds(error.retryAfter)) {
+                () async throws(RedlockError) -> Lock in
                 try await semaphore.acquire(ttl: ttl, value: value, wait: .milliseconds(Int64(wait * 1000)), lockDelay: body.lockDelayDuration)
             }
         }
@@ -391,7 +408,7 @@ struct LockController: Sendable {
     func watch(_ name: LockName, _ resource: String, caller: Caller, query: WatchQuery, context: LocklockRequestContext) async throws -> LockResponse
     {
         let redlock = caller.redlock
-        let outcome = try await asWaiter(caller, context, retryAfter: 1) { () async throws(RedlockError) -> LockState in
+        let outcome = try await asWaiter(caller, context, waiting: query.wait, retryAfter: 1) { () async throws(RedlockError) -> LockState in
             try await redlock.watch(resource, seenToken: query.index, timeout: .milliseconds(Int64(query.wait * 1000)))
         }
         switch outcome {

@@ -13,6 +13,8 @@ import Testing
 struct SharedThrottlingTests {
     func withReplicas(
         throttle: LocklockServerConfiguration.Throttle,
+        anonymousRate: Int = 1,
+        anonymousWaiters: Int = 10,
         _ body: @escaping @Sendable ([Int], RedisServerGroup) async throws -> Void
     ) async throws {
         try await withRedisServers(count: 3) { masters throws in
@@ -20,8 +22,9 @@ struct SharedThrottlingTests {
             var apps: [any ApplicationProtocol] = []
             for _ in 0..<2 {
                 let port = try FreePort.pick()
-                var configuration = LocklockServerConfiguration(host: "127.0.0.1", port: port, anonymousRate: 1)
+                var configuration = LocklockServerConfiguration(host: "127.0.0.1", port: port, anonymousRate: anonymousRate)
                 configuration.throttle = throttle
+                configuration.anonymousWaiters = anonymousWaiters
                 let groups = MasterGroups(primary: Redlock(masters: masters.addresses, configuration: .init(instanceTimeout: .milliseconds(250))))
                 apps.append(try buildApplication(groups: groups, configuration: configuration))
                 ports.append(port)
@@ -84,6 +87,37 @@ struct SharedThrottlingTests {
             #expect(refused >= 150, "the flood was throttled: \(refused) of 200 refused")
             let perRefusal = Double(spent) / Double(max(refused, 1))
             #expect(perRefusal <= 0.2, "\(spent) master commands for \(refused) refusals: \(perRefusal) each")
+        }
+    }
+
+    @Test func aClientsWaitersAreCountedOnceOverEveryReplica() async throws {
+        try await withReplicas(throttle: .shared, anonymousRate: 0, anonymousWaiters: 4) { ports, _ in
+            let path = "/v1/api/lock/uuid/0d9f3c1e-7b5a-4c2e-9f1d-3a6b8c2e4f70"
+            let held = try await loopbackRequest(
+                port: ports[0],
+                "POST",
+                path,
+                body: #"{"expires_in":30}"#,
+                headers: ["Content-Type": "application/json"]
+            )
+            #expect(held.status == 201)
+            // 12 waiting POSTs from one address, over both replicas: 4 wait in all, not 4 each.
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<12 {
+                    group.addTask {
+                        try await loopbackRequest(
+                            port: ports[index % 2],
+                            "POST",
+                            path,
+                            body: #"{"expires_in":30,"wait":2}"#,
+                            headers: ["Content-Type": "application/json"]
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0 == 429 }.count == 8, "8 turned away, 4 waited (409 at their deadline): \(statuses.sorted())")
+            #expect(statuses.filter { $0 == 409 }.count == 4, "\(statuses.sorted())")
         }
     }
 
