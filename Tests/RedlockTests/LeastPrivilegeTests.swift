@@ -13,7 +13,7 @@ struct LeastPrivilegeTests {
         "resetkeys", "~redlock:*", "~locklock:*", "resetchannels", "&redlock:*", "-@all",
         "+ping", "+info", "+select", "+evalsha", "+eval", "+script|load", "+config|get",
         "+set", "+get", "+del", "+exists", "+pttl", "+pexpire", "+multi", "+exec", "+time",
-        "+publish", "+subscribe", "+unsubscribe", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+zscore",
+        "+publish", "+subscribe", "+unsubscribe", "+zadd", "+zrem", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+zscore", "+zcard",
     ]
 
     @Test func everyLockOperationWorksWithTheDocumentedACLAndNoMore() async throws {
