@@ -85,10 +85,13 @@ public func buildApplication(
     var tls: TLSConfiguration?
     if let certificatePath = configuration.tlsCertificatePath, let keyPath = configuration.tlsKeyPath {
         let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-        tls = TLSConfiguration.makeServerConfiguration(
+        var server = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain,
             privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
         )
+        // TLS 1.0 and 1.1 are deprecated (RFC 8996).
+        server.minimumTLSVersion = .tlsv12
+        tls = server
     }
     let server = HTTPServerBuilder { [tls] responder -> any ServerChildChannel in
         let plain = HTTP1Channel(responder: responder, configuration: http1)

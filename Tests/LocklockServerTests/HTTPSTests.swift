@@ -54,6 +54,14 @@ struct HTTPSTests {
                 #expect(!plain.output.contains(#""status":"ok""#), "no cleartext HTTP on the TLS port")
                 let untrusted = try curl(["https://localhost:\(port)/livez"])
                 #expect(untrusted.status != 0, "a client that does not trust the CA refuses the server")
+                // A client willing to speak TLS 1.1 (its own security level lowered) is refused.
+                let old = try curl([
+                    "--cacert", certificates.caCertificate, "--tlsv1.1", "--tls-max", "1.1", "--ciphers", "DEFAULT@SECLEVEL=0",
+                    "https://localhost:\(port)/livez",
+                ])
+                #expect(old.status != 0, "TLS 1.1 was accepted: \(old.output)")
+                let current = try curl(["--cacert", certificates.caCertificate, "--tlsv1.2", "--tls-max", "1.2", "https://localhost:\(port)/livez"])
+                #expect(current.output == #"{"status":"ok"}"#, "TLS 1.2 is served: \(current)")
             }
         }
     }
