@@ -49,7 +49,17 @@ public func buildRouter(
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ready"}"#)))
     }
-    if configuration.servesMetrics { addMetricsRoute(to: router, prometheus: prometheus) }
+    if configuration.servesMetrics {
+        // On the public address the masters are named by place (1-based, per group), as on
+        // /readyz: their addresses are internal.
+        var places: [String: String] = [:]
+        for (_, redlock) in groups.named {
+            for (index, master) in redlock.masters.enumerated() where places[#"master="\#(master)""#] == nil {
+                places[#"master="\#(master)""#] = #"master="\#(index + 1)""#
+            }
+        }
+        addMetricsRoute(to: router, prometheus: prometheus, replacing: places)
+    }
     let openapi = OpenAPIDocument.json(maximumExpiresIn: configuration.maximumExpiresIn, maximumWait: configuration.maximumWait)
     router.get("/v1/api/openapi.json") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: openapi)))
@@ -132,11 +142,21 @@ struct ProblemMiddleware: RouterMiddleware {
     }
 }
 
-/// `GET /metrics`: the registry in Prometheus text format.
-func addMetricsRoute<Context: RequestContext>(to router: Router<Context>, prometheus: PrometheusCollectorRegistry?) {
+/// `GET /metrics`: the registry in Prometheus text format, each label of `replacing` written
+/// as its replacement.
+func addMetricsRoute<Context: RequestContext>(
+    to router: Router<Context>,
+    prometheus: PrometheusCollectorRegistry?,
+    replacing labels: [String: String] = [:]
+) {
     router.get("/metrics") { _, _ -> Response in
         var bytes: [UInt8] = []
         prometheus?.emit(into: &bytes)
+        if !labels.isEmpty {
+            var text = String(decoding: bytes, as: UTF8.self)
+            for (label, replacement) in labels where text.contains(label) { text = text.replacingOccurrences(of: label, with: replacement) }
+            bytes = Array(text.utf8)
+        }
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

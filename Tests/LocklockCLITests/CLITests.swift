@@ -827,6 +827,25 @@ struct CLITests {
         }
     }
 
+    @Test func metricsOnThePublicAddressNameMastersByPlaceNotByAddress() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let port = try FreePort.pick()
+            try await withServe([], port: port, masters: group.commaSeparated, readyPath: "/readyz") { _ in
+                // A master that fails a command shows in the error counters, labelled.
+                await group.servers[2].kill9()
+                for _ in 0..<3 { _ = try await loopbackRequest(port: port, "POST", "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())") }
+                let metrics = try await loopbackRequest(port: port, "GET", "/metrics")
+                #expect(metrics.status == 200)
+                let labelled = metrics.text.split(separator: "\n").filter { $0.hasPrefix("redlock_master_errors_total") }
+                #expect(!labelled.isEmpty, "a master error was counted")
+                #expect(labelled.allSatisfy { $0.contains(#"master="3""#) }, "by its place in the list: \(labelled)")
+                for server in group.servers {
+                    #expect(!metrics.text.contains(server.hostAndPort), "an internal address on the public port: \(server.hostAndPort)")
+                }
+            }
+        }
+    }
+
     @Test func metricsCanBeServedOnTheirOwnAddressAndCarryTheGroup() async throws {
         try await withRedisServers(count: 3) { primary throws in
             try await withRedisServers(count: 3) { region throws in
