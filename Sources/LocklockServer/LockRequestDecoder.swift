@@ -26,6 +26,9 @@ public struct LockRequestDecoder: RequestDecoder {
 
     /// A lock's body. Without `allowsData` (a caller whose plan has no payloads), a `data`
     /// member is refused before it is built.
+    // Not inlined: inlined into the controller's handler, it crashes the Swift 6.3 release
+    // compiler (signal 11 while splitting the handler's coroutine).
+    @inline(never)
     static func lockBody(of request: Request, allowsData: Bool) async throws -> LockRequestBody {
         let bytes = try await bytes(of: request)
         if let body = SimpleBodyParser.parse(bytes) { return body }
