@@ -512,12 +512,14 @@ struct LockController: Sendable {
         let key = identity(of: tenant, context: context)
         var shared: RateLimiter.Decision?
         if configuration.throttle == .shared {
-            if let left = denials.refusal(for: key) {
+            switch denials.verdict(for: key) {
+            case .refused(let left):
                 // The masters said so already: refused here, without asking them again.
                 shared = RateLimiter.Decision(allowed: false, remaining: 0, retryAfter: max(1, Int(left.secondsRoundedUp)))
-            } else if let answer = await SharedRateLimiter(redlock: groups.primary, keyPrefix: "locklock:throttle:").check(key, rate: rate) {
-                shared = answer.decision
-                denials.refuse(key, for: answer.refusedFor)
+            case .ask:
+                let answer = await SharedRateLimiter(redlock: groups.primary, keyPrefix: "locklock:throttle:").check(key, rate: rate)
+                shared = answer?.decision
+                denials.settle(key, refusedFor: answer?.refusedFor)
             }
         }
         let decision = shared ?? limiter.check(key, rate: rate)

@@ -57,26 +57,39 @@ import Testing
 /// The shared limit's refusals remembered locally: never past their end, never unbounded.
 @Suite("Denial cache")
 struct DenialCacheTests {
-    @Test func aRefusalLastsUntilTheMastersWouldAllowAgain() {
+    @Test func aRefusalLastsUntilTheMastersWouldAllowAgainThenOneProbeAsks() {
         let cache = DenialCache()
         let now = ContinuousClock.now
-        cache.refuse("a:1", for: .milliseconds(500), now: now)
-        #expect(cache.refusal(for: "a:1", now: now + .milliseconds(100)) == .milliseconds(400))
-        #expect(cache.refusal(for: "a:1", now: now + .milliseconds(500)) == nil, "at its end the masters are asked again")
-        #expect(cache.count == 0, "and it is forgotten")
-        cache.refuse("a:2", for: .zero, now: now)
-        #expect(cache.refusal(for: "a:2", now: now) == nil, "an allowed request with tokens left remembers nothing")
+        #expect(cache.verdict(for: "a:1", now: now) == .ask, "an identity it knows nothing of: ask")
+        cache.settle("a:1", refusedFor: .milliseconds(500), now: now)
+        #expect(cache.verdict(for: "a:1", now: now + .milliseconds(100)) == .refused(.milliseconds(400)))
+        let end = now + .milliseconds(500)
+        #expect(cache.verdict(for: "a:1", now: end) == .ask, "at its end one request asks the masters")
+        #expect(cache.verdict(for: "a:1", now: end + .milliseconds(1)) != .ask, "the others wait for its answer")
+        cache.settle("a:1", refusedFor: .zero, now: end + .milliseconds(2))
+        #expect(cache.verdict(for: "a:1", now: end + .milliseconds(3)) == .ask, "allowed with room to spare: forgotten")
+        #expect(cache.count == 0)
+    }
+
+    @Test func aProbeThatNeverAnswersStandsInTheWayOnlyForItsTimeout() {
+        let cache = DenialCache()
+        let now = ContinuousClock.now
+        cache.settle("a:1", refusedFor: .milliseconds(10), now: now)
+        #expect(cache.verdict(for: "a:1", now: now + .milliseconds(10)) == .ask)
+        #expect(cache.verdict(for: "a:1", now: now + .milliseconds(10) + DenialCache.probeTimeout) == .ask, "the next probe")
+        cache.settle("a:1", refusedFor: nil, now: now)
+        #expect(cache.count == 0, "masters that did not answer: nothing remembered")
     }
 
     @Test func itRemembersAtMostItsBoundDroppingLapsedRefusalsFirst() {
         let cache = DenialCache(maximumKeys: 3)
         let now = ContinuousClock.now
-        for index in 0..<3 { cache.refuse("a:\(index)", for: .seconds(index == 0 ? 1 : 10), now: now) }
-        cache.refuse("a:3", for: .seconds(10), now: now + .seconds(2))
+        for index in 0..<3 { cache.settle("a:\(index)", refusedFor: .seconds(index == 0 ? 1 : 10), now: now) }
+        cache.settle("a:3", refusedFor: .seconds(10), now: now + .seconds(2))
         #expect(cache.count == 3)
-        #expect(cache.refusal(for: "a:3", now: now + .seconds(2)) != nil, "the lapsed one made room")
-        cache.refuse("a:4", for: .seconds(10), now: now + .seconds(2))
+        #expect(cache.verdict(for: "a:3", now: now + .seconds(2)) != .ask, "the lapsed one made room")
+        cache.settle("a:4", refusedFor: .seconds(10), now: now + .seconds(2))
         #expect(cache.count == 3, "full of live refusals: the newcomer is not remembered")
-        #expect(cache.refusal(for: "a:4", now: now + .seconds(2)) == nil)
+        #expect(cache.verdict(for: "a:4", now: now + .seconds(2)) == .ask)
     }
 }

@@ -5,9 +5,10 @@
 - body: server CPU (utime + stime of the serve process) and median wall time per request for
   GET /livez, a plain POST of a fresh UUID lock, and the worst anonymous body under the size
   limit (64 KiB of empty objects in `data`, refused 403), throttling off;
-- refusals: a flood from one address at the default anonymous rate over two replicas (shared
-  throttling): the 429s, and the masters' commands per 429 (INFO commandstats; the bodies are
-  malformed, so the throttling is all the masters are asked for);
+- refusals: wrk floods two replicas from one address at the default anonymous rate (shared
+  throttling) with malformed bodies, so the throttling is all the masters are asked for: the
+  masters' commands per 429 (INFO commandstats), in all (the allowed requests' checks
+  included) and those of the checks that refused (3 commands each: EVALSHA, TIME, GET);
 - memory (with --memory-seconds S, the newest binary only): S seconds of fresh-UUID POSTs from
   one address at the default limits, then the growth of the masters' used_memory, in all and
   per master.
@@ -128,30 +129,55 @@ def body_costs(binary, masters):
     return result
 
 
-def refusals(binary, masters, count=4000):
+def command_calls(masters):
+    calls = {}
+    for stats in redis(masters, "INFO", "commandstats"):
+        for line in stats.splitlines():
+            if line.startswith("cmdstat_"):
+                name = line.split(":")[0][len("cmdstat_"):]
+                calls[name] = calls.get(name, 0) + int(line.split("calls=")[1].split(",")[0])
+    return calls
+
+
+def refusals(binary, masters, seconds=5):
+    """wrk floods both replicas at once with malformed bodies from one address: each request
+    is throttled, then refused 429 or (allowed) answered 400 without reaching the masters."""
     replicas = [serve(binary, masters) for _ in range(2)]
-    connections = [http.client.HTTPConnection("127.0.0.1", port) for _, port in replicas]
     redis(masters, "CONFIG", "RESETSTAT")
-    before = commands(masters)
-    statuses = {}
-    start = time.perf_counter()
-    for index in range(count):
-        status, _ = request(connections[index % 2], "POST", f"/v1/api/lock/uuid/{uuid.uuid4()}", "{")
-        statuses[status] = statuses.get(status, 0) + 1
-    elapsed = time.perf_counter() - start
-    spent = commands(masters) - before
+    script = os.path.join(HERE, "flood-post.lua")
+    floods = [
+        subprocess.Popen(
+            ["wrk", "-t1", "-c16", f"-d{seconds}s", "-s", script, f"http://127.0.0.1:{port}/v1/api/lock/uuid/6f1c2a86-0d2e-4b51-9a1f-0b8b8c3f2f10"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _, port in replicas
+    ]
+    requests = 0
+    for flood in floods:
+        output = flood.communicate()[0]
+        requests += int(next(line for line in output.splitlines() if "requests in" in line).split()[0])
+    calls = command_calls(masters)
     for process, _ in replicas:
         stop(process)
     redis(masters, "FLUSHALL")
-    refused = statuses.get(429, 0)
+    # The throttling script SETs only when it allows: its other runs refused.
+    scripts = calls.get("evalsha", 0) + calls.get("eval", 0)
+    allowed = calls.get("set", 0)
+    refused = requests - allowed
+    spent = sum(count for name, count in calls.items() if not name.startswith(("info", "config", "flushall")))
+    refusing_calls = scripts - allowed
     return {
         "bench": "flood refusals",
         "binary": binary,
-        "requests": count,
-        "requests_per_s": round(count / elapsed),
-        "statuses": statuses,
+        "requests": requests,
+        "requests_per_s": round(requests / seconds),
+        "allowed": allowed,
+        "refused_429": refused,
         "master_commands": spent,
         "master_commands_per_429": round(spent / max(refused, 1), 3),
+        "throttle_checks_that_refused": refusing_calls,
+        "master_commands_of_refusing_checks_per_429": round(3 * refusing_calls / max(refused, 1), 4),
     }
 
 
