@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
 import Synchronization
@@ -11,7 +12,8 @@ import Synchronization
 /// - past `maximumConnections` open connections, or past its client's share of them, a new
 ///   one is closed as soon as it opens;
 /// - a client that closes its side of the connection has gone: the connection is closed, so
-///   a request that waits for a lock on its behalf sees it and stops.
+///   a request that waits for a lock on its behalf sees it and stops;
+/// - a 413 closes the connection once written, without reading the rest of the body.
 ///
 /// No deadline applies while the server works on a request (a POST may wait for a lock).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
@@ -32,6 +34,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let limits: Limits
     private var started = false
+    /// Set by a 413's head: the connection closes once that response is written.
+    private var closesAfterResponse = false
     /// The client this connection was counted against (nil for a trusted proxy), once counted.
     private var counted: ConnectionCount.Client?
     /// When the connection is closed unless the deadline moves first; nil while a request is
@@ -76,7 +80,22 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { arm(limits.idleTimeout + limits.headerTimeout, context: context) }
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            closesAfterResponse = head.status == .contentTooLarge
+        case .end where closesAfterResponse:
+            // The rest of an oversized body is never read: close as soon as the 413 is out,
+            // instead of waiting for (or draining) what the client still sends.
+            let done = context.eventLoop.makePromise(of: Void.self)
+            done.futureResult.whenComplete { _ in context.close(promise: nil) }
+            done.futureResult.cascade(to: promise)
+            context.write(data, promise: done)
+            return
+        case .end:
+            arm(limits.idleTimeout + limits.headerTimeout, context: context)
+        case .body:
+            break
+        }
         context.write(data, promise: promise)
     }
 

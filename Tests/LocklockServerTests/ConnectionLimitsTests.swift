@@ -48,6 +48,22 @@ struct ConnectionLimitsTests {
         }
     }
 
+    @Test func aBodyOverTheLimitIsRefusedAtOnceAndTheConnectionClosed() async throws {
+        try await withLiveServer { server throws in
+            let client = try RawConnection(port: server.port)
+            // A declared 10 MB body, of which nothing is sent: the answer must not wait for it.
+            try client.send(
+                "POST /v1/api/lock/uuid/6f1c2a86-0d2e-4b51-9a1f-0b8b8c3f2f10 HTTP/1.1\r\nHost: localhost\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n"
+            )
+            let clock = ContinuousClock()
+            let started = clock.now
+            let outcome = client.waitForClose(within: .seconds(5))
+            #expect(outcome.received.hasPrefix("HTTP/1.1 413"), "\(outcome.received.prefix(40))")
+            #expect(outcome.closed && clock.now - started < .seconds(2), "closed at once, not after reading or waiting for the body")
+        }
+    }
+
     @Test func oneAddressCannotTakeEveryConnection() async throws {
         try await withLiveServer(setting: .set(\.maximumConnections, 40)) { server throws in
             // 40 stalled connections from one address: a tenth of the slots is its share.
