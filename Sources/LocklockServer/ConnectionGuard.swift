@@ -3,6 +3,10 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Keeps clients from holding connections they do not use, one handler per connection:
 ///
 /// - a request's head must arrive within `headerTimeout` of the connection opening, or within
@@ -13,7 +17,8 @@ import Synchronization
 ///   one is closed as soon as it opens;
 /// - a client that closes its side of the connection has gone: the connection is closed, so
 ///   a request that waits for a lock on its behalf sees it and stops;
-/// - a 413 closes the connection once written, without reading the rest of the body.
+/// - a 413 closes the connection once written, without reading the rest of the body;
+/// - TCP keepalive probes an idle connection after 60 s, so a vanished client is noticed.
 ///
 /// No deadline applies while the server works on a request (a POST may wait for a lock).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
@@ -67,6 +72,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         counted = .init(key: client)
+        Self.keepAlive(context.channel)
         arm(limits.headerTimeout, context: context)
     }
 
@@ -125,6 +131,19 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             counted = nil
             limits.connections.close(for: client.key)
         }
+    }
+
+    /// TCP keepalive: a client that vanished (its host died, a NAT forgot it) while a request
+    /// waits on its behalf is found within about two minutes, not the kernel's two hours.
+    private static func keepAlive(_ channel: any Channel) {
+        #if os(Linux)
+        let tcp = NIOBSDSocket.OptionLevel.tcp
+        for (name, value) in [(TCP_KEEPIDLE, 60), (TCP_KEEPINTVL, 10), (TCP_KEEPCNT, 6)] {
+            let option = ChannelOptions.Types.SocketOption(level: tcp, name: NIOBSDSocket.Option(rawValue: Int32(name)))
+            channel.setOption(option, value: SocketOptionValue(value)).whenFailure { _ in }
+        }
+        #endif
+        channel.setOption(ChannelOptions.socketOption(.so_keepalive), value: 1).whenFailure { _ in }
     }
 
     private func arm(_ timeout: TimeAmount, context: ChannelHandlerContext) {

@@ -44,6 +44,14 @@ public final class RawConnection {
 
     deinit { close(fd) }
 
+    /// The client side's port.
+    public var localPort: Int {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     /// Writes `text`.
     public func send(_ text: String) throws {
         let bytes = Array(text.utf8)

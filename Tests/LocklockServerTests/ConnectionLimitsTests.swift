@@ -1,3 +1,4 @@
+import Foundation
 import LocklockServer
 import RealServerGate
 import RedlockTestSupport
@@ -61,6 +62,42 @@ struct ConnectionLimitsTests {
             let outcome = client.waitForClose(within: .seconds(5))
             #expect(outcome.received.hasPrefix("HTTP/1.1 413"), "\(outcome.received.prefix(40))")
             #expect(outcome.closed && clock.now - started < .seconds(2), "closed at once, not after reading or waiting for the body")
+        }
+    }
+
+    /// A /proc file, read to its end (it reports no size, so one read may stop short).
+    static func readWhole(_ path: String) -> String {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test func theServerProbesIdleConnectionsWithTCPKeepalive() async throws {
+        try await withLiveServer { server throws in
+            let client = try RawConnection(port: server.port)
+            try client.send("GET /livez HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            #expect(client.waitForClose(within: .milliseconds(300)).received.hasPrefix("HTTP/1.1 200"))
+            // /proc/net/tcp: the server's end is local :port, remote :client; its "tr" (timer)
+            // field is 2 while a keepalive timer runs on an idle socket.
+            let hex = { (port: Int) in String(format: "%04X", port) }
+            var row: [Substring]?
+            for _ in 0..<20 where row == nil {
+                let table = Self.readWhole("/proc/net/tcp")
+                row = table.split(separator: "\n").map { $0.split(separator: " ") }.first {
+                    $0.count > 5 && $0[1].hasSuffix(":" + hex(server.port)) && $0[2].hasSuffix(":" + hex(client.localPort))
+                }
+                if row == nil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            let timer = try #require(row, "the server's end of the connection")[5].split(separator: ":").first
+            #expect(timer == "02", "no keepalive timer on the server's socket: \(row?.joined(separator: " ") ?? "")")
         }
     }
 
