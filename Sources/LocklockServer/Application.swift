@@ -10,6 +10,7 @@ import NIOSSL
 import Prometheus
 import Redlock
 import ServiceLifecycle
+import Synchronization
 import Tracing
 
 /// Builds the router of the Locklock REST API.
@@ -32,6 +33,7 @@ public func buildRouter(
     router.get("/livez") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
+    let answering = AnsweringMasters(freshFor: .seconds(1))
     router.get("/readyz") { _, _ -> Response in
         // Ready when a quorum of every group votes and answers a PING within the instance timeout.
         for (name, redlock) in groups.named {
@@ -43,7 +45,7 @@ public func buildRouter(
                     retryAfter: quorumBack.map { $0.secondsRoundedUp } ?? 1
                 )
             }
-            if await redlock.answeringMasters() < redlock.quorum {
+            if await answering.count(name, of: redlock) < redlock.quorum {
                 throw Problem.unavailable("fewer than a quorum of the \(name) lock servers answer")
             }
         }
@@ -116,6 +118,25 @@ public func buildApplication(
         eventLoopGroupProvider: .shared(eventLoopGroup),
         logger: logger
     )
+}
+
+/// How many masters of each group answered a PING, asked at most once per `freshFor` and
+/// group: a load balancer's health checks, however frequent, cost the masters a few PINGs a
+/// second.
+final class AnsweringMasters: Sendable {
+    private let seen = Mutex<[String: (at: ContinuousClock.Instant, count: Int)]>([:])
+    private let freshFor: Duration
+
+    init(freshFor: Duration) { self.freshFor = freshFor }
+
+    /// The masters of group `name` that answer, as last asked within `freshFor`.
+    func count(_ name: String, of redlock: Redlock) async -> Int {
+        let now = ContinuousClock.now
+        if let last = seen.withLock({ $0[name] }), now - last.at < freshFor { return last.count }
+        let count = await redlock.answeringMasters()
+        seen.withLock { $0[name] = (ContinuousClock.now, count) }
+        return count
+    }
 }
 
 /// Turns every error that is not already a ``Problem`` into a problem+json response, so no

@@ -477,10 +477,40 @@ struct LockAPITests {
             // Paused masters keep their connections open but answer nothing.
             for index in 0..<2 { server.regionMasters[index].pause() }
             defer { for index in 0..<2 { server.regionMasters[index].resume() } }
-            let ready = try await server.request("GET", "/readyz")
+            // The masters' answers are reused for a second: the change shows within two.
+            var ready = try await server.request("GET", "/readyz")
+            for _ in 0..<40 where ready.status == 200 {
+                try await Task.sleep(for: .milliseconds(50))
+                ready = try await server.request("GET", "/readyz")
+            }
             expectProblem(ready, 503)
             #expect(ready.text.contains("eu"), "the body names the group that is short: \(ready.text)")
             #expect(!ready.text.contains("127.0.0.1"), "no Redis address leaks")
+        }
+    }
+
+    @Test func frequentHealthChecksCostTheMastersAFewPingsASecond() async throws {
+        try await withLiveServer { server throws in
+            for master in server.masters.servers + server.regionMasters.servers {
+                let connection = RedisConnection(address: master.address)
+                _ = try await connection.send("CONFIG", "RESETSTAT")
+                await connection.close()
+            }
+            let clock = ContinuousClock()
+            let started = clock.now
+            for _ in 0..<100 { #expect(try await server.request("GET", "/readyz").status == 200) }
+            let seconds = Int((clock.now - started).components.seconds) + 1
+            var pings = 0
+            for master in server.masters.servers + server.regionMasters.servers {
+                let connection = RedisConnection(address: master.address)
+                let stats = try await connection.send("INFO", "commandstats").string ?? ""
+                await connection.close()
+                pings +=
+                    stats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_ping:") }
+                    .flatMap { $0.split(separator: "=")[1].split(separator: ",").first.flatMap { Int($0) } } ?? 0
+            }
+            // 8 masters: at most one PING each per second (and one more for the start).
+            #expect(pings <= 8 * (seconds + 1), "\(pings) PINGs for 100 health checks in about \(seconds) s")
         }
     }
 
@@ -493,7 +523,12 @@ struct LockAPITests {
             if post.status != 503 { post = try await server.request("POST", path) }  // first may see the connections close
             expectProblem(post, 503)
             #expect(post.header("Retry-After") != nil)
-            expectProblem(try await server.request("GET", "/readyz"), 503)
+            var ready = try await server.request("GET", "/readyz")
+            for _ in 0..<40 where ready.status == 200 {
+                try await Task.sleep(for: .milliseconds(50))
+                ready = try await server.request("GET", "/readyz")
+            }
+            expectProblem(ready, 503)
             #expect(try await server.request("GET", "/livez").status == 200)
             #expect(!post.text.contains("127.0.0.1"), "no Redis address leaks")
         }
