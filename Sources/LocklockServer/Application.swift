@@ -29,6 +29,7 @@ public func buildRouter(
     }
     router.middlewares.add(RequestMetricsMiddleware())
     router.middlewares.add(ProblemMiddleware())
+    if let allowed = configuration.allowedHosts { router.middlewares.add(AllowedHostsMiddleware(allowed)) }
     LockController(groups: groups, configuration: configuration, limiter: RateLimiter()).register(on: router)
     router.get("/livez") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

@@ -73,6 +73,10 @@ public struct LocklockServerConfiguration: Sendable {
     public var headerTimeout: Duration = .seconds(10)
     /// A request's body must arrive in full within this of its head.
     public var bodyTimeout: Duration = .seconds(30)
+    /// The host names requests may name in `Host` (a port aside, case ignored; `*.example.com`
+    /// allows every name under it); any other gets 421, so a page whose DNS an attacker
+    /// rebinds to this server cannot use it. Nil serves any name.
+    public var allowedHosts: [String]?
     /// Connections open at once; past it, new ones are closed as soon as they are accepted.
     public var maximumConnections: Int = 10_000
     /// Connections one client (an IPv4 address, an IPv6 /64) may hold open at once; nil is a

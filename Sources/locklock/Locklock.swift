@@ -196,6 +196,13 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A request's head must arrive in full within this.") var headerTimeout = DurationArgument(argument: "10s")!
     @Option(help: "A request's body must arrive in full within this of its head.") var bodyTimeout = DurationArgument(argument: "30s")!
     @Option(help: "Connections open at once; new ones past it are closed at once.") var maxConnections = 10_000
+    @Option(
+        help: """
+            A host name (repeatable; *.example.com for every name under it) requests may name; \
+            others get 421, against DNS rebinding (default: any; for dev: localhost, 127.0.0.1 and ::1).
+            """
+    )
+    var allowedHost: [String] = []
     @Option(help: "Connections one client address (IPv6: /64) may hold (default: a tenth of --max-connections); trusted proxies are exempt.")
     var maxConnectionsPerClient: Int?
     @Option(
@@ -286,6 +293,7 @@ struct ServeOptions: ParsableArguments {
         configuration.bodyTimeout = bodyTimeout.duration
         configuration.maximumConnections = maxConnections
         configuration.maximumConnectionsPerClient = maxConnectionsPerClient
+        configuration.allowedHosts = allowedHost.isEmpty ? nil : allowedHost
         return configuration
     }
 
@@ -429,6 +437,9 @@ struct Dev: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Start 3 local redis-server masters and serve the API on 127.0.0.1:8080.")
     @OptionGroup var options: ServeOptions
 
+    /// The names `dev` answers to unless `--allowed-host` says otherwise.
+    static let loopbackNames = ["localhost", "127.0.0.1", "::1"]
+
     func run() async throws {
         let logger = Logger(label: "locklock")
         do {
@@ -441,6 +452,9 @@ struct Dev: AsyncParsableCommand {
         fflush(nil)  // visible at once even when stdout is a file or a pipe
         do {
             var configuration = try options.configuration()
+            // A development server on a laptop: a page elsewhere must not reach it by
+            // rebinding its DNS to 127.0.0.1.
+            if configuration.allowedHosts == nil { configuration.allowedHosts = Dev.loopbackNames }
             // Throwaway masters, one process: a key of its own unless one was given.
             if configuration.secretKey == nil { configuration.secretKey = Redlock.randomValue() }
             try await serve(

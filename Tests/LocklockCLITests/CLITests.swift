@@ -827,6 +827,23 @@ struct CLITests {
         }
     }
 
+    @Test func devAnswersOnlyToLoopbackNamesAgainstDNSRebinding() async throws {
+        let port = try FreePort.pick()
+        let dev = try spawnLocklock(["dev", "--port", "\(port)"], masters: "")
+        defer {
+            dev.terminate()
+            dev.waitUntilExit()
+        }
+        try await waitUntilServing(port: port, path: "/livez")
+        func status(host: String) throws -> String {
+            let client = try RawConnection(port: port)
+            try client.send("GET /livez HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            return String(client.waitForClose(within: .seconds(3)).received.prefix(12))
+        }
+        for host in ["localhost:\(port)", "127.0.0.1:\(port)", "[::1]:\(port)"] { #expect(try status(host: host) == "HTTP/1.1 200", "\(host)") }
+        #expect(try status(host: "rebound.attacker.example:\(port)") == "HTTP/1.1 421")
+    }
+
     @Test func metricsOnThePublicAddressNameMastersByPlaceNotByAddress() async throws {
         try await withRedisServers(count: 3) { group throws in
             let port = try FreePort.pick()

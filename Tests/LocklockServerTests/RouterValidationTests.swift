@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import LocklockServer
@@ -81,6 +82,28 @@ struct RouterValidationTests {
             #expect(declared.status == .serviceUnavailable, "\(contentType)")
             let bare = try await client.execute(uri: Self.path, method: .post)
             #expect(bare.status == .serviceUnavailable, "curl -X POST, with no body, stays valid")
+        }
+    }
+
+    @Test func onlyTheAllowedHostNamesAreServedWhenAListIsGiven() async throws {
+        let unreachable = [RedisServerAddress.hostname("127.0.0.1", port: 1)]
+        let groups = MasterGroups(primary: Redlock(masters: unreachable, configuration: .init(retry: .never)))
+        var configuration = LocklockServerConfiguration(anonymousRate: 0, tenants: testTenants)
+        configuration.allowedHosts = ["locks.example.com", "*.locks.example.com", "localhost"]
+        try await Application(router: buildRouter(groups: groups, configuration: configuration)).test(.router) { client in
+            for host in ["locks.example.com", "LOCKS.example.com:8443", "acme.locks.example.com", "localhost:8080"] {
+                let response = try await client.execute(uri: "/livez", method: .get, headers: [HTTPField.Name("Host")!: host])
+                #expect(response.status == .ok, "\(host)")
+            }
+            // A name an attacker's DNS points at the server (DNS rebinding), or none at all.
+            for host in ["attacker.example", "locks.example.com.attacker.example", "example.com", ""] {
+                let response = try await client.execute(
+                    uri: "/v1/api/lock/uuid/6f1c2a86-0d2e-4b51-9a1f-0b8b8c3f2f10",
+                    method: .get,
+                    headers: [HTTPField.Name("Host")!: host]
+                )
+                #expect(response.status == .misdirectedRequest, "\(host)")
+            }
         }
     }
 
