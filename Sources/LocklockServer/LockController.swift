@@ -218,6 +218,8 @@ struct LockController: Sendable {
             let state = try await inspect(resource, caller: caller)
             if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
             throw Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.timeToLive))
+        case .failure(let error) where error.code == .cancelled:
+            throw Problem.clientGone
         case .failure(let error):
             throw Self.problem(for: error)
         }
@@ -258,6 +260,8 @@ struct LockController: Sendable {
             return response
         case .failure(let error) where error.code == .lockHeld:
             throw Problem.conflict("all \(permits) permits are held", retryAfter: Self.seconds(error.retryAfter))
+        case .failure(let error) where error.code == .cancelled:
+            throw Problem.clientGone
         case .failure(let error):
             throw Self.problem(for: error)
         }

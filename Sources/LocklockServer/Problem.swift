@@ -56,6 +56,13 @@ public struct Problem: HTTPResponseError, Sendable {
     }
     /// For a client that hung up while its request waited: nobody reads it.
     static let clientGone = Problem(.serviceUnavailable, "Service Unavailable", "the client closed the connection while the request waited")
+
+    /// The status metrics record for a request whose client closed the connection before its
+    /// answer (nginx's 499), rather than blaming the server with a 503 nobody received.
+    static let clientClosedRequest = HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
+
+    /// Whether this problem answers a client that has gone.
+    var isClientGone: Bool { status == Self.clientGone.status && detail == Self.clientGone.detail }
     /// Also closes the connection: the rest of an oversized body is not read.
     static let unsupportedMediaType = Problem(
         .unsupportedMediaType,

@@ -7,7 +7,8 @@ import Synchronization
 /// `hb.request.errors`, `http.server.request.duration`, `http.server.active_requests`), taken
 /// when the handler has built its response. Hummingbird's middleware takes them after the
 /// body is written, by wrapping the body in a closure: that sends a buffered response as two
-/// writes (head, then body) instead of one, on every request.
+/// writes (head, then body) instead of one, on every request. A request whose client left
+/// before its answer is recorded as 499, not as the 503 it was never sent.
 struct RequestMetricsMiddleware: RouterMiddleware {
     typealias Context = LocklockRequestContext
 
@@ -25,7 +26,8 @@ struct RequestMetricsMiddleware: RouterMiddleware {
             endpoint.duration.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
             return response
         } catch {
-            let status = (error as? any HTTPResponseError)?.status ?? .internalServerError
+            var status = (error as? any HTTPResponseError)?.status ?? .internalServerError
+            if let problem = error as? Problem, problem.isClientGone { status = Problem.clientClosedRequest }
             let endpoint = series.endpoint(context.endpointPath ?? "NotFound", request.method, status)
             endpoint.requests.increment()
             endpoint.errors.increment()

@@ -844,6 +844,32 @@ struct CLITests {
         #expect(try status(host: "rebound.attacker.example:\(port)") == "HTTP/1.1 421")
     }
 
+    @Test func aClientThatHangsUpWhileWaitingIsCountedAs499Not503() async throws {
+        try await withRedisServers(count: 3) { group throws in
+            let port = try FreePort.pick()
+            try await withServe([], port: port, masters: group.commaSeparated, readyPath: "/readyz") { _ in
+                let path = "/v1/api/lock/uuid/\(UUID().uuidString.lowercased())"
+                #expect(try await loopbackRequest(port: port, "POST", path).status == 201)
+                let waiter = try RawConnection(port: port)
+                let body = #"{"wait":20}"#
+                try waiter.send(
+                    "POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                )
+                try await Task.sleep(for: .milliseconds(500))
+                waiter.hangUp()
+                var lines: [Substring] = []
+                for _ in 0..<50 {
+                    try await Task.sleep(for: .milliseconds(100))
+                    let metrics = try await loopbackRequest(port: port, "GET", "/metrics").text
+                    lines = metrics.split(separator: "\n").filter { $0.hasPrefix("hb_requests{") && $0.contains(#"http_request_method="POST""#) }
+                    if lines.contains(where: { $0.contains(#"http_response_status_code="499""#) }) { break }
+                }
+                #expect(lines.contains { $0.contains(#"http_response_status_code="499""#) }, "\(lines)")
+                #expect(!lines.contains { $0.contains(#"http_response_status_code="503""#) }, "\(lines)")
+            }
+        }
+    }
+
     @Test func metricsOnThePublicAddressNameMastersByPlaceNotByAddress() async throws {
         try await withRedisServers(count: 3) { group throws in
             let port = try FreePort.pick()
