@@ -16,6 +16,8 @@ struct LockController: Sendable {
     let waiters = WaiterCounts()
     /// Identities the shared rate limit refuses, and until when (see ``DenialCache``).
     let denials = DenialCache()
+    /// Wrong secrets per caller and lock (see ``SecretGuessLimiter``).
+    let secretGuesses = SecretGuessLimiter()
 
     func register(on router: Router<LocklockRequestContext>) {
         for kind in ["uuid", "key"] {
@@ -99,6 +101,44 @@ struct LockController: Sendable {
         if let secret { try LockRequestBody.validate(secret: secret) }
         let scope = name.secretScope.resource(tenant: caller.tenant?.name)
         let owner = secret.map { StoredLockValue.owner(resource: scope, secret: $0, key: configuration.secretKey) }
+        // A caller that got too many secrets wrong for this lock waits before the next is
+        // even compared.
+        let guesser = identity(of: caller.tenant, context: context) + "\u{0}" + resource
+        if operation != .status, let left = secretGuesses.refusal(for: guesser) {
+            var headers = HTTPFields()
+            headers[.retryAfter] = String(left.secondsRoundedUp)
+            throw Problem(.tooManyRequests, "Too Many Requests", "too many wrong secrets for this lock; try again later", headers: headers)
+        }
+        do {
+            return try await perform(
+                operation,
+                name: name,
+                resource: resource,
+                caller: caller,
+                body: body,
+                owner: owner,
+                storedData: storedData,
+                request,
+                context: context
+            )
+        } catch let problem as Problem where problem.revealsAWrongSecret {
+            secretGuesses.recordFailure(guesser)
+            throw problem
+        }
+    }
+
+    /// Runs one authenticated, validated operation.
+    private func perform(
+        _ operation: Operation,
+        name: LockName,
+        resource: String,
+        caller: Caller,
+        body: LockRequestBody,
+        owner: [UInt8]?,
+        storedData: [UInt8]?,
+        _ request: Request,
+        context: LocklockRequestContext
+    ) async throws -> Response {
         switch operation {
         case .acquire, .acquirePermit:
             let post = Post(
@@ -217,7 +257,10 @@ struct LockController: Sendable {
         case .failure(let error) where error.code == .lockHeld:
             let state = try await inspect(resource, caller: caller)
             if let response = try ownLock(state, owner: owner, name: name, caller: caller) { return response }
-            throw Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.timeToLive))
+            let conflict = Problem.conflict("the lock is held by another client", retryAfter: Self.seconds(state.timeToLive))
+            // With a secret, against a holder that has one: a 409 where the right one gets 200.
+            let guessed = owner != nil && state.holderValue.map(StoredLockValue.hasSecret) == true
+            throw guessed ? conflict.revealingAWrongSecret : conflict
         case .failure(let error) where error.code == .cancelled:
             throw Problem.clientGone
         case .failure(let error):
@@ -355,8 +398,12 @@ struct LockController: Sendable {
             owner.map({ StoredLockValue.isHeld(holder, by: $0) }) ?? !StoredLockValue.hasSecret(holder)
         {
             return Problem(.preconditionFailed, "Precondition Failed", "the lock is held under another fencing token than If-Match names")
+                .revealingAWrongSecret
         }
-        if state.isHeld { return Problem.forbidden(owner == nil ? "the lock was taken with a secret; send it" : "wrong secret") }
+        if state.isHeld {
+            return owner == nil
+                ? Problem.forbidden("the lock was taken with a secret; send it") : Problem.forbidden("wrong secret").revealingAWrongSecret
+        }
         return Problem.notFound("the lock is not held (free or expired)")
     }
 

@@ -14,6 +14,9 @@ public struct Problem: HTTPResponseError, Sendable {
     public let detail: String
     /// Extra headers (`Retry-After`, `RateLimit`).
     public let headers: HTTPFields
+    /// Whether it tells its caller that the secret it sent for a held lock is not the
+    /// holder's (see ``SecretGuessLimiter``).
+    var revealsAWrongSecret = false
 
     /// Creates a problem.
     public init(_ status: HTTPResponse.Status, _ title: String, _ detail: String, headers: HTTPFields = [:]) {
@@ -75,7 +78,16 @@ public struct Problem: HTTPResponseError, Sendable {
     func adding(_ fields: [HTTPField]) -> Problem {
         var headers = self.headers
         for field in fields where headers[field.name] == nil { headers.append(field) }
-        return Problem(status, title, detail, headers: headers)
+        var problem = Problem(status, title, detail, headers: headers)
+        problem.revealsAWrongSecret = revealsAWrongSecret
+        return problem
+    }
+
+    /// This problem, marked as telling a wrong secret from a right one.
+    var revealingAWrongSecret: Problem {
+        var problem = self
+        problem.revealsAWrongSecret = true
+        return problem
     }
 }
 

@@ -489,6 +489,25 @@ struct LockAPITests {
         }
     }
 
+    @Test func wrongSecretsForOneLockAreThrottledBeforeTheSecretIsCompared() async throws {
+        try await withLiveServer { server throws in
+            let path = "/v1/api/lock/uuid/\(uuid())"
+            #expect(try await server.request("POST", path, body: #"{"secret":"right-one","expires_in":60}"#).status == 201)
+            // The answers tell a right secret from a wrong one: 30 wrong ones are answered...
+            var statuses: [Int] = []
+            for attempt in 0..<30 {
+                let guess = attempt % 2 == 0 ? ("DELETE", #"{"secret":"guess-\#(attempt)"}"#) : ("POST", #"{"secret":"guess-\#(attempt)"}"#)
+                statuses.append(try await server.request(guess.0, path, body: guess.1).status)
+            }
+            #expect(statuses == Array(repeating: [403, 409], count: 15).flatMap { $0 }, "\(statuses)")
+            // ...then none is compared, the right one included, until the allowance refills.
+            let refused = try await server.request("DELETE", path, body: #"{"secret":"right-one"}"#)
+            expectProblem(refused, 429)
+            #expect(Int(refused.header("Retry-After") ?? "") ?? 0 >= 1)
+            #expect(try await server.request("GET", path).status == 200, "still held, and its status is free to read")
+        }
+    }
+
     @Test func frequentHealthChecksCostTheMastersAFewPingsASecond() async throws {
         try await withLiveServer { server throws in
             for master in server.masters.servers + server.regionMasters.servers {

@@ -93,3 +93,29 @@ struct DenialCacheTests {
         #expect(cache.verdict(for: "a:4", now: now + .seconds(2)) == .ask)
     }
 }
+
+/// Wrong secrets per caller and lock, with the clock passed in.
+@Suite("Secret guesses")
+struct SecretGuessLimiterTests {
+    @Test func anAllowanceOfWrongSecretsRefilledOneEveryTenSeconds() {
+        let limiter = SecretGuessLimiter()
+        let now = ContinuousClock.now
+        for _ in 0..<30 {
+            #expect(limiter.refusal(for: "a:1\u{0}lock", now: now) == nil)
+            limiter.recordFailure("a:1\u{0}lock", now: now)
+        }
+        #expect(limiter.refusal(for: "a:1\u{0}lock", now: now) == .seconds(10), "spent: one more in 10 s")
+        #expect(limiter.refusal(for: "a:1\u{0}other", now: now) == nil, "another lock is another allowance")
+        #expect(limiter.refusal(for: "a:1\u{0}lock", now: now + .seconds(10)) == nil, "refilled by one")
+    }
+
+    @Test func itKeepsAtMostItsBoundForgettingFullBucketsFirst() {
+        let limiter = SecretGuessLimiter(maximumKeys: 2)
+        let now = ContinuousClock.now
+        limiter.recordFailure("a", now: now)
+        limiter.recordFailure("b", now: now)
+        limiter.recordFailure("c", now: now + .seconds(20))  // a and b have refilled: forgotten
+        for _ in 0..<29 { limiter.recordFailure("c", now: now + .seconds(20)) }
+        #expect(limiter.refusal(for: "c", now: now + .seconds(20)) != nil)
+    }
+}
