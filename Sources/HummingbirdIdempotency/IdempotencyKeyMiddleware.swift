@@ -16,9 +16,12 @@ import Redlock
 ///   if the retry is a different request (method, path or body differ) it gets 422;
 /// - a request with the same key is in flight (its Redlock lock is held): 409 with
 ///   `Retry-After`, and nothing runs;
-/// - otherwise the request runs under the key's lock (extended while it runs), and a
-///   returned response with a status below 500 is stored for ``Configuration/retention``.
-///   Server errors and thrown errors are not stored, so a retry runs again.
+/// - a different request with the same key is in flight: 422;
+/// - otherwise the request runs under the key's lock (extended while it runs), and its
+///   final response is stored for ``Configuration/retention``: returned or thrown (an
+///   `HTTPResponseError`) alike. Server errors, other thrown errors and refusals that say
+///   "not now" (408, 409, 423, 425, 429) are not stored, so a retry runs again;
+/// - a store that cannot be read answers 503 with `Retry-After`, and nothing runs.
 ///
 /// Requests without the header pass through untouched unless ``Configuration/requireKey``.
 /// The lock is for efficiency: if it is lost mid-request (masters unreachable past its
@@ -115,15 +118,23 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         let fingerprint = Self.fingerprint(method: request.method, target: request.uri.description, body: body)
         let storeKey = configuration.namespace + Self.sha256Hex(Array("\(scope(request, context))\n\(key)".utf8))
 
-        if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
+        do {
+            if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
+        } catch {
+            return storeUnavailable(error)
+        }
 
         let lock: Lock
         do throws(RedlockError) {
-            lock = try await redlock.acquire(storeKey, ttl: configuration.lockTTL, retry: .never, fencing: false)
+            // The lock's value names the request in flight, so that a different one is told so.
+            let value = Array("\(fingerprint):".utf8) + Redlock.randomValue()
+            lock = try await redlock.acquire(storeKey, ttl: configuration.lockTTL, value: value, retry: .never, fencing: false)
         } catch  where error.code == .lockHeld {
-            var remaining = error.retryAfter
-            if remaining == nil { remaining = (try? await redlock.inspect(storeKey))?.remaining }
-            let seconds = Self.retryAfterSeconds(remaining)
+            let state = try? await redlock.inspect(storeKey)
+            if let holder = state?.holderValue, !holder.starts(with: Array("\(fingerprint):".utf8)) {
+                return Self.problem(.unprocessableContent, "This Idempotency-Key is in use for a different request.")
+            }
+            let seconds = Self.retryAfterSeconds(error.retryAfter ?? state?.remaining)
             var response = Self.problem(.conflict, "A request with this Idempotency-Key is still being processed; retry later.")
             response.headers[.retryAfter] = String(seconds)
             return response
@@ -140,7 +151,11 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
             outcome = .success(
                 try await whileHolding(handle) {
                     // Another instance may have finished between our look-up and our lock.
-                    if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
+                    do {
+                        if let stored = try await store.response(for: storeKey) { return Self.replay(stored, fingerprint: fingerprint) }
+                    } catch {
+                        return storeUnavailable(error)
+                    }
                     return try await runAndStore(request, context: context, next: next, storeKey: storeKey, fingerprint: fingerprint)
                 }
             )
@@ -175,7 +190,13 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         storeKey: String,
         fingerprint: String
     ) async throws -> Response {
-        let response = try await next(request, context)
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError where (400..<500).contains(error.status.code) {
+            // A refusal thrown is the same answer as one returned: stored (if final) alike.
+            response = try error.response(from: request, context: context)
+        }
         let collector = BodyCollector()
         try await response.body.write(collector)
         let bodyBytes = collector.buffer
@@ -183,7 +204,7 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         for field in response.headers where !Self.unreplayedHeaders.contains(field.name) {
             headers.append(.init(name: field.name.canonicalName, value: field.value))
         }
-        if response.status.code < 500, bodyBytes.readableBytes <= configuration.maximumStoredBodySize {
+        if Self.isFinal(response.status), bodyBytes.readableBytes <= configuration.maximumStoredBodySize {
             let stored = StoredResponse(
                 status: response.status.code,
                 headers: headers,
@@ -201,7 +222,23 @@ public struct IdempotencyKeyMiddleware<Context: RequestContext>: RouterMiddlewar
         return Response(status: response.status, headers: response.headers, body: ResponseBody(byteBuffer: bodyBytes))
     }
 
+    /// 503 with `Retry-After` when the store cannot say whether the request already ran:
+    /// running it again might repeat it.
+    private func storeUnavailable(_ error: any Error) -> Response {
+        logger.warning("idempotency store unavailable", metadata: ["error": "\(error)"])
+        var response = Self.problem(.serviceUnavailable, "The idempotency store is unavailable; retry later.")
+        response.headers[.retryAfter] = "1"
+        return response
+    }
+
     // MARK: helpers
+
+    /// Whether a response is the request's outcome, to be replayed to every retry: not a
+    /// server error, and not a refusal that says "not now" (408 timeout, 409 conflict, 423
+    /// locked, 425 too early, 429 too many requests), which a retry should get past.
+    static func isFinal(_ status: HTTPResponse.Status) -> Bool {
+        status.code < 500 && ![408, 409, 423, 425, 429].contains(status.code)
+    }
 
     static var unreplayedHeaders: Set<HTTPField.Name> { [.date, .contentLength, .transferEncoding, .connection, .setCookie] }
 

@@ -253,6 +253,14 @@ public final class Redlock: Service, Sendable {
         }
     }
 
+    /// `command`'s reply from every master at once, in the masters' order; nil where a master
+    /// failed or took longer than `timeout` (at least the instance timeout): for state kept
+    /// beside the locks, such as stored idempotent responses.
+    package func sendToEveryMaster(_ command: [[UInt8]], timeout: Duration = .seconds(1)) async -> [RESPValue?] {
+        let timeout = max(configuration.instanceTimeout, timeout)
+        return await askEveryMaster { try? await $0.send(command, timeout: timeout) }
+    }
+
     /// `question`'s answer from every master at once, in the masters' order.
     private func askEveryMaster<Answer: Sendable>(_ question: @escaping @Sendable (RedisConnection) async -> Answer) async -> [Answer] {
         await withTaskGroup(of: (Int, Answer).self) { tasks in

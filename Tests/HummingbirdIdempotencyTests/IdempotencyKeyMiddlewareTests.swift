@@ -17,6 +17,13 @@ struct UnsavableStore: IdempotencyResponseStore {
     func save(_ response: StoredResponse, for key: String, retention: Duration) async throws { throw Unavailable() }
 }
 
+/// A store that cannot be read (its database is down).
+struct UnreadableStore: IdempotencyResponseStore {
+    struct Unavailable: Error {}
+    func response(for key: String) async throws -> StoredResponse? { throw Unavailable() }
+    func save(_ response: StoredResponse, for key: String, retention: Duration) async throws {}
+}
+
 /// Counts how often the guarded handler really ran.
 final class RunCounter: Sendable {
     private let value = Mutex(0)
@@ -58,6 +65,23 @@ struct IdempotencyKeyMiddlewareTests {
                 .post("flaky") { _, _ -> Response in
                     let run = runs.next()
                     return Response(status: run == 1 ? .serviceUnavailable : .ok, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
+                }
+                // Refused for now on its first run (a lock held elsewhere, a rate limit), done on its second.
+                .post("busy/:status") { _, context -> Response in
+                    let run = runs.next()
+                    let refusal = HTTPResponse.Status(code: Int(context.parameters.get("status") ?? "") ?? 409)
+                    return Response(status: run == 1 ? refusal : .created, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
+                }
+                // A final refusal thrown rather than returned.
+                .post("thrown") { _, _ -> Response in
+                    let run = runs.next()
+                    throw HTTPError(.notFound, message: "no such thing (run \(run))")
+                }
+            router.group()
+                .add(middleware: IdempotencyKeyMiddleware(redlock: redlock, store: UnreadableStore(), scope: Self.oneClient))
+                .post("unread") { _, _ -> Response in
+                    let run = runs.next()
+                    return Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "run \(run)")))
                 }
             // A store that cannot save: the response must still reach the client.
             router.group()
@@ -212,6 +236,108 @@ struct IdempotencyKeyMiddlewareTests {
             #expect(second.status == 200 && second.text == "run 2")
             #expect(third.status == 200 && third.text == "run 2" && third.header("Idempotent-Replayed") == "true")
             #expect(runs.count == 2)
+        }
+    }
+
+    @Test(arguments: [409, 423, 429])
+    func aTransientRefusalIsNotStoredSoARetryRunsAgain(status: Int) async throws {
+        try await withApp { port, runs in
+            let key = ["Idempotency-Key": "transient-\(status)"]
+            let first = try await loopbackRequest(port: port, "POST", "/busy/\(status)", body: "{}", headers: key)
+            let second = try await loopbackRequest(port: port, "POST", "/busy/\(status)", body: "{}", headers: key)
+            #expect(first.status == status)
+            #expect(second.status == 201 && second.text == "run 2", "a retry was frozen on the refusal: \(second.status) \(second.text)")
+            #expect(runs.count == 2)
+        }
+    }
+
+    @Test func aThrownClientErrorIsStoredAndReplayedLikeAReturnedOne() async throws {
+        try await withApp { port, runs in
+            let first = try await loopbackRequest(port: port, "POST", "/thrown", body: "{}", headers: ["Idempotency-Key": "k8"])
+            let second = try await loopbackRequest(port: port, "POST", "/thrown", body: "{}", headers: ["Idempotency-Key": "k8"])
+            #expect(first.status == 404)
+            #expect(second.status == 404 && second.header("Idempotent-Replayed") == "true", "\(second.status)")
+            #expect(runs.count == 1)
+        }
+    }
+
+    @Test func aDifferentRequestWhileTheFirstIsInFlightIs422() async throws {
+        try await withApp { port, runs in
+            let first = Task { try await loopbackRequest(port: port, "POST", "/work", body: #"{"a":1}"#, headers: ["Idempotency-Key": "k9"]) }
+            try await Task.sleep(for: .milliseconds(100))
+            let other = try await loopbackRequest(port: port, "POST", "/work", body: #"{"a":2}"#, headers: ["Idempotency-Key": "k9"])
+            let same = try await loopbackRequest(port: port, "POST", "/work", body: #"{"a":1}"#, headers: ["Idempotency-Key": "k9"])
+            #expect(other.status == 422, "the key is in use for a different request: \(other.status)")
+            #expect(same.status == 409, "the same request is still being processed: \(same.status)")
+            #expect(try await first.value.status == 201)
+            #expect(runs.count == 1)
+        }
+    }
+
+    @Test func aStoreThatCannotBeReadAnswers503WithRetryAfter() async throws {
+        try await withApp { port, runs in
+            let reply = try await loopbackRequest(port: port, "POST", "/unread", body: "{}", headers: ["Idempotency-Key": "k10"])
+            #expect(reply.status == 503, "\(reply.status) \(reply.text)")
+            #expect(reply.header("Retry-After") == "1")
+            #expect(reply.header("Content-Type") == "application/problem+json")
+            #expect(runs.count == 0, "nothing ran without knowing whether it had already")
+        }
+    }
+
+    @Test func twoReplicasOnTheMastersStoreShareResponses() async throws {
+        try await withRedisServers(count: 3) { masters throws in
+            let runs = RunCounter()
+            var ports: [Int] = []
+            var apps: [any ApplicationProtocol] = []
+            for _ in 0..<2 {
+                // Each replica its own client of the same masters, as two processes would have.
+                let redlock = Redlock(masters: masters.addresses, configuration: .init(instanceTimeout: .milliseconds(250)))
+                let router = Router()
+                router.get("ready") { _, _ in HTTPResponse.Status.ok }
+                router.group()
+                    .add(
+                        middleware: IdempotencyKeyMiddleware(
+                            redlock: redlock,
+                            store: RedlockIdempotencyStore(redlock: redlock),
+                            scope: Self.oneClient
+                        )
+                    )
+                    .post("charge") { _, _ -> Response in
+                        Response(status: .created, body: .init(byteBuffer: ByteBuffer(string: "charge \(runs.next())")))
+                    }
+                let port = try FreePort.pick()
+                ports.append(port)
+                apps.append(Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)), services: [redlock]))
+            }
+            let (first, second) = (apps[0], apps[1])
+            let listening = ports
+            try await withServing(first, port: listening[0], readyPath: "/ready") {
+                try await withServing(second, port: listening[1], readyPath: "/ready") {
+                    let charged = try await loopbackRequest(
+                        port: listening[0],
+                        "POST",
+                        "/charge",
+                        body: "{}",
+                        headers: ["Idempotency-Key": "order-1"]
+                    )
+                    // The client's retry reaches the other replica.
+                    let retried = try await loopbackRequest(
+                        port: listening[1],
+                        "POST",
+                        "/charge",
+                        body: "{}",
+                        headers: ["Idempotency-Key": "order-1"]
+                    )
+                    #expect(charged.status == 201 && charged.text == "charge 1")
+                    #expect(retried.status == 201 && retried.text == "charge 1" && retried.header("Idempotent-Replayed") == "true")
+                    #expect(runs.count == 1)
+                    // A master that restarts empty leaves the others' copies.
+                    try await masters.servers[0].restart()
+                    let again = try await loopbackRequest(port: listening[1], "POST", "/charge", body: "{}", headers: ["Idempotency-Key": "order-1"])
+                    #expect(again.text == "charge 1", "\(again.status) \(again.text)")
+                    #expect(runs.count == 1)
+                }
+            }
         }
     }
 
