@@ -18,7 +18,9 @@ import Glibc
 /// - a client that closes its side of the connection has gone: the connection is closed, so
 ///   a request that waits for a lock on its behalf sees it and stops;
 /// - a 413 closes the connection once written, without reading the rest of the body;
-/// - TCP keepalive probes an idle connection after 60 s, so a vanished client is noticed.
+/// - TCP keepalive probes an idle connection after 60 s, so a vanished client is noticed;
+/// - a response that makes no progress (the client stopped reading) for the idle timeout
+///   closes the connection.
 ///
 /// No deadline applies while the server works on a request (a POST may wait for a lock).
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
@@ -39,6 +41,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let limits: Limits
     private var started = false
+    /// Closes the connection if it is still not writable when it fires.
+    private var stall: Scheduled<Void>?
     /// Set by a 413's head: the connection closes once that response is written.
     private var closesAfterResponse = false
     /// The client this connection was counted against (nil for a trusted proxy), once counted.
@@ -113,6 +117,21 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// A client that stops reading its responses fills the socket: once the channel has not
+    /// been writable for the idle timeout, the connection is closed (no progress).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        stall?.cancel()
+        stall = nil
+        if !context.channel.isWritable {
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            stall = context.eventLoop.scheduleTask(in: limits.idleTimeout) {
+                let context = bound.value
+                if !context.channel.isWritable { context.close(promise: nil) }
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         finish()
         context.fireChannelInactive()
@@ -124,6 +143,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Stops the timer and stops counting this connection, once whichever comes first calls it.
     private func finish() {
+        stall?.cancel()
+        stall = nil
         deadline = nil
         timer?.task.cancel()
         timer = nil

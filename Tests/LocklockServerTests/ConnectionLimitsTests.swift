@@ -35,6 +35,21 @@ struct ConnectionLimitsTests {
         }
     }
 
+    @Test func aClientThatStopsReadingItsResponsesIsDisconnectedAfterTheIdleTimeout() async throws {
+        try await withLiveServer(setting: .set(\.idleTimeout, .seconds(1))) { server throws in
+            let client = try RawConnection(port: server.port)
+            // Pipelined requests whose answers (megabytes in all) outgrow the socket buffers,
+            // and a client that reads none of them: the server's writes make no progress.
+            let request = "GET /v1/api/openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            try client.send(String(repeating: request, count: 2_000))
+            try await Task.sleep(for: .seconds(4))
+            let outcome = client.waitForClose(within: .seconds(10))
+            let answers = outcome.received.components(separatedBy: "HTTP/1.1 200").count - 1
+            #expect(outcome.closed, "still open after \(answers) answers")
+            #expect(answers < 2_000, "the server gave up on the stalled connection: \(answers) answers of 2000")
+        }
+    }
+
     @Test func aBusyConnectionOutlivesTheDeadlinesItKeepsMeeting() async throws {
         try await withLiveServer(setting: .set(\.headerTimeout, .seconds(1))) { server throws in
             let busy = try RawConnection(port: server.port)
