@@ -319,15 +319,21 @@ struct LockController: Sendable {
         _ operation: @escaping @Sendable () async throws(RedlockError) -> T
     ) async -> Result<T, RedlockError> {
         let draining = DrainFlag()
+        let stop = OneShot()
+        // Woken by the connection's close, not by polling it.
+        context.connectionClosed.whenComplete { _ in stop.fire() }
         return await withGracefulShutdownHandler {
             await withTaskGroup(of: Result<T, RedlockError>?.self) { group in
                 group.addTask { await Self.attempt(operation) }
                 group.addTask {
-                    while context.clientIsConnected && !draining.isSet.load(ordering: .relaxed) {
-                        do { try await Task.sleep(for: .milliseconds(100)) } catch { return nil }
+                    await withTaskCancellationHandler {
+                        await stop.wait()
+                    } onCancel: {
+                        stop.fire()
                     }
-                    guard context.clientIsConnected else { return .failure(RedlockError(.cancelled, "the client has gone")) }
-                    return .failure(RedlockError(.shutdown, "the server is shutting down"))
+                    if !context.clientIsConnected { return .failure(RedlockError(.cancelled, "the client has gone")) }
+                    if draining.isSet.load(ordering: .relaxed) { return .failure(RedlockError(.shutdown, "the server is shutting down")) }
+                    return nil  // the operation ended first
                 }
                 var outcome: Result<T, RedlockError>?
                 for await result in group {
@@ -343,6 +349,7 @@ struct LockController: Sendable {
             }
         } onGracefulShutdown: {
             draining.isSet.store(true, ordering: .relaxed)
+            stop.fire()
         }
     }
 
@@ -677,6 +684,33 @@ final class WaiterCounts: Sendable {
             let left = counts[identity, default: 1] - 1
             counts[identity] = left > 0 ? left : nil
         }
+    }
+}
+
+/// Wakes its one waiter once, whichever of its causes fires first (and at once if one
+/// already has).
+final class OneShot: Sendable {
+    private let state = Mutex<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    /// Returns once ``fire()`` has been called.
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let fired = state.withLock { state -> Bool in
+                if !state.fired { state.waiter = continuation }
+                return state.fired
+            }
+            if fired { continuation.resume() }
+        }
+    }
+
+    /// Wakes the waiter (now or when it comes).
+    func fire() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.fired = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 }
 

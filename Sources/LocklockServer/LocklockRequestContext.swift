@@ -34,4 +34,7 @@ public struct LocklockRequestContext: RequestContext, RemoteAddressRequestContex
     /// Whether the client's connection is still open: a waiting request whose client has
     /// gone stops waiting, and a lock acquired for it is released.
     var clientIsConnected: Bool { channel.isActive }
+
+    /// Completes when the client's connection closes.
+    var connectionClosed: EventLoopFuture<Void> { channel.closeFuture }
 }
