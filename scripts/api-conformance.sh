@@ -15,7 +15,7 @@ masters=$(scripts/start-masters.sh 3 "$dir/masters")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 key=conformance-pro-key
 printf '{"tenants":[{"name":"conformance","plan":"pro","key_sha256":"%s"}]}' "$("$locklock" hash-key "$key")" > "$dir/tenants.json"
-"$locklock" serve --masters "$masters" --port "$port" --tenants "$dir/tenants.json" --anonymous-rate 0 --pro-rate 0 --developer-rate 0 --max-wait 0.5 > "$dir/server.log" 2>&1 &
+"$locklock" serve --masters "$masters" --port "$port" --tenants "$dir/tenants.json" --anonymous-rate 0 --anonymous-names 0 --pro-rate 0 --developer-rate 0 --max-wait 0.5 > "$dir/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; scripts/stop-masters.sh "$dir/masters"; rm -rf "$dir"; }
 trap cleanup EXIT

@@ -23,7 +23,7 @@ trap 'stop_server; scripts/stop-masters.sh "$dir/masters"; rm -rf "$dir"' EXIT
 start_server() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$bin" serve --masters "$masters" --port "$port" --anonymous-rate 0 "$@" > "$dir/server.log" 2>&1 &
+  "$bin" serve --masters "$masters" --port "$port" --anonymous-rate 0 --anonymous-names 0 "$@" > "$dir/server.log" 2>&1 &
   server=$!
   url="http://127.0.0.1:$port"
   for _ in $(seq 1 200); do curl -sf "$url/livez" >/dev/null && return; sleep 0.05; done

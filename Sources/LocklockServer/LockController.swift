@@ -141,6 +141,24 @@ struct LockController: Sendable {
     ) async throws -> Response {
         switch operation {
         case .acquire, .acquirePermit:
+            if caller.tenant == nil, configuration.anonymousNamesPerRetention > 0 {
+                let quota = AnonymousNameQuota(redlock: groups.primary, keyPrefix: "locklock:names:")
+                if let wait = await quota.admit(
+                    resource,
+                    for: identity(of: nil, context: context),
+                    quota: configuration.anonymousNamesPerRetention,
+                    window: groups.primary.configuration.fencingCounterRetention
+                ) {
+                    var headers = HTTPFields()
+                    headers[.retryAfter] = String(wait.secondsRoundedUp)
+                    throw Problem(
+                        .tooManyRequests,
+                        "Too Many Requests",
+                        "this address has used \(configuration.anonymousNamesPerRetention) lock names lately; use an API key, or reuse a name",
+                        headers: headers
+                    )
+                }
+            }
             let post = Post(
                 name: name,
                 resource: resource,

@@ -25,6 +25,11 @@ public struct LocklockServerConfiguration: Sendable {
     /// bounds what anonymous callers can keep on the masters, about rate × this many keys per
     /// address. Never above ``maximumExpiresIn``.
     public var anonymousMaximumExpiresIn: Double = 3_600
+    /// Distinct lock names one caller without a key may use per fence retention (the primary
+    /// group's ``Redlock/RedlockConfiguration/fencingCounterRetention``); 0 is no limit. Each
+    /// name leaves a lock key on every master and a fence for the retention: this bounds what
+    /// one address can make the masters hold.
+    public var anonymousNamesPerRetention = 200
     /// The key of the keyed hash (HMAC-SHA-256) under which lock secrets are stored, shared by
     /// every replica; nil stores a plain SHA-256, which a dump of the masters exposes to an
     /// offline guess of weak secrets.

@@ -156,6 +156,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "Requests/s per Pro tenant (0 = off).") var proRate = 1_000
     @Option(help: "Largest expires_in in seconds (30 days).") var maxExpiresIn = Self.defaultMaxExpiresIn
     @Option(help: "Largest expires_in in seconds for callers without a key (1 hour).") var anonymousMaxExpiresIn = 3_600.0
+    @Option(help: "Distinct lock names one address without a key may use per --fencing-retention; 0 for no limit (default: 200; dev: 0).")
+    var anonymousNames: Int?
     @Option(help: "Largest wait in seconds.") var maxWait = 60.0
     @Option(help: "Serve HTTPS with this certificate chain (PEM); needs --tls-key.") var tlsCert: String?
     @Option(help: "The private key (PEM) of --tls-cert.") var tlsKey: String?
@@ -256,6 +258,7 @@ struct ServeOptions: ParsableArguments {
         for (name, limit) in [
             ("--anonymous-waiters", anonymousWaiters), ("--developer-waiters", developerWaiters), ("--pro-waiters", proWaiters),
             ("--max-connections", maxConnections), ("--max-connections-per-client", maxConnectionsPerClient ?? 1),
+            ("--anonymous-names", (anonymousNames ?? 0) + 1),
         ] where limit < 1 {
             throw ValidationError("\(name) must be 1 or more, not \(limit)")
         }
@@ -294,6 +297,7 @@ struct ServeOptions: ParsableArguments {
         configuration.maximumConnections = maxConnections
         configuration.maximumConnectionsPerClient = maxConnectionsPerClient
         configuration.allowedHosts = allowedHost.isEmpty ? nil : allowedHost
+        if let anonymousNames { configuration.anonymousNamesPerRetention = anonymousNames }
         return configuration
     }
 
@@ -455,6 +459,8 @@ struct Dev: AsyncParsableCommand {
             // A development server on a laptop: a page elsewhere must not reach it by
             // rebinding its DNS to 127.0.0.1.
             if configuration.allowedHosts == nil { configuration.allowedHosts = Dev.loopbackNames }
+            // Throwaway masters: no quota of names unless one is asked for.
+            if options.anonymousNames == nil { configuration.anonymousNamesPerRetention = 0 }
             // Throwaway masters, one process: a key of its own unless one was given.
             if configuration.secretKey == nil { configuration.secretKey = Redlock.randomValue() }
             try await serve(

@@ -489,6 +489,22 @@ struct LockAPITests {
         }
     }
 
+    @Test func anAddressWithoutAKeyUsesAtMostItsQuotaOfLockNames() async throws {
+        try await withLiveServer(setting: .set(\.anonymousNamesPerRetention, 3)) { server throws in
+            let names = (0..<4).map { _ in "/v1/api/lock/uuid/\(uuid())" }
+            for path in names.prefix(3) {
+                #expect(try await server.request("POST", path, body: #"{"expires_in":5}"#).status == 201)
+                #expect(try await server.request("DELETE", path).status == 200)
+            }
+            let refused = try await server.request("POST", names[3], body: #"{"expires_in":5}"#)
+            expectProblem(refused, 429)
+            #expect(Int(refused.header("Retry-After") ?? "") ?? 0 > 3_600, "until the oldest name leaves the 24 h window")
+            #expect(try await server.request("POST", names[0], body: #"{"expires_in":5}"#).status == 201, "a name it used is still its own")
+            let keyed = try await server.request("POST", "/v1/api/lock/key/quota-\(uuid())", headers: ["Authorization": "Bearer \(Keys.acme)"])
+            #expect(keyed.status == 201, "a tenant is accountable by key, and not limited so")
+        }
+    }
+
     @Test func wrongSecretsForOneLockAreThrottledBeforeTheSecretIsCompared() async throws {
         try await withLiveServer { server throws in
             let path = "/v1/api/lock/uuid/\(uuid())"

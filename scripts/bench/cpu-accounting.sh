@@ -37,7 +37,7 @@ for round in $(seq 1 "$rounds"); do
 done | tee "$dir/lock"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin/locklock" serve --masters "$masters" --port "$port" --anonymous-rate 0 > "$dir/server.log" 2>&1 &
+"$bin/locklock" serve --masters "$masters" --port "$port" --anonymous-rate 0 --anonymous-names 0 > "$dir/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$port/livez" >/dev/null && break; sleep 0.05; done
 http_round() {  # label, wrk arguments...

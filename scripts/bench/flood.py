@@ -100,8 +100,14 @@ def used_memory(masters):
     return [int(line.split(":")[1]) for stats in redis(masters, "INFO", "memory") for line in stats.splitlines() if line.startswith("used_memory:")]
 
 
+def unlimited(binary):
+    """Throttling off, and (where the build has it) no quota of anonymous lock names."""
+    help_text = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True).stdout
+    return ["--anonymous-rate", "0"] + (["--anonymous-names", "0"] if "--anonymous-names" in help_text else [])
+
+
 def body_costs(binary, masters):
-    process, port = serve(binary, masters, "--anonymous-rate", "0")
+    process, port = serve(binary, masters, *unlimited(binary))
     connection = http.client.HTTPConnection("127.0.0.1", port)
     kinds = {
         "livez": (2000, lambda: request(connection, "GET", "/livez"), 200),
