@@ -7,8 +7,7 @@ import Redlock
 /// is (one master by a stable hash of the identity), shared by every replica; when that master
 /// does not answer, the name is let through.
 struct AnonymousNameQuota: Sendable {
-    let redlock: Redlock
-    let keyPrefix: String
+    let master: IdentityMaster
 
     /// KEYS[1] the identity's names; ARGV[1] a lock name, ARGV[2] the quota, ARGV[3] the window
     /// (ms). Forgets names older than the window; admits a name already counted, or a new one
@@ -33,11 +32,8 @@ struct AnonymousNameQuota: Sendable {
     /// Nil when `name` may be used by `identity`; else how long until it may.
     func admit(_ name: String, for identity: String, quota: Int, window: Duration) async -> Duration? {
         let milliseconds = max(window.components.seconds * 1_000, 1)
-        let master = Int(SharedRateLimiter.stableHash(identity) % UInt64(redlock.masters.count))
         let arguments = [Array(name.utf8), Array(String(quota).utf8), Array(String(milliseconds).utf8)]
-        guard let reply = try? await redlock.evaluate(onMaster: master, Self.admit, keys: [Array((keyPrefix + identity).utf8)], arguments: arguments),
-            let wait = reply.integer, wait > 0
-        else { return nil }
+        guard let wait = await master.evaluate(Self.admit, for: identity, arguments: arguments)?.integer, wait > 0 else { return nil }
         return .milliseconds(wait)
     }
 }

@@ -142,7 +142,7 @@ struct LockController: Sendable {
         switch operation {
         case .acquire, .acquirePermit:
             if caller.tenant == nil, configuration.anonymousNamesPerRetention > 0 {
-                let quota = AnonymousNameQuota(redlock: groups.primary, keyPrefix: "locklock:names:")
+                let quota = AnonymousNameQuota(master: IdentityMaster(redlock: groups.primary, keyPrefix: "locklock:names:"))
                 if let wait = await quota.admit(
                     resource,
                     for: identity(of: nil, context: context),
@@ -216,7 +216,7 @@ struct LockController: Sendable {
         let identity = identity(of: caller.tenant, context: context)
         let limit = waiterLimit(for: caller.tenant)
         if configuration.throttle == .shared {
-            let shared = SharedWaiterCounts(redlock: groups.primary, keyPrefix: "locklock:waiters:")
+            let shared = SharedWaiterCounts(master: IdentityMaster(redlock: groups.primary, keyPrefix: "locklock:waiters:"))
             // Its place lapses a little after the longest it may wait, should this replica die.
             let lease = Duration.milliseconds(Int64(seconds * 1000)) + .seconds(5)
             if let id = await shared.enter(identity, limit: limit, lease: lease) {
@@ -593,7 +593,10 @@ struct LockController: Sendable {
                 // The masters said so already: refused here, without asking them again.
                 shared = RateLimiter.Decision(allowed: false, remaining: 0, retryAfter: max(1, Int(left.secondsRoundedUp)))
             case .ask:
-                let answer = await SharedRateLimiter(redlock: groups.primary, keyPrefix: "locklock:throttle:").check(key, rate: rate)
+                let answer = await SharedRateLimiter(master: IdentityMaster(redlock: groups.primary, keyPrefix: "locklock:throttle:")).check(
+                    key,
+                    rate: rate
+                )
                 shared = answer?.decision
                 denials.settle(key, refusedFor: answer?.refusedFor)
             }

@@ -7,8 +7,7 @@ import Redlock
 /// stable hash of the identity, on that master's clock. Returns nil when that master cannot
 /// answer, and the caller falls back to its local limiter.
 struct SharedRateLimiter: Sendable {
-    let redlock: Redlock
-    let keyPrefix: String
+    let master: IdentityMaster
 
     /// KEYS[1] the identity's theoretical arrival time (µs); ARGV[1] µs per request, ARGV[2]
     /// burst. Returns {allowed, remaining, µs until the next request is allowed}.
@@ -32,10 +31,8 @@ struct SharedRateLimiter: Sendable {
     func check(_ key: String, rate: Int) async -> (decision: RateLimiter.Decision, refusedFor: Duration)? {
         let interval = 1_000_000.0 / Double(rate)
         let arguments = [Array(String(format: "%.3f", interval).utf8), Array(String(rate * 2).utf8)]
-        let master = Int(Self.stableHash(key) % UInt64(redlock.masters.count))
-        guard
-            let reply = try? await redlock.evaluate(onMaster: master, Self.gcra, keys: [Array((keyPrefix + key).utf8)], arguments: arguments),
-            let values = reply.array?.compactMap(\.integer), values.count == 3
+        guard let reply = await master.evaluate(Self.gcra, for: key, arguments: arguments), let values = reply.array?.compactMap(\.integer),
+            values.count == 3
         else { return nil }
         let waitSeconds = Int((Double(values[2]) / 1_000_000).rounded(.up))
         let decision = RateLimiter.Decision(
@@ -44,16 +41,5 @@ struct SharedRateLimiter: Sendable {
             retryAfter: values[0] == 1 ? 0 : max(1, waitSeconds)
         )
         return (decision, .microseconds(max(values[2], 0)))
-    }
-
-    /// FNV-1a: the same master for an identity in every replica (Swift's `Hasher` is seeded
-    /// per process).
-    static func stableHash(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return hash
     }
 }

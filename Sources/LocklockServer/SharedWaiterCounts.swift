@@ -7,8 +7,7 @@ import Redlock
 /// that dies with waiters in flight frees their places soon after. Nil from either call means
 /// the master did not answer, and the caller counts locally instead.
 struct SharedWaiterCounts: Sendable {
-    let redlock: Redlock
-    let keyPrefix: String
+    let master: IdentityMaster
 
     /// KEYS[1] the identity's waiters; ARGV[1] a waiter id, ARGV[2] the limit, ARGV[3] its
     /// lease (ms). Drops lapsed entries, then admits (1) unless the limit is reached (0).
@@ -33,18 +32,12 @@ struct SharedWaiterCounts: Sendable {
     func enter(_ identity: String, limit: Int, lease: Duration) async -> [UInt8]? {
         let id = Redlock.randomValue()
         let arguments = [id, Array(String(limit).utf8), Array(String(lease.components.seconds * 1_000 + 1).utf8)]
-        guard let reply = try? await redlock.evaluate(onMaster: master(of: identity), Self.enter, keys: [key(identity)], arguments: arguments),
-            let admitted = reply.integer
-        else { return nil }
+        guard let admitted = await master.evaluate(Self.enter, for: identity, arguments: arguments)?.integer else { return nil }
         return admitted == 1 ? id : []
     }
 
     /// Counts the waiter `id` of `identity` less.
     func leave(_ identity: String, id: [UInt8]) async {
-        _ = try? await redlock.evaluate(onMaster: master(of: identity), Self.leave, keys: [key(identity)], arguments: [id])
+        _ = await master.evaluate(Self.leave, for: identity, arguments: [id])
     }
-
-    private func key(_ identity: String) -> [UInt8] { Array((keyPrefix + identity).utf8) }
-
-    private func master(of identity: String) -> Int { Int(SharedRateLimiter.stableHash(identity) % UInt64(redlock.masters.count)) }
 }
