@@ -1,4 +1,5 @@
 import Foundation
+import RedisWire
 import Redlock
 
 /// A store on the Redlock masters themselves, shared by every replica that uses them: each
@@ -39,7 +40,7 @@ public struct RedlockIdempotencyStore: IdempotencyResponseStore {
     /// Writes `response` to every master for `retention`; throws unless a quorum took it.
     public func save(_ response: StoredResponse, for key: String, retention: Duration) async throws {
         let payload = Array(try JSONEncoder().encode(response))
-        let milliseconds = max(retention.components.seconds * 1_000 + retention.components.attoseconds / 1_000_000_000_000_000, 1)
+        let milliseconds = max(retention.millisecondsRoundedUp, 1)
         let command = [Array("SET".utf8), Array((keyPrefix + key).utf8), payload, Array("PX".utf8), Array(String(milliseconds).utf8)]
         let saved = await redlock.sendToEveryMaster(command).count { $0?.string == "OK" }
         guard saved >= redlock.quorum else { throw Unavailable(description: "only \(saved) of the masters saved the response") }

@@ -31,7 +31,7 @@ struct AnonymousNameQuota: Sendable {
 
     /// Nil when `name` may be used by `identity`; else how long until it may.
     func admit(_ name: String, for identity: String, quota: Int, window: Duration) async -> Duration? {
-        let milliseconds = max(window.components.seconds * 1_000, 1)
+        let milliseconds = max(window.millisecondsRoundedUp, 1)
         let arguments = [Array(name.utf8), Array(String(quota).utf8), Array(String(milliseconds).utf8)]
         guard let wait = await master.evaluate(Self.admit, for: identity, arguments: arguments)?.integer, wait > 0 else { return nil }
         return .milliseconds(wait)

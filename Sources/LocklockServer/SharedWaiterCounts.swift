@@ -31,7 +31,7 @@ struct SharedWaiterCounts: Sendable {
     /// an empty id when `limit` is reached, nil when the master did not answer.
     func enter(_ identity: String, limit: Int, lease: Duration) async -> [UInt8]? {
         let id = Redlock.randomValue()
-        let arguments = [id, Array(String(limit).utf8), Array(String(lease.components.seconds * 1_000 + 1).utf8)]
+        let arguments = [id, Array(String(limit).utf8), Array(String(lease.millisecondsRoundedUp).utf8)]
         guard let admitted = await master.evaluate(Self.enter, for: identity, arguments: arguments)?.integer else { return nil }
         return admitted == 1 ? id : []
     }

@@ -14,6 +14,12 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 
+    /// Whole milliseconds, rounded up (PX takes milliseconds).
+    package var millisecondsRoundedUp: Int64 {
+        let nanos = nanoseconds
+        return nanos / 1_000_000 + (nanos % 1_000_000 > 0 ? 1 : 0)
+    }
+
     /// The duration in whole seconds, any fraction rounded up (for `Retry-After`).
     package var secondsRoundedUp: Int {
         let (seconds, attoseconds) = components

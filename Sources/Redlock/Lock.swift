@@ -143,11 +143,3 @@ public enum Validity {
         ttl - elapsed - drift(ttl: ttl, driftFactor: driftFactor)
     }
 }
-
-extension Duration {
-    /// Whole milliseconds, rounded up (PX takes milliseconds).
-    var millisecondsRoundedUp: Int64 {
-        let nanos = nanoseconds
-        return nanos / 1_000_000 + (nanos % 1_000_000 > 0 ? 1 : 0)
-    }
-}
