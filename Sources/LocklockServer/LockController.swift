@@ -105,9 +105,7 @@ struct LockController: Sendable {
         // even compared.
         let guesser = identity(of: caller.tenant, context: context) + "\u{0}" + resource
         if operation != .status, let left = secretGuesses.refusal(for: guesser) {
-            var headers = HTTPFields()
-            headers[.retryAfter] = String(left.secondsRoundedUp)
-            throw Problem(.tooManyRequests, "Too Many Requests", "too many wrong secrets for this lock; try again later", headers: headers)
+            throw Problem.tooManyRequests("too many wrong secrets for this lock; try again later", retryAfter: left.secondsRoundedUp)
         }
         do {
             return try await perform(
@@ -149,13 +147,9 @@ struct LockController: Sendable {
                     quota: configuration.anonymousNamesPerRetention,
                     window: groups.primary.configuration.fencingCounterRetention
                 ) {
-                    var headers = HTTPFields()
-                    headers[.retryAfter] = String(wait.secondsRoundedUp)
-                    throw Problem(
-                        .tooManyRequests,
-                        "Too Many Requests",
+                    throw Problem.tooManyRequests(
                         "this address has used \(configuration.anonymousNamesPerRetention) lock names lately; use an API key, or reuse a name",
-                        headers: headers
+                        retryAfter: wait.secondsRoundedUp
                     )
                 }
             }

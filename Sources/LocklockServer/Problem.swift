@@ -50,12 +50,11 @@ public struct Problem: HTTPResponseError, Sendable {
     }
     /// For a client with too many requests waiting (POSTs with `wait`, watches) already.
     static func tooManyWaiters(retryAfter: Int) -> Problem {
-        Problem(
-            .tooManyRequests,
-            "Too Many Requests",
-            "too many of this client's requests are already waiting",
-            headers: [.retryAfter: String(retryAfter)]
-        )
+        tooManyRequests("too many of this client's requests are already waiting", retryAfter: retryAfter)
+    }
+    /// 429 with `Retry-After` in seconds.
+    static func tooManyRequests(_ detail: String, retryAfter: Int) -> Problem {
+        Problem(.tooManyRequests, "Too Many Requests", detail, headers: [.retryAfter: String(retryAfter)])
     }
     /// For a client that hung up while its request waited: nobody reads it.
     static let clientGone = Problem(.serviceUnavailable, "Service Unavailable", "the client closed the connection while the request waited")
